@@ -1,0 +1,151 @@
+/**
+ * The SCSI command object: the one thing that flows from a fabric (iSCSI) through the core
+ * (task set, device type handler) to a backing store and back (tgt's `scsi_cmd`, SPDK's
+ * `spdk_scsi_task`, LIO's `se_cmd`).
+ *
+ *   fabric                      core                              store
+ *   ------                      ----                              -----
+ *   new ScsiCommand(...)
+ *   collect Data-Out ------->   nexus.submit(cmd)
+ *                               task set gate (SIMPLE/ORDERED/HEAD)
+ *                               UA / reservation / opcode table
+ *                               handler decodes CDB  ----------->  read(into cmd.dataIn) / write(cmd.dataOut)
+ *                               status + sense  <---------------  completion
+ *   onComplete(cmd) <--------   cmd.complete()
+ *   Data-In / SCSI Response
+ *
+ * Fabrics own everything transport-specific (ITT, CmdSN, DataSN, R2T state) in their own
+ * task object that points at the ScsiCommand; the core never sees it.
+ */
+
+/** Data transfer direction, from the fabric's point of view of the initiator's request. */
+export enum DataDirection {
+  None = 0,
+  /** Data-In: target to initiator. */
+  Read = 1,
+  /** Data-Out: initiator to target. */
+  Write = 2,
+  Bidirectional = 3,
+}
+
+/** SAM-5 task attributes (iSCSI ATTR field values map onto these). */
+export enum TaskAttribute {
+  Simple = 0,
+  Ordered = 1,
+  HeadOfQueue = 2,
+  Aca = 3,
+}
+
+/** SAM-5 status codes. */
+export enum ScsiStatus {
+  Good = 0x00,
+  CheckCondition = 0x02,
+  ConditionMet = 0x04,
+  Busy = 0x08,
+  ReservationConflict = 0x18,
+  TaskSetFull = 0x28,
+  AcaActive = 0x30,
+  TaskAborted = 0x40,
+}
+
+/** What a fabric supplies when it creates a command. */
+export interface ScsiCommandInit {
+  /** CDB bytes (16 from the BHS, or longer with an extended-CDB AHS). Trailing zero padding is fine. */
+  cdb: Buffer;
+  /** The 8-byte SAM LUN field exactly as received. */
+  lun: Buffer;
+  /** Fabric tag (iSCSI: Initiator Task Tag), used by task management to find the command. */
+  tag: number;
+  attribute: TaskAttribute;
+  direction: DataDirection;
+  /** Bytes of Data-In the initiator is prepared to receive (iSCSI: EDTL, or the bidi read length). */
+  expectedReadLength: number;
+  /** Bytes of Data-Out the initiator will send (iSCSI: EDTL for writes). */
+  expectedWriteLength: number;
+}
+
+export type CommandCallback = (cmd: ScsiCommand) => void;
+
+export class ScsiCommand {
+  cdb: Buffer;
+  lun: Buffer;
+  tag: number;
+  attribute: TaskAttribute;
+  direction: DataDirection;
+  expectedReadLength: number;
+  expectedWriteLength: number;
+
+  /**
+   * Data-Out payload as the fabric received it: views of the receive buffers, in order,
+   * never concatenated on the data path (stores write them with writev). Total length is
+   * `dataOutLength`.
+   */
+  dataOut: Buffer[] = [];
+  dataOutLength = 0;
+
+  /**
+   * Data-In produced by the command. The core allocates it (stores read straight into it) and
+   * the fabric sends views of it. `dataInLength` is how many bytes the command produced,
+   * which may exceed `expectedReadLength` (the fabric then reports residual overflow and sends
+   * only what fits).
+   */
+  dataIn: Buffer | null = null;
+  dataInLength = 0;
+
+  /**
+   * Bytes of Data-Out the CDB called for (set by the handler). The fabric compares it with
+   * `expectedWriteLength` for residual counts.
+   */
+  writeTransferLength = 0;
+
+  status: ScsiStatus = ScsiStatus.Good;
+  /** Sense data (fixed or descriptor format, decided by the LU) when status is CHECK CONDITION. */
+  sense: Buffer | null = null;
+
+  /** Set by task management; an aborted command completes with no response sent by the fabric. */
+  aborted = false;
+
+  /** Called exactly once when the core has finished with the command. */
+  onComplete: CommandCallback;
+
+  /** Opaque per-fabric state (e.g. the iSCSI task). The core never reads it. */
+  fabricData: unknown = null;
+
+  constructor(init: ScsiCommandInit, onComplete: CommandCallback) {
+    this.cdb = init.cdb;
+    this.lun = init.lun;
+    this.tag = init.tag;
+    this.attribute = init.attribute;
+    this.direction = init.direction;
+    this.expectedReadLength = init.expectedReadLength;
+    this.expectedWriteLength = init.expectedWriteLength;
+    this.onComplete = onComplete;
+  }
+
+  get opcode(): number {
+    return this.cdb[0]!;
+  }
+
+  /** Append a received Data-Out segment (a view; not copied). */
+  addDataOut(segment: Buffer): void {
+    if (segment.length === 0) return;
+    this.dataOut.push(segment);
+    this.dataOutLength += segment.length;
+  }
+
+  /**
+   * Copy up to `length` bytes of Data-Out into one contiguous buffer. For parameter lists
+   * (MODE SELECT, UNMAP, PR OUT...), never for READ/WRITE payloads.
+   */
+  gatherDataOut(length = this.dataOutLength): Buffer {
+    const n = Math.min(length, this.dataOutLength);
+    if (this.dataOut.length === 1) return this.dataOut[0]!.subarray(0, n);
+    const out = Buffer.allocUnsafe(n);
+    let off = 0;
+    for (const seg of this.dataOut) {
+      if (off >= n) break;
+      off += seg.copy(out, off, 0, Math.min(seg.length, n - off));
+    }
+    return out;
+  }
+}
