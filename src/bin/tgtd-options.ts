@@ -1,0 +1,168 @@
+/**
+ * tgtd's command line, as tgt 1.0.x parses it (tgt-behaviour.md §1.7):
+ *   -f/--foreground, -D/--nodaemonize, -C/--control-port N, -t/--nr_iothreads N, -p/--pid-file F,
+ *   -d/--debug N, -V/--version, -h/--help, --iscsi k=v,... (portal=ADDR:PORT repeatable,
+ *   nop_interval=N, nop_count=N).
+ */
+
+export const TGTD_VERSION = '1.0.85-ts';
+
+export interface TgtdOptions {
+  foreground: boolean;
+  noDaemonize: boolean;
+  controlPort: number;
+  ioThreads: number;
+  pidFile: string | null;
+  debug: boolean;
+  /** Portal specs as given ("127.0.0.1:3260", "[::1]:3260"); empty = wildcard on 3260. */
+  portals: string[];
+  nopInterval: number;
+  nopCount: number;
+}
+
+export type ParseResult =
+  | { kind: 'run'; options: TgtdOptions }
+  | { kind: 'exit'; code: number; stdout?: string; stderr?: string };
+
+export const TGTD_USAGE = `Linux SCSI Target framework daemon, version ${TGTD_VERSION}
+
+Usage: tgtd [OPTION]
+-f, --foreground        make the program run in the foreground
+-D, --nodaemonize       make the program run in the foreground with logger
+-C, --control-port NNNN use port NNNN for the mgmt channel
+-t, --nr_iothreads NNNN specify the number of I/O threads
+-p, --pid-file filename specify the pid file
+-d, --debug debuglevel  print debugging information
+-V, --version           print version and exit
+-h, --help              display this help and exit
+    --iscsi portal=ADDR:PORT,nop_interval=N,nop_count=N
+                        iSCSI driver options (portal may repeat; IPv6 as [ADDR]:PORT)
+`;
+
+const TRY_HELP = "Try `tgtd --help' for more information.\n";
+
+/** Options that take a value, by short and long name. */
+const WITH_VALUE: Record<string, string> = {
+  '-C': 'control-port',
+  '--control-port': 'control-port',
+  '-t': 'nr_iothreads',
+  '--nr_iothreads': 'nr_iothreads',
+  '-p': 'pid-file',
+  '--pid-file': 'pid-file',
+  '-d': 'debug',
+  '--debug': 'debug',
+  '--iscsi': 'iscsi',
+};
+
+function parseUint(text: string): number | null {
+  return /^\d+$/.test(text) ? Number(text) : null;
+}
+
+/** Parse tgtd's argv (without node and script). */
+export function parseTgtdArgs(argv: readonly string[]): ParseResult {
+  const o: TgtdOptions = {
+    foreground: false,
+    noDaemonize: false,
+    controlPort: 0,
+    ioThreads: 16,
+    pidFile: null,
+    debug: false,
+    portals: [],
+    nopInterval: 0,
+    nopCount: 0,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    let arg = argv[i]!;
+    let value: string | undefined;
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    if (eq > 0) {
+      value = arg.slice(eq + 1);
+      arg = arg.slice(0, eq);
+    }
+    const valued = WITH_VALUE[arg];
+    if (valued !== undefined && value === undefined) {
+      value = argv[++i];
+      if (value === undefined) {
+        return { kind: 'exit', code: 22, stderr: `option '${arg}' requires an argument\n${TRY_HELP}` };
+      }
+    }
+    switch (arg) {
+      case '-f':
+      case '--foreground':
+        o.foreground = true;
+        break;
+      case '-D':
+      case '--nodaemonize':
+        o.noDaemonize = true;
+        break;
+      case '-V':
+      case '--version':
+        return { kind: 'exit', code: 0, stdout: `${TGTD_VERSION}\n` };
+      case '-h':
+      case '--help':
+        return { kind: 'exit', code: 0, stdout: TGTD_USAGE };
+      case '-C':
+      case '--control-port': {
+        const n = parseUint(value!);
+        if (n === null || n > 65535) {
+          return { kind: 'exit', code: 22, stderr: `-C argument value '${value}' invalid\n${TRY_HELP}` };
+        }
+        o.controlPort = n;
+        break;
+      }
+      case '-t':
+      case '--nr_iothreads': {
+        const n = parseUint(value!);
+        if (n === null || n < 1 || n > 128) {
+          return { kind: 'exit', code: 22, stderr: `-t argument value '${value}' invalid\n${TRY_HELP}` };
+        }
+        o.ioThreads = n;
+        break;
+      }
+      case '-p':
+      case '--pid-file':
+        o.pidFile = value!;
+        break;
+      case '-d':
+      case '--debug': {
+        const n = parseUint(value!);
+        if (n === null) {
+          return { kind: 'exit', code: 22, stderr: `-d argument value '${value}' invalid\n${TRY_HELP}` };
+        }
+        o.debug = n > 0;
+        break;
+      }
+      case '--iscsi': {
+        const err = parseIscsiOptions(value!, o);
+        if (err) return { kind: 'exit', code: 22, stderr: `${err}\n${TRY_HELP}` };
+        break;
+      }
+      default:
+        return { kind: 'exit', code: 1, stderr: `'${arg.replace(/^-+/, '')}' is an unknown option\n${TRY_HELP}` };
+    }
+  }
+  return { kind: 'run', options: o };
+}
+
+/** `--iscsi portal=A:P,portal=B:P,nop_interval=N,nop_count=N`. Returns an error message or null. */
+function parseIscsiOptions(text: string, o: TgtdOptions): string | null {
+  for (const item of text.split(',')) {
+    if (item === '') continue;
+    const eq = item.indexOf('=');
+    if (eq < 0) return `invalid iscsi option '${item}'`;
+    const key = item.slice(0, eq);
+    const val = item.slice(eq + 1);
+    if (key === 'portal') {
+      if (!/^(\[[0-9a-fA-F:.%\w]+\]|[^:[\]]*)(:\d{1,5})?$/.test(val)) return `invalid portal '${val}'`;
+      o.portals.push(val);
+    } else if (key === 'nop_interval' || key === 'nop_count') {
+      const n = parseUint(val);
+      if (n === null) return `invalid ${key} '${val}'`;
+      if (key === 'nop_interval') o.nopInterval = n;
+      else o.nopCount = n;
+    } else {
+      return `unknown iscsi option '${key}'`;
+    }
+  }
+  return null;
+}
