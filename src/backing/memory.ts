@@ -1,0 +1,104 @@
+/**
+ * "memory" store: a sparse RAM disk. The path is the size (syntax in size.ts: "64M", "1GiB",
+ * "1048576"). Data lives in fixed-size chunks allocated on first write, so a large LUN costs
+ * nothing until written; unwritten ranges read as zeroes; unmap frees whole chunks and zeroes
+ * the partial ones at the edges. Contents are lost when the store is closed.
+ */
+import type { BackingStore, StoreCapabilities, StoreOpenOptions, StoreType } from './store.js';
+import { checkRange, StoreError } from './errors.js';
+import { parseSize } from './size.js';
+
+/** Allocation unit: small enough for sparse use and unmap, big enough to keep the map small. */
+export const MEMORY_CHUNK_SIZE = 64 * 1024;
+
+export class MemoryStore implements BackingStore {
+  readonly type = 'memory';
+  readonly capabilities: StoreCapabilities;
+  private readonly chunks = new Map<number, Buffer>();
+
+  constructor(
+    readonly path: string,
+    readonly size: number,
+    readonly: boolean,
+  ) {
+    // Writes are as durable as RAM gets when they return: FUA is native, flush has nothing to do.
+    this.capabilities = { flush: false, fua: true, unmap: !readonly, readonly };
+  }
+
+  /** Bytes of RAM currently holding data (for tests and `show`). */
+  get allocatedBytes(): number {
+    return this.chunks.size * MEMORY_CHUNK_SIZE;
+  }
+
+  async read(into: Buffer, offset: number): Promise<void> {
+    checkRange(offset, into.length, this.size);
+    let done = 0;
+    while (done < into.length) {
+      const pos = offset + done;
+      const index = Math.floor(pos / MEMORY_CHUNK_SIZE);
+      const within = pos - index * MEMORY_CHUNK_SIZE;
+      const n = Math.min(MEMORY_CHUNK_SIZE - within, into.length - done);
+      const chunk = this.chunks.get(index);
+      if (chunk) chunk.copy(into, done, within, within + n);
+      else into.fill(0, done, done + n);
+      done += n;
+    }
+  }
+
+  async write(segments: readonly Buffer[], offset: number, _fua = false): Promise<void> {
+    if (this.capabilities.readonly) throw new StoreError('TGT_ERR_BS_READONLY', 'memory store is read-only');
+    let length = 0;
+    for (const s of segments) length += s.length;
+    checkRange(offset, length, this.size);
+    let pos = offset;
+    for (const segment of segments) {
+      let done = 0;
+      while (done < segment.length) {
+        const index = Math.floor(pos / MEMORY_CHUNK_SIZE);
+        const within = pos - index * MEMORY_CHUNK_SIZE;
+        const n = Math.min(MEMORY_CHUNK_SIZE - within, segment.length - done);
+        segment.copy(this.chunkForWrite(index), within, done, done + n);
+        done += n;
+        pos += n;
+      }
+    }
+  }
+
+  async flush(): Promise<void> {}
+
+  async unmap(offset: number, length: number): Promise<void> {
+    if (this.capabilities.readonly) throw new StoreError('TGT_ERR_BS_READONLY', 'memory store is read-only');
+    checkRange(offset, length, this.size);
+    const end = offset + length;
+    let pos = offset;
+    while (pos < end) {
+      const index = Math.floor(pos / MEMORY_CHUNK_SIZE);
+      const within = pos - index * MEMORY_CHUNK_SIZE;
+      const n = Math.min(MEMORY_CHUNK_SIZE - within, end - pos);
+      if (n === MEMORY_CHUNK_SIZE) this.chunks.delete(index);
+      else this.chunks.get(index)?.fill(0, within, within + n);
+      pos += n;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.chunks.clear();
+  }
+
+  private chunkForWrite(index: number): Buffer {
+    let chunk = this.chunks.get(index);
+    if (!chunk) {
+      chunk = Buffer.alloc(MEMORY_CHUNK_SIZE);
+      this.chunks.set(index, chunk);
+    }
+    return chunk;
+  }
+}
+
+export const memoryStoreType: StoreType = {
+  name: 'memory',
+  supportedOflags: [],
+  async open(path: string, options: StoreOpenOptions): Promise<BackingStore> {
+    return new MemoryStore(path, parseSize(path), options.readonly === true);
+  },
+};
