@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LoginNegotiator, type SessionType } from '../../../../src/iscsi/negotiate.js';
-import { TargetParams } from '../../../../src/iscsi/params.js';
+import { TARGET_PARAM_NAMES, TargetParams } from '../../../../src/iscsi/params.js';
 import { parseText, type TextPair } from '../../../../src/iscsi/text.js';
 
 function negotiator(
@@ -567,4 +567,40 @@ test('fixture kernel CHAP login: the security-stage opener selects CHAP with no 
   const step = negotiator().processSecurity(parseText(Buffer.from(text)), true);
   assert.deepEqual(step.response, [['AuthMethod', 'CHAP']]); // frame 14 adds TargetPortalGroupTag=1 first
   assert.equal(step.error, undefined);
+});
+
+test('bad input never crashes: every known key with odd values gets an answer or a login status', () => {
+  const values = [
+    '',
+    'Yes',
+    'No',
+    '0',
+    '1',
+    '512',
+    '0x',
+    '99999999999999999999',
+    'None,CRC32C',
+    'Reject',
+    ',',
+    '\u00e9',
+  ];
+  const names = [
+    ...TARGET_PARAM_NAMES,
+    'TaskReporting',
+    'iSCSIProtocolLevel',
+    'SendTargets',
+    'CHAP_R',
+    'X-a',
+  ];
+  for (const type of ['Normal', 'Discovery'] as const) {
+    for (const name of names) {
+      for (const value of values) {
+        const n = negotiator({}, type);
+        const step = n.processOperational([[name, value]]);
+        assert.ok(step.error !== undefined || step.response.length <= 1, `${name}=${value}`);
+        n.proposals();
+        assert.doesNotThrow(() => n.result());
+      }
+    }
+  }
 });

@@ -167,3 +167,24 @@ test('rfc7143 6.1: numerical values are decimal or hex constants below 2^64', ()
     assert.equal(decodeNumber(v), undefined, v);
   }
 });
+
+test('bad input never crashes: random bytes either parse or throw TextFormatError', () => {
+  let seed = 0x2545f491;
+  const next = (): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed >>> 16;
+  };
+  const alphabet = Buffer.from('AB=\0,x0\xff\xc3', 'latin1');
+  for (let i = 0; i < 2000; i++) {
+    const buf = Buffer.alloc(next() % 40);
+    for (let j = 0; j < buf.length; j++) buf[j] = alphabet[next() % alphabet.length]!;
+    try {
+      for (const [k, v] of parseText(buf)) {
+        assert.equal(typeof k, 'string');
+        assert.equal(typeof v, 'string');
+      }
+    } catch (e) {
+      assert.ok(e instanceof TextFormatError, String(e));
+    }
+  }
+});
