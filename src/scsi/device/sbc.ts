@@ -1,0 +1,576 @@
+/**
+ * SBC-4 direct-access block device ("disk"): the opcode table and its handlers. Handlers
+ * decode the CDB, check it, and move bytes with the backing store: reads go straight into
+ * `cmd.dataIn`, writes go from `cmd.dataOut` segments without concatenation. What a store
+ * lacks is emulated here (FUA by write + flush, WRITE SAME by repeated writes).
+ */
+import type { ScsiCommand } from '../command.js';
+import {
+  cdbFua,
+  cdbLba,
+  cdbProtect,
+  cdbTransferLength,
+  Op,
+  SA_GET_LBA_STATUS,
+  SA_READ_CAPACITY_16,
+  SA_REPORT_SUPPORTED_OPCODES,
+} from '../cdb.js';
+import type { LogicalUnit } from '../lu.js';
+import type { ItNexus } from '../nexus.js';
+import { SenseError, SenseReason } from '../sense.js';
+import {
+  MAX_COMPARE_AND_WRITE_BLOCKS,
+  MAX_TRANSFER_BYTES,
+  MAX_UNMAP_DESCRIPTORS,
+  replyData,
+  SPC_ENTRIES,
+  usage,
+} from './spc.js';
+import { opcodeTable, serviceActionTable, type DeviceType, type OpcodeEntry } from './types.js';
+
+/** Bytes written per store call when emulating WRITE SAME (bounded memory). */
+const WRITE_SAME_CHUNK_BYTES = 1024 * 1024;
+
+/** SBC-4 4.5: any block past the last LBA -> LOGICAL BLOCK ADDRESS OUT OF RANGE. */
+function checkRange(lu: LogicalUnit, lba: number, blocks: number): void {
+  const capacity = lu.blocks;
+  if (lba > capacity || blocks > capacity - lba) throw new SenseError(SenseReason.LbaOutOfRange);
+}
+
+/** SBC-4 4.12: writes to a write-protected LU -> DATA PROTECT, WRITE PROTECTED. */
+function checkWritable(lu: LogicalUnit): void {
+  if (lu.writeProtected) throw new SenseError(SenseReason.WriteProtected);
+}
+
+/** Store read; any store failure becomes MEDIUM ERROR, UNRECOVERED READ ERROR. */
+async function storeRead(lu: LogicalUnit, into: Buffer, offset: number): Promise<void> {
+  try {
+    await lu.store!.read(into, offset);
+  } catch {
+    throw new SenseError(SenseReason.UnrecoveredReadError);
+  }
+}
+
+/**
+ * Store write; `durable` (FUA, or WCE=0) is met natively when the store has FUA, else by a
+ * flush. Any store failure becomes MEDIUM ERROR, WRITE ERROR.
+ */
+async function storeWrite(
+  lu: LogicalUnit,
+  segments: readonly Buffer[],
+  offset: number,
+  durable: boolean,
+): Promise<void> {
+  const store = lu.store!;
+  try {
+    if (durable && store.capabilities.fua) {
+      await store.write(segments, offset, true);
+    } else {
+      await store.write(segments, offset, false);
+      if (durable && store.capabilities.flush) await store.flush();
+    }
+  } catch {
+    throw new SenseError(SenseReason.WriteError);
+  }
+}
+
+/** Views covering bytes [start, start + length) of a segment list (no payload copy). */
+function sliceSegments(segments: readonly Buffer[], start: number, length: number): Buffer[] {
+  const out: Buffer[] = [];
+  let pos = 0;
+  const end = start + length;
+  for (const seg of segments) {
+    const segEnd = pos + seg.length;
+    if (segEnd > start && pos < end)
+      out.push(seg.subarray(Math.max(0, start - pos), Math.min(seg.length, end - pos)));
+    pos = segEnd;
+    if (pos >= end) break;
+  }
+  return out;
+}
+
+/** Offset of the first byte where `segments` (from `start`) differs from `data`, or -1. */
+function firstMismatch(segments: readonly Buffer[], start: number, data: Buffer): number {
+  let off = 0;
+  for (const seg of sliceSegments(segments, start, data.length)) {
+    const other = data.subarray(off, off + seg.length);
+    if (!seg.equals(other)) {
+      for (let i = 0; i < seg.length; i++) if (seg[i] !== other[i]) return off + i;
+    }
+    off += seg.length;
+  }
+  return -1;
+}
+
+/** Whole-block byte count of a transfer, refused above MAXIMUM TRANSFER LENGTH (SBC-4 6.6.4). */
+function transferBytes(lu: LogicalUnit, blocks: number): number {
+  const bytes = blocks * lu.blockSize;
+  if (bytes > MAX_TRANSFER_BYTES) throw new SenseError(SenseReason.InvalidFieldInCdb);
+  return bytes;
+}
+
+/**
+ * Data-Out actually usable for a write of `bytes`. Fewer bytes than the CDB asked for
+ * (iSCSI EDTL < SCSI transfer length) follow FCP-4 9.4.2 as libiscsi's test_write*_residuals
+ * accepts: whole blocks received are written and GOOD returned (the fabric reports the
+ * overflow residual); a partial block is refused with INVALID FIELD IN COMMAND INFORMATION UNIT
+ * and nothing is written. Extra bytes beyond the transfer length are ignored.
+ */
+function receivedLength(cmd: ScsiCommand, lu: LogicalUnit, bytes: number): number {
+  if (cmd.dataOutLength >= bytes) return bytes;
+  if (cmd.dataOutLength % lu.blockSize !== 0) throw new SenseError(SenseReason.InvalidFieldInInformationUnit);
+  return cmd.dataOutLength;
+}
+
+/** READ(6/10/12/16) (SBC-4 5.11-5.14). */
+async function readHandler(cmd: ScsiCommand, lu: LogicalUnit): Promise<void> {
+  const cdb = cmd.cdb;
+  if (cdbProtect(cdb) !== 0) throw new SenseError(SenseReason.InvalidFieldInCdb); // no protection information
+  const lba = cdbLba(cdb);
+  const blocks = cdbTransferLength(cdb);
+  checkRange(lu, lba, blocks);
+  const bytes = transferBytes(lu, blocks);
+  if (bytes === 0) return;
+  // Read only what the initiator will take; dataInLength still says what the CDB asked for,
+  // so the fabric reports the overflow residual.
+  const wanted = Math.min(bytes, cmd.expectedReadLength);
+  const buf = Buffer.allocUnsafe(wanted);
+  if (wanted > 0) await storeRead(lu, buf, lba * lu.blockSize);
+  cmd.dataIn = buf;
+  cmd.dataInLength = bytes;
+}
+
+/** WRITE(6/10/12/16) (SBC-4 5.40-5.43); FUA or WCE=0 -> durable before GOOD. */
+async function writeHandler(cmd: ScsiCommand, lu: LogicalUnit): Promise<void> {
+  const cdb = cmd.cdb;
+  const lba = cdbLba(cdb);
+  const blocks = cdbTransferLength(cdb);
+  cmd.writeTransferLength = blocks * lu.blockSize;
+  if (cdbProtect(cdb) !== 0) throw new SenseError(SenseReason.InvalidFieldInCdb);
+  checkRange(lu, lba, blocks);
+  const bytes = transferBytes(lu, blocks);
+  checkWritable(lu);
+  const n = receivedLength(cmd, lu, bytes);
+  if (n === 0) return;
+  const segments = n === cmd.dataOutLength ? cmd.dataOut : sliceSegments(cmd.dataOut, 0, n);
+  await storeWrite(lu, segments, lba * lu.blockSize, cdbFua(cdb) || !lu.writeCacheEnabled);
+}
+
+/** Compare `bytes` of Data-Out (from `dataStart`) with the medium at `offset`; MISCOMPARE on difference. */
+async function compareWithMedium(
+  cmd: ScsiCommand,
+  lu: LogicalUnit,
+  offset: number,
+  bytes: number,
+  dataStart: number,
+): Promise<void> {
+  const medium = Buffer.allocUnsafe(bytes);
+  await storeRead(lu, medium, offset);
+  const at = firstMismatch(cmd.dataOut, dataStart, medium);
+  // SBC-4 5.3: INFORMATION = offset of the first miscompared byte
+  if (at >= 0) throw new SenseError(SenseReason.Miscompare, at);
+}
+
+/** VERIFY(10/12/16) (SBC-4 5.30-5.32): BYTCHK 00b no compare, 01b compare, 11b one block for all. */
+async function verifyHandler(cmd: ScsiCommand, lu: LogicalUnit): Promise<void> {
+  const cdb = cmd.cdb;
+  const lba = cdbLba(cdb);
+  const blocks = cdbTransferLength(cdb);
+  const bytchk = (cdb[1]! >> 1) & 0x03;
+  cmd.writeTransferLength = bytchk === 0 ? 0 : bytchk === 3 ? lu.blockSize : blocks * lu.blockSize;
+  if (cdbProtect(cdb) !== 0 || bytchk === 2) throw new SenseError(SenseReason.InvalidFieldInCdb);
+  checkRange(lu, lba, blocks);
+  const bytes = transferBytes(lu, blocks);
+  if (bytchk === 0 || bytes === 0) return;
+  if (cmd.dataOutLength < cmd.writeTransferLength)
+    throw new SenseError(SenseReason.InvalidFieldInInformationUnit);
+  if (bytchk === 1) return compareWithMedium(cmd, lu, lba * lu.blockSize, bytes, 0);
+  const medium = Buffer.allocUnsafe(bytes);
+  await storeRead(lu, medium, lba * lu.blockSize);
+  for (let b = 0; b < blocks; b++) {
+    const at = firstMismatch(cmd.dataOut, 0, medium.subarray(b * lu.blockSize, (b + 1) * lu.blockSize));
+    if (at >= 0) throw new SenseError(SenseReason.Miscompare, b * lu.blockSize + at);
+  }
+}
+
+/** WRITE AND VERIFY(10/12/16) (SBC-4 5.44-5.46): write durably, then compare when BYTCHK. */
+async function writeVerifyHandler(cmd: ScsiCommand, lu: LogicalUnit): Promise<void> {
+  const cdb = cmd.cdb;
+  const lba = cdbLba(cdb);
+  const blocks = cdbTransferLength(cdb);
+  const bytchk = (cdb[1]! >> 1) & 0x01;
+  cmd.writeTransferLength = blocks * lu.blockSize;
+  if (cdbProtect(cdb) !== 0) throw new SenseError(SenseReason.InvalidFieldInCdb);
+  checkRange(lu, lba, blocks);
+  const bytes = transferBytes(lu, blocks);
+  checkWritable(lu);
+  const n = receivedLength(cmd, lu, bytes);
+  if (n === 0) return;
+  const segments = n === cmd.dataOutLength ? cmd.dataOut : sliceSegments(cmd.dataOut, 0, n);
+  await storeWrite(lu, segments, lba * lu.blockSize, true);
+  if (bytchk) await compareWithMedium(cmd, lu, lba * lu.blockSize, n, 0);
+}
+
+/**
+ * COMPARE AND WRITE (SBC-4 5.3): compare N blocks with the medium, write the next N only if
+ * they all match. Atomic: the entry is `exclusive`, so nothing else runs on the LU meanwhile.
+ */
+async function compareAndWriteHandler(cmd: ScsiCommand, lu: LogicalUnit): Promise<void> {
+  const cdb = cmd.cdb;
+  const lba = cdbLba(cdb);
+  const blocks = cdbTransferLength(cdb);
+  const bytes = blocks * lu.blockSize;
+  cmd.writeTransferLength = 2 * bytes;
+  if (cdbProtect(cdb) !== 0) throw new SenseError(SenseReason.InvalidFieldInCdb);
+  if (blocks > MAX_COMPARE_AND_WRITE_BLOCKS) throw new SenseError(SenseReason.InvalidFieldInCdb);
+  checkRange(lu, lba, blocks);
+  checkWritable(lu);
+  if (blocks === 0) return;
+  if (cmd.dataOutLength < 2 * bytes) throw new SenseError(SenseReason.InvalidFieldInInformationUnit);
+  await compareWithMedium(cmd, lu, lba * lu.blockSize, bytes, 0);
+  await storeWrite(
+    lu,
+    sliceSegments(cmd.dataOut, bytes, bytes),
+    lba * lu.blockSize,
+    cdbFua(cdb) || !lu.writeCacheEnabled,
+  );
+}
+
+/** SYNCHRONIZE CACHE(10/16) (SBC-4 5.24/5.25): flush; IMMED is honoured by flushing first. */
+async function syncCacheHandler(cmd: ScsiCommand, lu: LogicalUnit): Promise<void> {
+  const lba = cdbLba(cmd.cdb);
+  const blocks = cdbTransferLength(cmd.cdb); // 0 = to the end of the medium
+  checkRange(lu, lba, blocks);
+  const store = lu.store!;
+  if (!store.capabilities.flush) return;
+  try {
+    await store.flush();
+  } catch {
+    throw new SenseError(SenseReason.WriteError);
+  }
+}
+
+/** PRE-FETCH(10/16) (SBC-4 5.9/5.10): advisory read-ahead; GOOD. */
+async function preFetchHandler(cmd: ScsiCommand, lu: LogicalUnit): Promise<void> {
+  const lba = cdbLba(cmd.cdb);
+  const blocks = cdbTransferLength(cmd.cdb);
+  checkRange(lu, lba, blocks);
+  const store = lu.store!;
+  if (blocks === 0 || !store.prefetch) return;
+  await store.prefetch(lba * lu.blockSize, blocks * lu.blockSize).catch(() => undefined);
+}
+
+/** READ CAPACITY(10) (SBC-4 5.16): FFFFFFFFh when the last LBA does not fit. */
+function readCapacity10Handler(cmd: ScsiCommand, lu: LogicalUnit): void {
+  const cdb = cmd.cdb;
+  const pmi = (cdb[8]! & 0x01) !== 0;
+  // SBC-3 5.15: LBA must be zero when PMI is zero
+  if (!pmi && cdb.readUInt32BE(2) !== 0) throw new SenseError(SenseReason.InvalidFieldInCdb);
+  const d = Buffer.alloc(8);
+  d.writeUInt32BE(Math.min(Math.max(lu.blocks - 1, 0), 0xffffffff), 0);
+  d.writeUInt32BE(lu.blockSize, 4);
+  replyData(cmd, d, 8);
+}
+
+/** READ CAPACITY(16) (SBC-4 5.17): LBPME/LBPRZ when thin provisioned, LBPPBE, LALBA. */
+function readCapacity16Handler(cmd: ScsiCommand, lu: LogicalUnit): void {
+  const d = Buffer.alloc(32);
+  d.writeBigUInt64BE(BigInt(Math.max(lu.blocks - 1, 0)), 0);
+  d.writeUInt32BE(lu.blockSize, 8);
+  d[13] = lu.lbppbe & 0x0f;
+  let word = lu.laLba & 0x3fff;
+  if (lu.unmapSupported) word |= 0xc000; // LBPME, LBPRZ
+  d.writeUInt16BE(word, 14);
+  replyData(cmd, d, cmd.cdb.readUInt32BE(10));
+}
+
+/**
+ * GET LBA STATUS (SBC-4 5.7): stores cannot report holes, so one descriptor says the whole
+ * range from the starting LBA to the end is mapped (a valid, if conservative, answer).
+ */
+function getLbaStatusHandler(cmd: ScsiCommand, lu: LogicalUnit): void {
+  if (!lu.unmapSupported) throw new SenseError(SenseReason.InvalidFieldInCdb);
+  const cdb = cmd.cdb;
+  const lba = cdbLba(cdb);
+  if (lba >= lu.blocks) throw new SenseError(SenseReason.LbaOutOfRange);
+  const d = Buffer.alloc(24);
+  d.writeUInt32BE(20, 0);
+  d.writeBigUInt64BE(BigInt(lba), 8);
+  d.writeUInt32BE(Math.min(lu.blocks - lba, 0xffffffff), 16);
+  d[20] = 0x00; // PROVISIONING STATUS: mapped
+  replyData(cmd, d, cdb.readUInt32BE(10));
+}
+
+/** START STOP UNIT (SBC-4 5.23): LOEJ loads/ejects removable media (refused under PREVENT). */
+function startStopHandler(cmd: ScsiCommand, lu: LogicalUnit, nexus: ItNexus): void {
+  const b4 = cmd.cdb[4]!;
+  const powerCondition = b4 >> 4;
+  const loej = (b4 & 0x02) !== 0;
+  const start = (b4 & 0x01) !== 0;
+  if (powerCondition !== 0 || !loej || !lu.removable) return; // power states are not modelled
+  if (start) {
+    if (lu.store && !lu.online) {
+      lu.online = true;
+      for (const n of lu.target.nexuses.values())
+        if (n !== nexus) n.luInfo(lu).addUnitAttention(SenseReason.NotReadyToReadyChange);
+    }
+    return;
+  }
+  if (lu.preventRemoval) throw new SenseError(SenseReason.MediumRemovalPrevented);
+  lu.online = false;
+}
+
+/** PREVENT ALLOW MEDIUM REMOVAL (SBC-4 5.8): per I_T nexus. */
+function preventAllowHandler(cmd: ScsiCommand, lu: LogicalUnit, nexus: ItNexus): void {
+  const prevent = cmd.cdb[4]! & 0x03;
+  if (prevent > 1) throw new SenseError(SenseReason.InvalidFieldInCdb);
+  nexus.luInfo(lu).prevent = prevent === 1;
+}
+
+/** FORMAT UNIT (SBC-4 5.4): nothing to format; tgt's checks (no FMTPINFO, FMTDATA, defect list). */
+function formatUnitHandler(cmd: ScsiCommand, lu: LogicalUnit): void {
+  const b1 = cmd.cdb[1]!;
+  if ((b1 & 0x80) !== 0 || (b1 & 0x10) !== 0 || (b1 & 0x07) !== 0)
+    throw new SenseError(SenseReason.InvalidFieldInCdb);
+  checkWritable(lu);
+}
+
+/**
+ * WRITE SAME(10/16) (SBC-4 5.47/5.48). UNMAP needs thin provisioning; an all-zero block (or
+ * NDOB) with UNMAP deallocates, anything else is written block by block in bounded chunks.
+ * NUMBER OF LOGICAL BLOCKS 0 means "to the end of the medium" (WSNZ = 0).
+ */
+async function writeSameHandler(cmd: ScsiCommand, lu: LogicalUnit): Promise<void> {
+  const cdb = cmd.cdb;
+  const b1 = cdb[1]!;
+  const ndob = cdb[0] === Op.WriteSame16 && (b1 & 0x01) !== 0;
+  const unmap = (b1 & 0x08) !== 0;
+  const bs = lu.blockSize;
+  cmd.writeTransferLength = ndob ? 0 : bs;
+  // WRPROTECT, ANCHOR, PBDATA/LBDATA (no protection information, no anchored state)
+  if ((b1 & 0xe0) !== 0 || (b1 & 0x10) !== 0 || (b1 & 0x06) !== 0)
+    throw new SenseError(SenseReason.InvalidFieldInCdb);
+  if (unmap && !lu.unmapSupported) throw new SenseError(SenseReason.InvalidFieldInCdb);
+  if (ndob && !unmap) throw new SenseError(SenseReason.InvalidFieldInCdb);
+  const lba = cdbLba(cdb);
+  let blocks = cdbTransferLength(cdb);
+  checkRange(lu, lba, blocks);
+  if (blocks === 0) blocks = lu.blocks - lba;
+  checkWritable(lu);
+  if (!ndob && cmd.dataOutLength < bs) throw new SenseError(SenseReason.InvalidFieldInInformationUnit);
+  if (blocks === 0) return;
+  const block = ndob ? null : cmd.gatherDataOut(bs);
+  const offset = lba * bs;
+  if (unmap && (block === null || isZero(block))) {
+    try {
+      await lu.store!.unmap!(offset, blocks * bs);
+    } catch {
+      throw new SenseError(SenseReason.WriteError);
+    }
+    return;
+  }
+  const perChunk = Math.max(1, Math.min(blocks, Math.floor(WRITE_SAME_CHUNK_BYTES / bs)));
+  const chunk = Buffer.allocUnsafe(perChunk * bs);
+  for (let i = 0; i < perChunk; i++) block!.copy(chunk, i * bs);
+  const durable = !lu.writeCacheEnabled;
+  for (let done = 0; done < blocks; done += perChunk) {
+    const n = Math.min(perChunk, blocks - done);
+    await storeWrite(lu, [chunk.subarray(0, n * bs)], offset + done * bs, durable);
+  }
+}
+
+function isZero(buf: Buffer): boolean {
+  for (let i = 0; i < buf.length; i++) if (buf[i] !== 0) return false;
+  return true;
+}
+
+/** UNMAP (SBC-4 5.28): deallocate each block descriptor's range (thin-provisioned LUs only). */
+async function unmapHandler(cmd: ScsiCommand, lu: LogicalUnit): Promise<void> {
+  const cdb = cmd.cdb;
+  const listLen = cdb.readUInt16BE(7);
+  cmd.writeTransferLength = listLen;
+  if (!lu.unmapSupported) throw new SenseError(SenseReason.InvalidOpcode); // tgt: INVALID OPCODE without TP
+  if ((cdb[1]! & 0x01) !== 0) throw new SenseError(SenseReason.InvalidFieldInCdb); // ANCHOR
+  if (listLen === 0) return;
+  if (listLen < 8 || cmd.dataOutLength < listLen) throw new SenseError(SenseReason.ParameterListLengthError);
+  checkWritable(lu);
+  const data = cmd.gatherDataOut(listLen);
+  const descLen = Math.min(data.readUInt16BE(2), listLen - 8);
+  const count = Math.floor(descLen / 16);
+  if (count > MAX_UNMAP_DESCRIPTORS) throw new SenseError(SenseReason.InvalidFieldInParameterList);
+  const ranges: [number, number][] = [];
+  for (let i = 0; i < count; i++) {
+    const o = 8 + i * 16;
+    const lba = data.readUInt32BE(o) * 0x1_0000_0000 + data.readUInt32BE(o + 4);
+    const blocks = data.readUInt32BE(o + 8);
+    checkRange(lu, lba, blocks);
+    if (blocks > 0) ranges.push([lba, blocks]);
+  }
+  try {
+    for (const [lba, blocks] of ranges) await lu.store!.unmap!(lba * lu.blockSize, blocks * lu.blockSize);
+  } catch {
+    throw new SenseError(SenseReason.WriteError);
+  }
+}
+
+const rw10 = [0xfe, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff] as const;
+const rw12 = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f] as const;
+const rw16 = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f] as const;
+
+function media(
+  name: string,
+  handler: OpcodeEntry['handler'],
+  use: readonly number[],
+  extra: Partial<OpcodeEntry> = {},
+): OpcodeEntry {
+  return Object.freeze({ name, handler, usage: use, needsMedia: true, ...extra });
+}
+
+/** The disk's opcode table (tgt §5.2). */
+export const SBC_OPS = opcodeTable([
+  [Op.TestUnitReady, SPC_ENTRIES.testUnitReady],
+  [Op.RequestSense, SPC_ENTRIES.requestSense],
+  [Op.FormatUnit, media('FORMAT UNIT', formatUnitHandler, usage(Op.FormatUnit, 0xff))],
+  [Op.Read6, media('READ(6)', readHandler, usage(Op.Read6, 0x1f, 0xff, 0xff, 0xff))],
+  [Op.Write6, media('WRITE(6)', writeHandler, usage(Op.Write6, 0x1f, 0xff, 0xff, 0xff))],
+  [Op.Inquiry, SPC_ENTRIES.inquiry],
+  [Op.ModeSelect6, SPC_ENTRIES.modeSelect6],
+  [Op.Reserve6, SPC_ENTRIES.reserve6],
+  [Op.Release6, SPC_ENTRIES.release6],
+  [Op.ModeSense6, SPC_ENTRIES.modeSense6],
+  [
+    Op.StartStopUnit,
+    Object.freeze({
+      name: 'START STOP UNIT',
+      handler: startStopHandler,
+      usage: usage(Op.StartStopUnit, 0x01, 0, 0x0f, 0xf7),
+    }),
+  ],
+  [Op.SendDiagnostic, SPC_ENTRIES.sendDiagnostic],
+  [
+    Op.PreventAllow,
+    Object.freeze({
+      name: 'PREVENT ALLOW MEDIUM REMOVAL',
+      handler: preventAllowHandler,
+      usage: usage(Op.PreventAllow, 0, 0, 0, 0x03),
+    }),
+  ],
+  [
+    Op.ReadCapacity10,
+    media(
+      'READ CAPACITY(10)',
+      readCapacity10Handler,
+      usage(Op.ReadCapacity10, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0x01),
+    ),
+  ],
+  [Op.Read10, media('READ(10)', readHandler, usage(Op.Read10, ...rw10))],
+  [Op.Write10, media('WRITE(10)', writeHandler, usage(Op.Write10, ...rw10))],
+  [Op.WriteVerify10, media('WRITE AND VERIFY(10)', writeVerifyHandler, usage(Op.WriteVerify10, ...rw10))],
+  [Op.Verify10, media('VERIFY(10)', verifyHandler, usage(Op.Verify10, ...rw10))],
+  [
+    Op.PreFetch10,
+    media(
+      'PRE-FETCH(10)',
+      preFetchHandler,
+      usage(Op.PreFetch10, 0x02, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff),
+    ),
+  ],
+  [
+    Op.SyncCache10,
+    media(
+      'SYNCHRONIZE CACHE(10)',
+      syncCacheHandler,
+      usage(Op.SyncCache10, 0x02, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff),
+    ),
+  ],
+  [
+    Op.WriteSame10,
+    media(
+      'WRITE SAME(10)',
+      writeSameHandler,
+      usage(Op.WriteSame10, 0x08, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff),
+    ),
+  ],
+  [Op.Unmap, media('UNMAP', unmapHandler, usage(Op.Unmap, 0, 0, 0, 0, 0, 0x1f, 0xff, 0xff))],
+  [Op.ModeSelect10, SPC_ENTRIES.modeSelect10],
+  [Op.Reserve10, SPC_ENTRIES.reserve10],
+  [Op.Release10, SPC_ENTRIES.release10],
+  [Op.ModeSense10, SPC_ENTRIES.modeSense10],
+  [Op.Read16, media('READ(16)', readHandler, usage(Op.Read16, ...rw16))],
+  [
+    Op.CompareAndWrite,
+    media(
+      'COMPARE AND WRITE',
+      compareAndWriteHandler,
+      usage(Op.CompareAndWrite, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0xff, 0x1f),
+      { exclusive: true },
+    ),
+  ],
+  [Op.Write16, media('WRITE(16)', writeHandler, usage(Op.Write16, ...rw16))],
+  [Op.WriteVerify16, media('WRITE AND VERIFY(16)', writeVerifyHandler, usage(Op.WriteVerify16, ...rw16))],
+  [Op.Verify16, media('VERIFY(16)', verifyHandler, usage(Op.Verify16, ...rw16))],
+  [Op.PreFetch16, media('PRE-FETCH(16)', preFetchHandler, usage(Op.PreFetch16, 0x02, ...rw16.slice(1)))],
+  [
+    Op.SyncCache16,
+    media('SYNCHRONIZE CACHE(16)', syncCacheHandler, usage(Op.SyncCache16, 0x02, ...rw16.slice(1))),
+  ],
+  [Op.WriteSame16, media('WRITE SAME(16)', writeSameHandler, usage(Op.WriteSame16, 0x09, ...rw16.slice(1)))],
+  [
+    Op.ServiceActionIn16,
+    serviceActionTable('SERVICE ACTION IN(16)', [
+      [
+        SA_READ_CAPACITY_16,
+        media(
+          'READ CAPACITY(16)',
+          readCapacity16Handler,
+          usage(Op.ServiceActionIn16, 0x1f, ...new Array<number>(8).fill(0), 0xff, 0xff, 0xff, 0xff),
+        ),
+      ],
+      [
+        SA_GET_LBA_STATUS,
+        media(
+          'GET LBA STATUS',
+          getLbaStatusHandler,
+          usage(Op.ServiceActionIn16, 0x1f, ...new Array<number>(8).fill(0xff), 0xff, 0xff, 0xff, 0xff),
+        ),
+      ],
+    ]),
+  ],
+  [Op.ReportLuns, SPC_ENTRIES.reportLuns],
+  [
+    Op.MaintenanceIn,
+    serviceActionTable('MAINTENANCE IN', [[SA_REPORT_SUPPORTED_OPCODES, SPC_ENTRIES.reportSupportedOpcodes]]),
+  ],
+  [Op.Read12, media('READ(12)', readHandler, usage(Op.Read12, ...rw12))],
+  [Op.Write12, media('WRITE(12)', writeHandler, usage(Op.Write12, ...rw12))],
+  [Op.WriteVerify12, media('WRITE AND VERIFY(12)', writeVerifyHandler, usage(Op.WriteVerify12, ...rw12))],
+  [Op.Verify12, media('VERIFY(12)', verifyHandler, usage(Op.Verify12, ...rw12))],
+]);
+
+/** Disk mode pages (tgt §5.4): caching (WCE changeable), control (D_SENSE, SWP changeable), ... */
+function initDiskModePages(lu: LogicalUnit): void {
+  const pages = lu.modePages;
+  pages.set(0x02, 0, [0x80, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // disconnect-reconnect
+  // caching (SBC-4 6.5.5): WCE=1 (write-back, as tgt), only WCE changeable
+  pages.set(
+    0x08,
+    0,
+    [0x04, 0, 0xff, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x80, 0x14, 0, 0, 0, 0, 0, 0],
+    [0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+  );
+  // control (SPC-4 7.5.8): GLTSD, QUEUE ALGORITHM MODIFIER 1; D_SENSE and SWP changeable
+  pages.set(0x0a, 0, [0x02, 0x10, 0, 0, 0, 0, 0, 0, 0, 0], [0x04, 0, 0x08, 0, 0, 0, 0, 0, 0, 0]);
+  pages.set(0x0a, 0x01, new Array<number>(0x1c).fill(0)); // control extension
+  pages.set(0x1c, 0, [0x08, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // informational exceptions: DEXCPT
+}
+
+/** SBC direct-access block device (peripheral device type 00h). */
+export const diskDeviceType: DeviceType = Object.freeze({
+  code: 0x00,
+  name: 'disk',
+  productId: 'VIRTUAL-DISK',
+  versionDescriptors: [0x04c0, 0x0960, 0x0300], // SBC-3, iSCSI, SPC-3 (as tgt)
+  vpdPages: [0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb2],
+  ops: SBC_OPS,
+  initModePages: initDiskModePages,
+});

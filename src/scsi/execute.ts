@@ -1,0 +1,166 @@
+/**
+ * Running one command on an LU once the task set has enabled it (tgt's scsi_cmd_perform):
+ *
+ *   CONTROL byte (NACA/LINK) -> unit attention -> opcode / service action lookup
+ *   -> SPC-2 reservation conflict -> medium present -> device type handler
+ *
+ * and completing it: status + sense, statistics, `cmd.onComplete`, then the task set lets
+ * the next commands run. Every path ends in `completeCommand` exactly once.
+ */
+import { debuglog } from 'node:util';
+import { ScsiStatus, type ScsiCommand } from './command.js';
+import { cdbControl, cdbLength, Op } from './cdb.js';
+import { UaPolicy, resolveOpcode, UNSUPPORTED_SERVICE_ACTION } from './device/types.js';
+import type { LogicalUnit } from './lu.js';
+import type { ItNexus } from './nexus.js';
+import { buildSense, SenseError, SenseReason } from './sense.js';
+import { inquiryHandler, reportLunsHandler } from './device/spc.js';
+
+const debug = debuglog('tgt:scsi');
+
+/** Start an enabled command (called by the LU's task set). */
+export function executeCommand(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit): void {
+  let result: void | Promise<void>;
+  try {
+    result = dispatch(cmd, nexus, lu);
+  } catch (err) {
+    setError(cmd, lu, err);
+    result = undefined;
+  }
+  if (result === undefined) {
+    // Never complete synchronously inside submit(): fabrics may still be setting up.
+    queueMicrotask(() => completeCommand(cmd, nexus, lu));
+  } else {
+    result.then(
+      () => completeCommand(cmd, nexus, lu),
+      (err: unknown) => {
+        setError(cmd, lu, err);
+        completeCommand(cmd, nexus, lu);
+      },
+    );
+  }
+}
+
+function dispatch(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit): void | Promise<void> {
+  const cdb = cmd.cdb;
+  const len = cdbLength(cdb[0]!);
+  if (cdb.length < len) throw new SenseError(SenseReason.InvalidFieldInCdb);
+  // SAM-5 5.2: no ACA and no linked commands: NACA or LINK set -> INVALID FIELD IN CDB.
+  if ((cdbControl(cdb) & 0x05) !== 0) throw new SenseError(SenseReason.InvalidFieldInCdb);
+
+  const found = resolveOpcode(lu.deviceType.ops, cdb);
+  const entry = found === UNSUPPORTED_SERVICE_ACTION ? undefined : found;
+  const info = nexus.luInfo(lu);
+  if (info.unitAttentions.length > 0) {
+    const policy = entry?.ua ?? UaPolicy.Report;
+    if (policy === UaPolicy.Report) {
+      // SAM-5 5.14: report the oldest pending unit attention and clear it.
+      throw new SenseError(info.unitAttentions.shift()!);
+    }
+    if (policy === UaPolicy.ReportLuns) info.clearUnitAttention(SenseReason.ReportedLunsDataChanged);
+  }
+  if (found === undefined) throw new SenseError(SenseReason.InvalidOpcode);
+  if (found === UNSUPPORTED_SERVICE_ACTION) throw new SenseError(SenseReason.InvalidFieldInCdb);
+
+  // SPC-2 5.5.1: another nexus's RESERVE blocks everything but a few informational commands.
+  if (lu.reservation !== null && lu.reservation !== nexus && !found.reservationExempt) {
+    cmd.status = ScsiStatus.ReservationConflict;
+    return;
+  }
+  if (found.needsMedia && (!lu.online || lu.store === null)) {
+    throw new SenseError(lu.removable ? SenseReason.MediumNotPresent : SenseReason.LuBecomingReady);
+  }
+  return found.handler(cmd, lu, nexus);
+}
+
+/** Turn a thrown error into CHECK CONDITION with sense in the LU's format. */
+function setError(cmd: ScsiCommand, lu: LogicalUnit | null, err: unknown): void {
+  const descriptor = lu?.descriptorSense ?? false;
+  cmd.dataInLength = 0;
+  if (err instanceof SenseError) {
+    cmd.status = ScsiStatus.CheckCondition;
+    cmd.sense = buildSense(err.reason, descriptor, err.information);
+    return;
+  }
+  debug('command 0x%s failed unexpectedly: %s', cmd.opcode.toString(16), err);
+  cmd.status = ScsiStatus.CheckCondition;
+  cmd.sense = buildSense(SenseReason.InternalTargetFailure, descriptor);
+}
+
+/** Bookkeeping, then `onComplete`, then let the task set start what was waiting. */
+export function completeCommand(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit | null): void {
+  nexus.outstanding.delete(cmd);
+  if (lu) {
+    const stats = nexus.peekLuInfo(lu)?.stats;
+    if (stats) {
+      if (cmd.status !== ScsiStatus.Good && cmd.status !== ScsiStatus.ConditionMet) stats.errors++;
+      else {
+        if (cmd.expectedReadLength > 0) {
+          stats.readDoneCommands++;
+          stats.readDoneBytes += Math.min(cmd.dataInLength, cmd.expectedReadLength);
+        }
+        if (cmd.expectedWriteLength > 0) {
+          stats.writeDoneCommands++;
+          stats.writeDoneBytes += Math.min(cmd.writeTransferLength, cmd.dataOutLength);
+        }
+      }
+    }
+  }
+  try {
+    cmd.onComplete(cmd);
+  } catch (err) {
+    debug('onComplete threw: %s', err);
+  }
+  if (lu) lu.taskSet.finish(cmd);
+}
+
+/** Complete a command that never ran with a bare status (BUSY, TASK SET FULL). */
+export function completeWithStatus(
+  cmd: ScsiCommand,
+  nexus: ItNexus,
+  lu: LogicalUnit,
+  status: ScsiStatus,
+): void {
+  cmd.status = status;
+  queueMicrotask(() => completeCommand(cmd, nexus, lu));
+}
+
+/** Complete a command aborted before it started (SAM-5 7.1: no status is delivered). */
+export function finishAborted(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit | null): void {
+  cmd.aborted = true;
+  cmd.status = ScsiStatus.TaskAborted;
+  cmd.dataInLength = 0;
+  completeCommand(cmd, nexus, lu);
+}
+
+/**
+ * A command addressed to a LUN that does not exist (SPC-4 and tgt §5.1): INQUIRY answers with
+ * peripheral qualifier 011b / type 1Fh, REPORT LUNS works, REQUEST SENSE returns LOGICAL UNIT
+ * NOT SUPPORTED as parameter data, everything else CHECK CONDITION LOGICAL UNIT NOT SUPPORTED.
+ */
+export function executeWithoutLu(cmd: ScsiCommand, nexus: ItNexus): void {
+  const lun0 = nexus.target.luns[0] ?? null;
+  const run = async (): Promise<void> => {
+    const op = cmd.opcode;
+    if (op === Op.Inquiry && lun0) {
+      inquiryHandler(cmd, lun0);
+      if (cmd.dataIn && cmd.dataInLength > 0) cmd.dataIn[0] = 0x7f;
+    } else if (op === Op.ReportLuns && lun0) {
+      reportLunsHandler(cmd, lun0);
+    } else if (op === Op.RequestSense) {
+      const sense = buildSense(SenseReason.LuNotSupported, (cmd.cdb[1]! & 0x01) !== 0);
+      const n = Math.min(sense.length, cmd.cdb[4]!);
+      cmd.dataIn = sense;
+      cmd.dataInLength = n;
+    } else {
+      throw new SenseError(SenseReason.LuNotSupported);
+    }
+  };
+  run().then(
+    () => completeCommand(cmd, nexus, null),
+    (err: unknown) => {
+      setError(cmd, lun0, err);
+      completeCommand(cmd, nexus, null);
+    },
+  );
+}

@@ -1,0 +1,173 @@
+/**
+ * Sense data: one enum of reasons, one table from reason to {key, asc, ascq} (LIO's
+ * sense_detail_table), and one builder that writes fixed (0x70) or descriptor (0x72) format
+ * (SPC-4 4.5). Handlers throw `SenseError(reason)`; only this module knows the bytes.
+ */
+
+/** SPC-4 4.5.6 sense keys. */
+export enum SenseKey {
+  NoSense = 0x0,
+  RecoveredError = 0x1,
+  NotReady = 0x2,
+  MediumError = 0x3,
+  HardwareError = 0x4,
+  IllegalRequest = 0x5,
+  UnitAttention = 0x6,
+  DataProtect = 0x7,
+  BlankCheck = 0x8,
+  AbortedCommand = 0xb,
+  Miscompare = 0xe,
+}
+
+/** Why a command failed (or which unit attention is pending). */
+export enum SenseReason {
+  NoSense,
+  InvalidOpcode,
+  InvalidFieldInCdb,
+  InvalidFieldInParameterList,
+  InvalidFieldInInformationUnit,
+  ParameterListLengthError,
+  LbaOutOfRange,
+  LuNotSupported,
+  SavingParametersNotSupported,
+  MediumRemovalPrevented,
+  WriteProtected,
+  MediumNotPresent,
+  LuBecomingReady,
+  UnrecoveredReadError,
+  WriteError,
+  Miscompare,
+  InternalTargetFailure,
+  PowerOnReset,
+  BusDeviceReset,
+  NotReadyToReadyChange,
+  ModeParametersChanged,
+  ReportedLunsDataChanged,
+  CommandsClearedByAnotherInitiator,
+  CapacityDataChanged,
+}
+
+export interface SenseCode {
+  readonly key: SenseKey;
+  readonly asc: number;
+  readonly ascq: number;
+}
+
+/** The one table: reason -> sense key + additional sense code/qualifier (SPC-4 Annex D). */
+const SENSE_TABLE: readonly SenseCode[] = (() => {
+  const t: SenseCode[] = [];
+  const set = (r: SenseReason, key: SenseKey, asc: number, ascq: number) => {
+    t[r] = Object.freeze({ key, asc, ascq });
+  };
+  set(SenseReason.NoSense, SenseKey.NoSense, 0x00, 0x00); // NO ADDITIONAL SENSE INFORMATION
+  set(SenseReason.InvalidOpcode, SenseKey.IllegalRequest, 0x20, 0x00); // INVALID COMMAND OPERATION CODE
+  set(SenseReason.InvalidFieldInCdb, SenseKey.IllegalRequest, 0x24, 0x00); // INVALID FIELD IN CDB
+  set(SenseReason.InvalidFieldInParameterList, SenseKey.IllegalRequest, 0x26, 0x00); // INVALID FIELD IN PARAMETER LIST
+  set(SenseReason.InvalidFieldInInformationUnit, SenseKey.IllegalRequest, 0x0e, 0x03); // INVALID FIELD IN COMMAND INFORMATION UNIT
+  set(SenseReason.ParameterListLengthError, SenseKey.IllegalRequest, 0x1a, 0x00); // PARAMETER LIST LENGTH ERROR
+  set(SenseReason.LbaOutOfRange, SenseKey.IllegalRequest, 0x21, 0x00); // LOGICAL BLOCK ADDRESS OUT OF RANGE
+  set(SenseReason.LuNotSupported, SenseKey.IllegalRequest, 0x25, 0x00); // LOGICAL UNIT NOT SUPPORTED
+  set(SenseReason.SavingParametersNotSupported, SenseKey.IllegalRequest, 0x39, 0x00); // SAVING PARAMETERS NOT SUPPORTED
+  set(SenseReason.MediumRemovalPrevented, SenseKey.IllegalRequest, 0x53, 0x02); // MEDIUM REMOVAL PREVENTED
+  set(SenseReason.WriteProtected, SenseKey.DataProtect, 0x27, 0x00); // WRITE PROTECTED
+  set(SenseReason.MediumNotPresent, SenseKey.NotReady, 0x3a, 0x00); // MEDIUM NOT PRESENT
+  set(SenseReason.LuBecomingReady, SenseKey.NotReady, 0x04, 0x01); // LOGICAL UNIT IS IN PROCESS OF BECOMING READY
+  set(SenseReason.UnrecoveredReadError, SenseKey.MediumError, 0x11, 0x00); // UNRECOVERED READ ERROR
+  set(SenseReason.WriteError, SenseKey.MediumError, 0x0c, 0x00); // WRITE ERROR
+  set(SenseReason.Miscompare, SenseKey.Miscompare, 0x1d, 0x00); // MISCOMPARE DURING VERIFY OPERATION
+  set(SenseReason.InternalTargetFailure, SenseKey.HardwareError, 0x44, 0x00); // INTERNAL TARGET FAILURE
+  set(SenseReason.PowerOnReset, SenseKey.UnitAttention, 0x29, 0x00); // POWER ON, RESET, OR BUS DEVICE RESET OCCURRED
+  set(SenseReason.BusDeviceReset, SenseKey.UnitAttention, 0x29, 0x03); // BUS DEVICE RESET FUNCTION OCCURRED
+  set(SenseReason.NotReadyToReadyChange, SenseKey.UnitAttention, 0x28, 0x00); // NOT READY TO READY CHANGE, MEDIUM MAY HAVE CHANGED
+  set(SenseReason.ModeParametersChanged, SenseKey.UnitAttention, 0x2a, 0x01); // MODE PARAMETERS CHANGED
+  set(SenseReason.ReportedLunsDataChanged, SenseKey.UnitAttention, 0x3f, 0x0e); // REPORTED LUNS DATA HAS CHANGED
+  set(SenseReason.CommandsClearedByAnotherInitiator, SenseKey.UnitAttention, 0x2f, 0x00); // COMMANDS CLEARED BY ANOTHER INITIATOR
+  set(SenseReason.CapacityDataChanged, SenseKey.UnitAttention, 0x2a, 0x09); // CAPACITY DATA HAS CHANGED
+  return Object.freeze(t);
+})();
+
+/** Sense key / ASC / ASCQ for a reason. */
+export function senseCode(reason: SenseReason): SenseCode {
+  return SENSE_TABLE[reason]!;
+}
+
+/** A command failure carrying its sense reason (and optional INFORMATION field value). */
+export class SenseError extends Error {
+  readonly reason: SenseReason;
+  /** SPC-4 4.5.2.1 INFORMATION (e.g. MISCOMPARE byte offset); undefined = not valid. */
+  readonly information: number | undefined;
+
+  constructor(reason: SenseReason, information?: number) {
+    super(SenseReason[reason]);
+    this.name = 'SenseError';
+    this.reason = reason;
+    this.information = information;
+  }
+}
+
+/** Fixed-format sense length (SPC-4 4.5.3): 8 header bytes + 10 additional. */
+export const FIXED_SENSE_LENGTH = 18;
+
+/**
+ * Build sense data for `reason`: descriptor format (0x72, SPC-4 4.5.2) when `descriptor`,
+ * else fixed format (0x70, SPC-4 4.5.3). `information` sets the INFORMATION field (VALID bit
+ * in fixed format, an information descriptor in descriptor format).
+ */
+export function buildSense(reason: SenseReason, descriptor: boolean, information?: number): Buffer {
+  const { key, asc, ascq } = SENSE_TABLE[reason]!;
+  if (descriptor) {
+    const withInfo = information !== undefined;
+    const buf = Buffer.alloc(withInfo ? 20 : 8);
+    buf[0] = 0x72;
+    buf[1] = key;
+    buf[2] = asc;
+    buf[3] = ascq;
+    if (withInfo) {
+      buf[7] = 12; // additional sense length
+      buf[8] = 0x00; // SPC-4 4.5.2.2 information descriptor
+      buf[9] = 0x0a;
+      buf[10] = 0x80; // VALID
+      buf.writeBigUInt64BE(BigInt(information), 12);
+    }
+    return buf;
+  }
+  const buf = Buffer.alloc(FIXED_SENSE_LENGTH);
+  buf[0] = 0x70;
+  buf[2] = key;
+  buf[7] = FIXED_SENSE_LENGTH - 8;
+  buf[12] = asc;
+  buf[13] = ascq;
+  if (information !== undefined) {
+    buf[0] |= 0x80; // VALID
+    // Fixed format carries 32 bits; larger values cannot be reported (VALID stays set with the low bits).
+    buf.writeUInt32BE(information >>> 0, 3);
+  }
+  return buf;
+}
+
+/** Decode key/asc/ascq from fixed or descriptor sense (for tests and REQUEST SENSE conversions). */
+export function parseSense(sense: Buffer): SenseCode & { information?: number } {
+  const code = sense[0]! & 0x7f;
+  if (code === 0x72 || code === 0x73) {
+    const out: SenseCode & { information?: number } = {
+      key: sense[1]! & 0x0f,
+      asc: sense[2]!,
+      ascq: sense[3]!,
+    };
+    let off = 8;
+    const end = 8 + sense[7]!;
+    while (off + 2 <= end && off + 2 <= sense.length) {
+      if (sense[off] === 0x00 && off + 12 <= sense.length)
+        out.information = Number(sense.readBigUInt64BE(off + 4));
+      off += 2 + sense[off + 1]!;
+    }
+    return out;
+  }
+  const out: SenseCode & { information?: number } = {
+    key: sense[2]! & 0x0f,
+    asc: sense[12]!,
+    ascq: sense[13]!,
+  };
+  if (sense[0]! & 0x80) out.information = sense.readUInt32BE(3);
+  return out;
+}

@@ -1,0 +1,149 @@
+/**
+ * The task set of one logical unit (SAM-5 8.6, tgt §6): which commands may run now and which
+ * wait, across every I_T nexus of the LU.
+ *
+ *   SIMPLE        enabled when no older ORDERED or HEAD OF QUEUE command is still running
+ *                 and nothing older is waiting (so it never overtakes a waiting ORDERED)
+ *   ORDERED       enabled when no older command is running or waiting
+ *   HEAD OF QUEUE enabled at once (queued at the front only while an exclusive command runs)
+ *   exclusive     (COMPARE AND WRITE) runs alone: waits like ORDERED and blocks everything
+ *
+ * Unlike tgt, a SIMPLE command arriving after a waiting ORDERED one waits behind it. The set is
+ * bounded; a full set answers TASK SET FULL.
+ */
+import { TaskAttribute, type ScsiCommand } from './command.js';
+import type { ItNexus } from './nexus.js';
+
+/** Starts a command that the task set has enabled. */
+export type TaskStarter = (cmd: ScsiCommand, nexus: ItNexus) => void;
+
+/** A queued command and the I_T nexus it came from. */
+export interface WaitingTask {
+  cmd: ScsiCommand;
+  nexus: ItNexus;
+  exclusive: boolean;
+}
+
+/** Default bound on queued + running commands per LU. */
+export const DEFAULT_TASK_SET_DEPTH = 1024;
+
+export class TaskSet {
+  private readonly running = new Set<ScsiCommand>();
+  private readonly waiting: WaitingTask[] = [];
+  /** Running ORDERED / HEAD OF QUEUE commands (they block younger SIMPLE ones). */
+  private barriers = 0;
+  private exclusiveRunning: ScsiCommand | null = null;
+  private readonly waiters = new Map<ScsiCommand, (() => void)[]>();
+
+  constructor(
+    private readonly start: TaskStarter,
+    readonly maxDepth = DEFAULT_TASK_SET_DEPTH,
+  ) {}
+
+  /** Commands running plus waiting (what blocks `logicalunit delete`). */
+  get size(): number {
+    return this.running.size + this.waiting.length;
+  }
+
+  /** True while `cmd` has been started and has not finished. */
+  isRunning(cmd: ScsiCommand): boolean {
+    return this.running.has(cmd);
+  }
+
+  /** Running commands (snapshot). */
+  runningCommands(): ScsiCommand[] {
+    return [...this.running];
+  }
+
+  /**
+   * Admit a command: start it now or queue it. Returns false when the set is full (the caller
+   * answers TASK SET FULL); `exclusive` makes it run alone.
+   */
+  submit(cmd: ScsiCommand, nexus: ItNexus, exclusive: boolean): boolean {
+    const head = cmd.attribute === TaskAttribute.HeadOfQueue;
+    if ((this.waiting.length === 0 || head) && this.canStart(cmd, exclusive)) {
+      this.begin(cmd, nexus, exclusive);
+      return true;
+    }
+    if (this.size >= this.maxDepth) return false;
+    const entry = { cmd, nexus, exclusive };
+    if (head) this.waiting.unshift(entry);
+    else this.waiting.push(entry);
+    return true;
+  }
+
+  /** A started command finished: release it and start whatever it was holding back. */
+  finish(cmd: ScsiCommand): void {
+    if (!this.running.delete(cmd)) return;
+    if (cmd.attribute !== TaskAttribute.Simple) this.barriers--;
+    if (this.exclusiveRunning === cmd) this.exclusiveRunning = null;
+    this.drain();
+    if (this.waiters.size > 0) {
+      const list = this.waiters.get(cmd);
+      if (list) {
+        this.waiters.delete(cmd);
+        for (const fn of list) fn();
+      }
+    }
+  }
+
+  /** Remove waiting (not started) commands matching `match`; returns them in queue order. */
+  removeWaiting(match: (cmd: ScsiCommand, nexus: ItNexus) => boolean): WaitingTask[] {
+    const removed: WaitingTask[] = [];
+    for (let i = 0; i < this.waiting.length;) {
+      const w = this.waiting[i]!;
+      if (match(w.cmd, w.nexus)) {
+        removed.push(w);
+        this.waiting.splice(i, 1);
+      } else i++;
+    }
+    if (removed.length > 0) this.drain();
+    return removed;
+  }
+
+  /** Resolves when every command in `cmds` that is running now has finished. */
+  whenFinished(cmds: Iterable<ScsiCommand>): Promise<void> {
+    const pending: Promise<void>[] = [];
+    for (const cmd of cmds) {
+      if (!this.running.has(cmd)) continue;
+      pending.push(
+        new Promise<void>((resolve) => {
+          const list = this.waiters.get(cmd);
+          if (list) list.push(resolve);
+          else this.waiters.set(cmd, [resolve]);
+        }),
+      );
+    }
+    return Promise.all(pending).then(() => undefined);
+  }
+
+  private canStart(cmd: ScsiCommand, exclusive: boolean): boolean {
+    if (this.exclusiveRunning !== null) return false;
+    if (exclusive) return this.running.size === 0;
+    switch (cmd.attribute) {
+      case TaskAttribute.HeadOfQueue:
+        return true;
+      case TaskAttribute.Simple:
+        return this.barriers === 0;
+      default: // ORDERED, and ACA (unsupported) treated as ORDERED as tgt does
+        return this.running.size === 0;
+    }
+  }
+
+  private begin(cmd: ScsiCommand, nexus: ItNexus, exclusive: boolean): void {
+    this.running.add(cmd);
+    if (cmd.attribute !== TaskAttribute.Simple) this.barriers++;
+    if (exclusive) this.exclusiveRunning = cmd;
+    this.start(cmd, nexus);
+  }
+
+  /** Start waiting commands from the front, stopping at the first that cannot run yet. */
+  private drain(): void {
+    while (this.waiting.length > 0) {
+      const w = this.waiting[0]!;
+      if (!this.canStart(w.cmd, w.exclusive)) return;
+      this.waiting.shift();
+      this.begin(w.cmd, w.nexus, w.exclusive);
+    }
+  }
+}
