@@ -21,8 +21,7 @@ export interface TgtdOptions {
 }
 
 export type ParseResult =
-  | { kind: 'run'; options: TgtdOptions }
-  | { kind: 'exit'; code: number; stdout?: string; stderr?: string };
+  { kind: 'run'; options: TgtdOptions } | { kind: 'exit'; code: number; stdout?: string; stderr?: string };
 
 export const TGTD_USAGE = `Linux SCSI Target framework daemon, version ${TGTD_VERSION}
 
@@ -138,7 +137,11 @@ export function parseTgtdArgs(argv: readonly string[]): ParseResult {
         break;
       }
       default:
-        return { kind: 'exit', code: 1, stderr: `'${arg.replace(/^-+/, '')}' is an unknown option\n${TRY_HELP}` };
+        return {
+          kind: 'exit',
+          code: 1,
+          stderr: `'${arg.replace(/^-+/, '')}' is an unknown option\n${TRY_HELP}`,
+        };
     }
   }
   return { kind: 'run', options: o };

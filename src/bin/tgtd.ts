@@ -1,0 +1,129 @@
+/**
+ * tgtd: the target daemon. Wires the SCSI core, the backing stores, the iSCSI fabric and the
+ * control socket together, like tgt's tgtd (tgt-behaviour.md §1.1, §1.7), with two fixes:
+ * SIGTERM/SIGINT stop it cleanly, and it refuses to start (exit 1) when a portal cannot be bound.
+ *
+ * Without -f/-D it daemonizes: the parent re-runs itself detached and exits once the child
+ * reports that the control socket and the portals are up (or exits 1 with the child's error).
+ */
+import { spawn } from 'node:child_process';
+import { writeFileSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { storeTypes } from '../backing/index.js';
+import { IscsiDriver } from '../iscsi/driver.js';
+import { startControlServer, type ControlServer } from '../mgmt/server.js';
+import { TargetSystem } from '../scsi/system.js';
+import { parseTgtdArgs, type TgtdOptions } from './tgtd-options.js';
+
+const DAEMON_CHILD_ENV = 'TGTD_TS_DAEMON_CHILD';
+
+async function main(): Promise<void> {
+  const parsed = parseTgtdArgs(process.argv.slice(2));
+  if (parsed.kind === 'exit') {
+    if (parsed.stdout) process.stdout.write(parsed.stdout);
+    if (parsed.stderr) process.stderr.write(parsed.stderr);
+    process.exit(parsed.code);
+  }
+  const options = parsed.options;
+  const isChild = process.env[DAEMON_CHILD_ENV] === '1';
+  if (!options.foreground && !options.noDaemonize && !isChild) {
+    await daemonize();
+    return;
+  }
+  await run(options, isChild);
+}
+
+/** Re-run detached; exit when the child says it is ready (or failed). */
+function daemonize(): Promise<void> {
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+    detached: true,
+    stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
+    env: { ...process.env, [DAEMON_CHILD_ENV]: '1' },
+  });
+  return new Promise(() => {
+    child.on('message', (m: { ready?: boolean; error?: string }) => {
+      if (m.ready) {
+        child.disconnect();
+        child.unref();
+        process.exit(0);
+      }
+      process.stderr.write(`${m.error ?? 'tgtd failed to start'}\n`);
+      process.exit(1);
+    });
+    child.on('exit', (code) => {
+      process.stderr.write(`tgtd exited during startup (status ${code})\n`);
+      process.exit(1);
+    });
+  });
+}
+
+async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
+  const system = new TargetSystem({ storeTypes: storeTypes.values() });
+  system.debug = options.debug;
+  const log = (message: string): void => {
+    if (system.debug && !isChild) process.stderr.write(`tgtd: ${message}\n`);
+  };
+  const fatal = (message: string): never => {
+    if (isChild && process.send) process.send({ error: message });
+    else process.stderr.write(`${message}\n`);
+    process.exit(1);
+  };
+
+  const iscsi = new IscsiDriver(system, {
+    nopInterval: options.nopInterval,
+    nopCount: options.nopCount,
+    log,
+  });
+  system.registerDriver(iscsi);
+
+  let control: ControlServer | null = null;
+  let stopping = false;
+  const stop = async (code: number): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    await iscsi.shutdown();
+    await control?.close();
+    // Close the stores so every completed write reaches the file (rdwr closes its descriptor).
+    for (const target of system.targetsInOrder()) {
+      for (const lu of target.luns) await lu.store?.close().catch(() => {});
+    }
+    if (options.pidFile && isChild) rmSync(options.pidFile, { force: true });
+    process.exit(code);
+  };
+
+  try {
+    control = await startControlServer(system, {
+      controlPort: options.controlPort,
+      onSystemDelete: () => void stop(0),
+      log,
+    });
+  } catch (e) {
+    fatal(`tgtd: ${(e as Error).message}`);
+  }
+
+  const portals = options.portals.length ? options.portals : [':3260'];
+  for (const spec of portals) {
+    try {
+      await iscsi.listen(spec);
+    } catch (e) {
+      await control?.close();
+      fatal(`tgtd: can't listen on portal ${spec}: ${(e as Error).message}`);
+    }
+  }
+
+  process.on('SIGTERM', () => void stop(0));
+  process.on('SIGINT', () => void stop(0));
+  process.on('SIGPIPE', () => {});
+  // Last line of defence: a bug must not take every session down with it.
+  process.on('uncaughtException', (e) => process.stderr.write(`tgtd: uncaught exception: ${e.stack ?? e}\n`));
+  process.on('unhandledRejection', (e) => process.stderr.write(`tgtd: unhandled rejection: ${String(e)}\n`));
+
+  if (isChild) {
+    if (options.pidFile) writeFileSync(options.pidFile, `${process.pid}\n`);
+    process.send?.({ ready: true });
+    process.disconnect?.();
+  }
+  log(`ready; portals ${iscsi.portals.map((p) => p.describe()).join(' ')}`);
+}
+
+void main();

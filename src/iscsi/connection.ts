@@ -1,0 +1,1059 @@
+/**
+ * One iSCSI connection: the TCP socket, PDU framing and sending, the login phase, and full
+ * feature phase dispatch (RFC 7143 11): SCSI commands with their Data-Out / R2T / Data-In,
+ * NOP-Out/NOP-In, task management, Text (SendTargets), Logout, SNACK (ERL 0: rejected).
+ *
+ * Command lifecycle on this side (the SCSI core only sees ScsiCommand):
+ *   SCSI Command PDU -> IscsiTask (immediate data absorbed)
+ *     -> CmdSN window delivers it in order      (cmdsn.ts)
+ *     -> unsolicited Data-Out, then R2Ts until all data is in (task.collectData)
+ *     -> nexus.submit(cmd)                       (src/scsi)
+ *     -> onComplete: Data-In (status in the last one when allowed) or SCSI Response
+ */
+import type * as net from 'node:net';
+import { DataDirection, ScsiCommand, ScsiStatus, TaskAttribute } from '../scsi/command.js';
+import { buildSense, SenseReason } from '../scsi/sense.js';
+import { TmfFunction as CoreTmf, TmfResult } from '../scsi/tmf.js';
+import { sendTargets } from './discovery.js';
+import type { IscsiDriver } from './driver.js';
+import { FramingError, PduFramer } from './framer.js';
+import { LoginPhase, loginText } from './login.js';
+import type { NegotiatedParams } from './negotiate.js';
+import {
+  bhsImmediate,
+  bhsItt,
+  bhsLun,
+  bhsOpcode,
+  bidiReadLength,
+  DataOutView,
+  encodeDataIn,
+  encodeLoginResponse,
+  encodeLogoutResponse,
+  encodeNopIn,
+  encodeR2T,
+  encodeReject,
+  encodeScsiResponse,
+  encodeTaskMgmtResponse,
+  encodeTextResponse,
+  LogoutRequestView,
+  NopOutView,
+  scsiCommandCdb,
+  ScsiCommandView,
+  senseLengthPrefix,
+  TaskMgmtRequestView,
+  TextRequestView,
+  ahsWellFormed,
+  type IncomingPdu,
+} from './pdu.js';
+import { PduWriter } from './pdu-writer.js';
+import { IscsiSession } from './session.js';
+import {
+  BHS_LENGTH,
+  DEFAULT_LOGIN_MAX_DATA_SEGMENT_LENGTH,
+  LogoutReason,
+  LogoutResponse,
+  Opcode,
+  RejectReason,
+  RESERVED_TAG,
+  TaskAttr,
+  TmfFunction,
+  TmfResponse,
+} from './spec.js';
+import { encodeText, parseText, TextFormatError, type TextPair } from './text.js';
+
+/** Largest write a single command may carry (bounds per-command memory; advertised in VPD B0). */
+export const MAX_WRITE_LENGTH = 32 * 1024 * 1024;
+/** Immediate commands are outside the CmdSN window; bound them separately (Reject reason 0x06). */
+const MAX_IMMEDIATE_OUTSTANDING = 64;
+/** Largest SendTargets answer kept for Text continuation. */
+const MAX_TEXT_RESPONSE = 1024 * 1024;
+
+type ConnState = 'login' | 'ffp' | 'logout' | 'closed';
+
+/** iSCSI-side state of one SCSI command. */
+class IscsiTask {
+  /** Bytes of Data-Out received so far (immediate data included). */
+  received = 0;
+  /** Offset where the unsolicited part ends (immediate + unsolicited Data-Out). */
+  unsolicitedEnd = 0;
+  unsolicitedDone = true;
+  /** Next offset to solicit with an R2T. */
+  nextR2tOffset = 0;
+  r2tSn = 0;
+  /** R2Ts sent and not yet completed by a Data-Out with F=1. */
+  r2tsInFlight = 0;
+  /** DataSN expected on the next Data-Out of the current sequence. */
+  expectedDataSn = 0;
+  ttt = RESERVED_TAG;
+  /** Delivered by the CmdSN window (or immediate). */
+  ordered = false;
+  submitted = false;
+  done = false;
+  /** Discard the command's data and fail it (e.g. write too large), once the data is in. */
+  failReason: 'too-large' | null = null;
+
+  constructor(
+    readonly itt: number,
+    readonly cmd: ScsiCommand,
+    readonly immediate: boolean,
+  ) {}
+
+  get writeLength(): number {
+    return this.cmd.expectedWriteLength;
+  }
+
+  get dataComplete(): boolean {
+    return this.received >= this.writeLength;
+  }
+}
+
+export class IscsiConnection {
+  state: ConnState = 'login';
+  session: IscsiSession | null = null;
+  cid = 0;
+  readonly remoteAddress: string;
+  readonly localAddress: string;
+  readonly localPort: number;
+  onClose: (() => void) | null = null;
+
+  private readonly framer: PduFramer;
+  private readonly writer: PduWriter;
+  private login: LoginPhase | null;
+  private statSn = 0;
+  private loginResponses = 0;
+  private params: NegotiatedParams | null = null;
+  /** Tasks of this connection by ITT. */
+  private readonly tasks = new Map<number, IscsiTask>();
+  /** Tasks waiting for solicited Data-Out, by TTT. */
+  private readonly byTtt = new Map<number, IscsiTask>();
+  private nextTtt = 1;
+  private immediateOutstanding = 0;
+  private logoutPending: { itt: number; reason: number } | null = null;
+  /** A SendTargets answer being continued (RFC 7143 11.10.4). */
+  private textContinuation: { ttt: number; data: Buffer } | null = null;
+  private textRequestParts: Buffer[] = [];
+  private nopTimer: NodeJS.Timeout | null = null;
+  private nopOutstanding = 0;
+  private nopTtt = 1;
+  private readonly socketPausedForDrain = { value: false };
+
+  constructor(
+    private readonly driver: IscsiDriver,
+    private readonly socket: net.Socket,
+  ) {
+    this.remoteAddress = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    this.localAddress = (socket.localAddress ?? '').replace(/^::ffff:/, '');
+    this.localPort = socket.localPort ?? 0;
+    this.login = new LoginPhase(driver, this.remoteAddress);
+    this.framer = new PduFramer(
+      (pdu) => this.onPdu(pdu),
+      (err) => this.onFramingError(err),
+      { maxDataSegmentLength: DEFAULT_LOGIN_MAX_DATA_SEGMENT_LENGTH },
+    );
+    this.writer = new PduWriter(socket);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      if (this.state !== 'closed') this.framer.push(chunk);
+    });
+    socket.on('drain', () => {
+      if (this.socketPausedForDrain.value) {
+        this.socketPausedForDrain.value = false;
+        socket.resume();
+      }
+    });
+    socket.on('error', () => this.close('socket error'));
+    socket.on('close', () => this.close('socket closed'));
+    socket.on('end', () => this.close('peer closed'));
+  }
+
+  // --- receive dispatch ---------------------------------------------------------------------
+
+  private onPdu(pdu: IncomingPdu): void {
+    if (this.state === 'closed') return;
+    try {
+      if (this.state === 'login') this.onLoginPdu(pdu);
+      else this.onFfpPdu(pdu);
+    } catch (e) {
+      // A bug must not take the daemon down: log and drop this connection only.
+      this.driver.log(`iscsi: connection ${this.remoteAddress}: internal error: ${(e as Error).stack ?? e}`);
+      this.close('internal error');
+    }
+  }
+
+  private onFramingError(err: FramingError): void {
+    this.driver.log(`iscsi: ${this.remoteAddress}: ${err.message}`);
+    if (!err.fatal && err.bhs && this.state === 'ffp') {
+      // RFC 7143 7.8: a data digest error discards the PDU and is answered with a Reject.
+      this.sendReject(err.bhs, RejectReason.DataDigestError);
+      return;
+    }
+    this.close(err.message);
+  }
+
+  private onFfpPdu(pdu: IncomingPdu): void {
+    const op = bhsOpcode(pdu.bhs);
+    if (!ahsWellFormed(pdu.ahs)) {
+      this.sendReject(pdu.bhs, RejectReason.ProtocolError);
+      return;
+    }
+    switch (op) {
+      case Opcode.ScsiCommand:
+        return this.onScsiCommand(pdu);
+      case Opcode.DataOut:
+        return this.onDataOut(pdu);
+      case Opcode.NopOut:
+        return this.ordered(pdu, () => this.onNopOut(pdu));
+      case Opcode.TaskMgmtRequest:
+        return this.ordered(pdu, () => void this.onTaskManagement(pdu));
+      case Opcode.TextRequest:
+        return this.ordered(pdu, () => this.onTextRequest(pdu));
+      case Opcode.LogoutRequest:
+        return this.ordered(pdu, () => this.onLogout(pdu));
+      case Opcode.SnackRequest:
+        // ERL 0: no SNACK support (RFC 7143 11.16: reject when not supported).
+        return this.sendReject(pdu.bhs, RejectReason.SnackReject);
+      case Opcode.LoginRequest:
+        // A login request in full feature phase is a protocol error (11.12).
+        return this.sendReject(pdu.bhs, RejectReason.ProtocolError);
+      default:
+        return this.sendReject(
+          pdu.bhs,
+          op < 0x20 ? RejectReason.CommandNotSupported : RejectReason.ProtocolError,
+        );
+    }
+  }
+
+  /**
+   * Run a non-data request in CmdSN order (immediate ones at once). Requests outside the window
+   * are ignored silently (RFC 7143 4.2.2.1).
+   */
+  private ordered(pdu: IncomingPdu, run: () => void): void {
+    const session = this.session!;
+    if (bhsImmediate(pdu.bhs)) {
+      run();
+      return;
+    }
+    const cmdSn = pdu.bhs.readUInt32BE(24);
+    session.window.accept(cmdSn, () => {
+      session.window.finished();
+      run();
+    });
+  }
+
+  // --- login ----------------------------------------------------------------------------------
+
+  private onLoginPdu(pdu: IncomingPdu): void {
+    const login = this.login!;
+    if (bhsOpcode(pdu.bhs) !== Opcode.LoginRequest) {
+      // 11.12: only Login requests are allowed before full feature phase.
+      this.close('non-login PDU during login');
+      return;
+    }
+    const reply = login.handle(pdu);
+    if (this.loginResponses++ === 0) {
+      // 11.13.4: the first Login Response sets the connection's starting StatSN.
+      this.cid = login.cid;
+      this.statSn = login.expStatSn;
+    }
+    const itt = bhsItt(pdu.bhs);
+    let tsih = 0;
+    let windowExp = login.cmdSn;
+    let windowMax = (login.cmdSn + 1) >>> 0;
+    if (reply.fullFeature && !reply.close) {
+      const session = this.enterFullFeature(login);
+      if (!session) {
+        this.sendLoginResponse(
+          itt,
+          login,
+          { ...reply, status: 0x0302, transit: false, nsg: 0, pairs: [] },
+          0,
+          windowExp,
+          windowMax,
+        );
+        this.close('out of TSIHs');
+        return;
+      }
+      tsih = session.tsih;
+      windowExp = session.window.expCmdSn;
+      windowMax = session.window.maxCmdSn;
+    } else if (login.tsih !== 0) {
+      tsih = login.tsih;
+    }
+    this.sendLoginResponse(itt, login, reply, tsih, windowExp, windowMax);
+    if (reply.close) {
+      this.endAfterFlush('login failed');
+      return;
+    }
+    if (reply.fullFeature) {
+      // Digests and the negotiated MaxRecvDataSegmentLength apply from the next PDU on (13.1).
+      const p = this.params!;
+      this.framer.setDigests(p.headerDigest, p.dataDigest);
+      this.framer.setMaxDataSegmentLength(p.maxRecvDataSegmentLength);
+      this.writer.setDigests(p.headerDigest, p.dataDigest);
+      this.login = null;
+      this.state = 'ffp';
+      this.startNopTimer();
+    }
+  }
+
+  private sendLoginResponse(
+    itt: number,
+    login: LoginPhase,
+    reply: { transit: boolean; csg: number; nsg: number; status: number; pairs: TextPair[] },
+    tsih: number,
+    expCmdSn: number,
+    maxCmdSn: number,
+  ): void {
+    const bhs = Buffer.allocUnsafe(BHS_LENGTH);
+    const statSn = this.statSn;
+    // 11.13.4: every response, the next Login Response included, carries StatSN + 1.
+    this.statSn = (this.statSn + 1) >>> 0;
+    encodeLoginResponse(bhs, {
+      itt,
+      transit: reply.transit,
+      csg: reply.csg,
+      nsg: reply.nsg,
+      isid: login.isid,
+      tsih,
+      status: reply.status,
+      statSN: statSn,
+      expCmdSN: expCmdSn,
+      maxCmdSN: maxCmdSn,
+    });
+    this.writer.send(bhs, loginText(reply.pairs));
+  }
+
+  /** Create, reinstate or join the session once login completes. */
+  private enterFullFeature(login: LoginPhase): IscsiSession | null {
+    const params = login.negotiated!.result();
+    let session: IscsiSession | undefined;
+    if (login.tsih !== 0) {
+      session = this.driver.sessions.get(login.tsih);
+      if (session) {
+        // Connection reinstatement (same CID) closes the old connection first (RFC 7143 6.3.4).
+        for (const c of session.connections) if (c.cid === login.cid) c.close('connection reinstated');
+      }
+    }
+    if (!session) {
+      // Session reinstatement: the same initiator port (InitiatorName + ISID) logs in again (6.3.5).
+      const old = this.driver.findSession(login.initiatorName, login.isidHex, login.target);
+      if (old) {
+        old.close('session reinstated');
+        this.driver.sessions.delete(old.tsih);
+      }
+      const tsih = this.driver.allocateTsih();
+      if (tsih === 0) return null;
+      const nexus = login.target
+        ? login.target.createNexus(
+            tsih,
+            login.initiatorName,
+            `Initiator: ${login.initiatorName} alias: ${login.initiatorAlias ?? 'none'}\n` +
+              `Connection: ${login.cid}\n    IP Address: ${this.remoteAddress}`,
+          )
+        : null;
+      session = new IscsiSession(
+        tsih,
+        login.isidHex,
+        login.initiatorName,
+        login.initiatorAlias,
+        login.target,
+        nexus,
+        params,
+        login.cmdSn,
+      );
+      this.driver.sessions.set(tsih, session);
+    }
+    this.params = params;
+    this.session = session;
+    session.connections.add(this);
+    return session;
+  }
+
+  // --- SCSI commands ------------------------------------------------------------------------
+
+  private readonly cmdView = new ScsiCommandView(Buffer.alloc(BHS_LENGTH));
+
+  private onScsiCommand(pdu: IncomingPdu): void {
+    const session = this.session!;
+    if (session.isDiscovery) {
+      // 11.3 / 13.21: a discovery session carries only Text, NOP and Logout.
+      this.sendReject(pdu.bhs, RejectReason.ProtocolError);
+      return;
+    }
+    const v = this.cmdView.wrap(pdu.bhs);
+    const itt = v.itt;
+    const immediate = v.immediate;
+    const p = this.params!;
+    if (this.tasks.has(itt)) {
+      // 11.2.1.8: the ITT must be unique among the initiator's outstanding tasks.
+      this.sendReject(pdu.bhs, RejectReason.InvalidPduField);
+      return;
+    }
+    const edtl = v.edtl;
+    const read = v.read;
+    const write = v.write;
+    const immediateLength = pdu.data.length;
+    // RFC 7143 11.3.4 / 13.11 / 13.14: immediate data only with W, within FirstBurstLength and EDTL.
+    if (
+      (immediateLength > 0 && (!write || !p.immediateData)) ||
+      immediateLength > p.firstBurstLength ||
+      (write && immediateLength > edtl) ||
+      (!v.final && (!write || p.initialR2T))
+    ) {
+      this.sendReject(pdu.bhs, RejectReason.ProtocolError);
+      return;
+    }
+    if (immediate && this.immediateOutstanding >= MAX_IMMEDIATE_OUTSTANDING) {
+      this.sendReject(pdu.bhs, RejectReason.ImmediateCommandReject);
+      return;
+    }
+    const bidiRead = read && write ? bidiReadLength(pdu.ahs) : null;
+    const direction =
+      read && write
+        ? DataDirection.Bidirectional
+        : write
+          ? DataDirection.Write
+          : read
+            ? DataDirection.Read
+            : DataDirection.None;
+    const cmd = new ScsiCommand(
+      {
+        cdb: scsiCommandCdb(pdu.bhs, pdu.ahs),
+        lun: bhsLun(pdu.bhs),
+        tag: itt,
+        attribute: taskAttribute(v.attr),
+        direction,
+        expectedReadLength: read ? (write ? (bidiRead ?? 0) : edtl) : 0,
+        expectedWriteLength: write ? edtl : 0,
+      },
+      (c) => this.onCommandComplete(c),
+    );
+    const task = new IscsiTask(itt, cmd, immediate);
+    cmd.fabricData = task;
+    this.tasks.set(itt, task);
+    if (immediate) this.immediateOutstanding++;
+    if (write) {
+      if (edtl > MAX_WRITE_LENGTH) task.failReason = 'too-large';
+      this.absorb(task, pdu.data);
+      task.unsolicitedEnd = v.final ? task.received : Math.min(edtl, p.firstBurstLength);
+      task.unsolicitedDone = v.final || task.received >= task.unsolicitedEnd;
+      task.nextR2tOffset = task.unsolicitedEnd;
+    }
+    if (immediate) {
+      this.deliver(task);
+      return;
+    }
+    const verdict = session.window.accept(v.cmdSN, () => this.deliver(task));
+    if (verdict === 'outside-window') {
+      // RFC 7143 4.2.2.1: commands outside the window are silently ignored.
+      this.tasks.delete(itt);
+      return;
+    }
+    // Solicit data for queued commands too; ordering applies to execution only.
+    if (verdict === 'queued') this.solicit(task);
+  }
+
+  /** The CmdSN window released the task: collect its data, then execute. */
+  private deliver(task: IscsiTask): void {
+    if (task.done) {
+      this.session?.window.finished();
+      return;
+    }
+    task.ordered = true;
+    this.solicit(task);
+    this.maybeSubmit(task);
+  }
+
+  /** Append received Data-Out bytes (a view; never copied) unless the command is being failed. */
+  private absorb(task: IscsiTask, data: Buffer): void {
+    if (data.length === 0) return;
+    if (task.failReason === null) task.cmd.addDataOut(data);
+    task.received += data.length;
+  }
+
+  /** Send R2Ts while the unsolicited part is done and MaxOutstandingR2T allows (RFC 7143 3.2.4.1). */
+  private solicit(task: IscsiTask): void {
+    if (!task.unsolicitedDone || task.done || this.state === 'closed') return;
+    const p = this.params!;
+    const writeLength = task.writeLength;
+    while (task.r2tsInFlight < p.maxOutstandingR2T && task.nextR2tOffset < writeLength) {
+      if (task.ttt === RESERVED_TAG) {
+        task.ttt = this.allocateTtt();
+        this.byTtt.set(task.ttt, task);
+      }
+      const length = Math.min(p.maxBurstLength, writeLength - task.nextR2tOffset);
+      const bhs = Buffer.allocUnsafe(BHS_LENGTH);
+      encodeR2T(bhs, {
+        itt: task.itt,
+        lun: task.cmd.lun,
+        ttt: task.ttt,
+        r2tSN: task.r2tSn++,
+        bufferOffset: task.nextR2tOffset,
+        desiredDataTransferLength: length,
+        // 11.8: R2T carries the next StatSN without advancing it.
+        statSN: this.statSn,
+        expCmdSN: this.session!.window.expCmdSn,
+        maxCmdSN: this.session!.window.maxCmdSn,
+      });
+      this.send(bhs, null);
+      task.nextR2tOffset += length;
+      task.r2tsInFlight++;
+    }
+  }
+
+  private readonly dataOutView = new DataOutView(Buffer.alloc(BHS_LENGTH));
+
+  private onDataOut(pdu: IncomingPdu): void {
+    const v = this.dataOutView.wrap(pdu.bhs);
+    const ttt = v.ttt;
+    const task = ttt === RESERVED_TAG ? this.tasks.get(v.itt) : this.byTtt.get(ttt);
+    if (!task || task.itt !== v.itt || task.done) {
+      // 11.7.4 / 11.8.3: Data-Out for no known task (or a task already answered).
+      this.sendReject(pdu.bhs, RejectReason.InvalidPduField);
+      return;
+    }
+    const offset = v.bufferOffset;
+    const length = pdu.data.length;
+    const unsolicited = ttt === RESERVED_TAG;
+    // We negotiate DataPDUInOrder=Yes, so data must arrive in offset order (13.19).
+    if (
+      offset !== task.received ||
+      offset + length > task.writeLength ||
+      (unsolicited && (task.unsolicitedDone || offset + length > task.unsolicitedEnd))
+    ) {
+      this.sendReject(pdu.bhs, RejectReason.ProtocolError);
+      return;
+    }
+    if (v.dataSN !== task.expectedDataSn) {
+      // 11.7.4: DataSN counts the Data-Out PDUs of each sequence from 0; at ERL 0 a gap cannot be
+      // recovered, so reject the PDU (the task then fails with missing data).
+      this.sendReject(pdu.bhs, RejectReason.ProtocolError);
+      return;
+    }
+    task.expectedDataSn++;
+    this.absorb(task, pdu.data);
+    if (v.final) {
+      task.expectedDataSn = 0;
+      if (unsolicited) {
+        task.unsolicitedDone = true;
+        task.nextR2tOffset = Math.max(task.nextR2tOffset, task.received);
+      } else if (task.r2tsInFlight > 0) {
+        task.r2tsInFlight--;
+      }
+    }
+    if (task.dataComplete) {
+      if (task.ttt !== RESERVED_TAG) this.byTtt.delete(task.ttt);
+      this.maybeSubmit(task);
+    } else if (task.ordered || v.final) {
+      this.solicit(task);
+    }
+  }
+
+  private maybeSubmit(task: IscsiTask): void {
+    if (!task.ordered || task.submitted || task.done || !task.dataComplete) return;
+    task.submitted = true;
+    const session = this.session!;
+    if (task.failReason === 'too-large') {
+      // SBC-4 / VPD B0 MAXIMUM TRANSFER LENGTH exceeded: INVALID FIELD IN CDB.
+      task.cmd.status = ScsiStatus.CheckCondition;
+      task.cmd.sense = buildSense(SenseReason.InvalidFieldInCdb, false);
+      this.onCommandComplete(task.cmd);
+      return;
+    }
+    session.nexus!.submit(task.cmd);
+  }
+
+  private onCommandComplete(cmd: ScsiCommand): void {
+    const task = cmd.fabricData as IscsiTask;
+    if (task.done) return;
+    task.done = true;
+    this.releaseTask(task);
+    if (cmd.aborted || this.state === 'closed') return;
+    this.sendCommandResult(task);
+    this.checkLogout();
+  }
+
+  /** Forget a task and give its CmdSN slot back. */
+  private releaseTask(task: IscsiTask): void {
+    this.tasks.delete(task.itt);
+    if (task.ttt !== RESERVED_TAG) this.byTtt.delete(task.ttt);
+    if (task.immediate) this.immediateOutstanding--;
+    else if (task.ordered) this.session?.window.finished();
+  }
+
+  /** Data-In PDUs and/or SCSI Response for a finished command (RFC 7143 11.4, 11.7). */
+  private sendCommandResult(task: IscsiTask): void {
+    const cmd = task.cmd;
+    const p = this.params!;
+    const window = this.session!.window;
+    const isRead = cmd.direction === DataDirection.Read || cmd.direction === DataDirection.Bidirectional;
+    const readExpected = cmd.expectedReadLength;
+    const produced = isRead ? cmd.dataInLength : 0;
+    const toSend = cmd.dataIn ? Math.min(produced, readExpected, cmd.dataIn.length) : 0;
+    const readResidual = residual(produced, readExpected);
+    const writeResidual = residual(cmd.writeTransferLength, cmd.expectedWriteLength);
+    const mainResidual = cmd.direction === DataDirection.Read ? readResidual : writeResidual;
+    // 11.7.3: status may ride on the last Data-In when there is no sense and no bidi residual.
+    const collapse =
+      toSend > 0 &&
+      cmd.status === ScsiStatus.Good &&
+      cmd.sense === null &&
+      cmd.direction === DataDirection.Read;
+
+    this.writer.cork();
+    if (toSend > 0) {
+      const data = cmd.dataIn!;
+      const mxdsl = p.maxXmitDataSegmentLength;
+      const burst = p.maxBurstLength;
+      let dataSn = 0;
+      for (let offset = 0; offset < toSend;) {
+        const burstEnd = Math.min(toSend, (Math.floor(offset / burst) + 1) * burst);
+        const length = Math.min(mxdsl, burstEnd - offset);
+        const last = offset + length === toSend;
+        const withStatus = last && collapse;
+        const bhs = Buffer.allocUnsafe(BHS_LENGTH);
+        let statSn = 0;
+        if (withStatus) {
+          statSn = this.statSn;
+          this.statSn = (this.statSn + 1) >>> 0;
+        }
+        encodeDataIn(bhs, {
+          itt: task.itt,
+          lun: cmd.lun,
+          // 11.7.1: F ends each MaxBurstLength sequence.
+          final: offset + length === burstEnd,
+          statusPresent: withStatus,
+          status: withStatus ? cmd.status : 0,
+          overflow: withStatus && mainResidual.overflow,
+          underflow: withStatus && mainResidual.underflow,
+          residualCount: withStatus ? mainResidual.count : 0,
+          statSN: statSn,
+          expCmdSN: window.expCmdSn,
+          maxCmdSN: window.maxCmdSn,
+          dataSN: dataSn++,
+          bufferOffset: offset,
+        });
+        this.writer.send(bhs, data.subarray(offset, offset + length));
+        offset += length;
+      }
+    }
+    if (!collapse) {
+      const bhs = Buffer.allocUnsafe(BHS_LENGTH);
+      const bidi = cmd.direction === DataDirection.Bidirectional;
+      encodeScsiResponse(bhs, {
+        itt: task.itt,
+        status: cmd.status,
+        overflow: mainResidual.overflow,
+        underflow: mainResidual.underflow,
+        residualCount: mainResidual.count,
+        bidiOverflow: bidi && readResidual.overflow,
+        bidiUnderflow: bidi && readResidual.underflow,
+        bidiReadResidualCount: bidi ? readResidual.count : 0,
+        statSN: this.statSn,
+        expCmdSN: window.expCmdSn,
+        maxCmdSN: window.maxCmdSn,
+        expDataSN: 0,
+      });
+      this.statSn = (this.statSn + 1) >>> 0;
+      const sense = cmd.sense;
+      this.writer.send(bhs, sense && sense.length ? [senseLengthPrefix(sense.length), sense] : null);
+    }
+    this.uncork();
+  }
+
+  // --- NOP ------------------------------------------------------------------------------------
+
+  private readonly nopView = new NopOutView(Buffer.alloc(BHS_LENGTH));
+
+  private onNopOut(pdu: IncomingPdu): void {
+    const v = this.nopView.wrap(pdu.bhs);
+    if (v.itt === RESERVED_TAG) {
+      // 11.18: the answer to our NOP-In ping (or an unanswered ping of the initiator's).
+      if (v.ttt !== RESERVED_TAG) this.nopOutstanding = 0;
+      return;
+    }
+    const window = this.session!.window;
+    const bhs = Buffer.allocUnsafe(BHS_LENGTH);
+    encodeNopIn(bhs, {
+      itt: v.itt,
+      lun: v.lun,
+      ttt: RESERVED_TAG,
+      statSN: this.statSn,
+      expCmdSN: window.expCmdSn,
+      maxCmdSN: window.maxCmdSn,
+    });
+    this.statSn = (this.statSn + 1) >>> 0;
+    // 11.19: the ping data is echoed back.
+    this.send(bhs, pdu.data.length ? pdu.data : null);
+  }
+
+  private startNopTimer(): void {
+    const target = this.session?.target;
+    const params = target ? this.driver.paramsFor(target) : this.driver.discoveryParams;
+    const interval = params.nopInterval;
+    const limit = params.nopCount;
+    if (interval <= 0) return;
+    this.nopTimer = setInterval(() => {
+      if (this.state !== 'ffp') return;
+      // tgt drops the connection at the first ping when nop_count=0; we read 0 as "no limit".
+      if (limit > 0 && this.nopOutstanding >= limit) {
+        this.close('NOP-In ping timeout');
+        return;
+      }
+      this.nopOutstanding++;
+      const window = this.session!.window;
+      const bhs = Buffer.allocUnsafe(BHS_LENGTH);
+      this.nopTtt = this.nopTtt >= 0x7fffffff ? 1 : this.nopTtt + 1;
+      encodeNopIn(bhs, {
+        itt: RESERVED_TAG,
+        ttt: this.nopTtt,
+        statSN: this.statSn,
+        expCmdSN: window.expCmdSn,
+        maxCmdSN: window.maxCmdSn,
+      });
+      this.send(bhs, null);
+    }, interval * 1000);
+    this.nopTimer.unref();
+  }
+
+  // --- task management ----------------------------------------------------------------------
+
+  private readonly tmfView = new TaskMgmtRequestView(Buffer.alloc(BHS_LENGTH));
+
+  private async onTaskManagement(pdu: IncomingPdu): Promise<void> {
+    const v = this.tmfView.wrap(pdu.bhs);
+    const itt = v.itt;
+    const fn = v.function;
+    const lun = Buffer.from(v.lun);
+    const refTag = v.referencedTaskTag;
+    const session = this.session!;
+    let response: number;
+    if (session.isDiscovery) {
+      response = TmfResponse.NotSupported;
+    } else {
+      switch (fn) {
+        case TmfFunction.AbortTask:
+          response = await this.abortTask(refTag, v.refCmdSN, lun);
+          break;
+        case TmfFunction.AbortTaskSet:
+        case TmfFunction.ClearTaskSet:
+        case TmfFunction.LogicalUnitReset:
+        case TmfFunction.TargetWarmReset:
+        case TmfFunction.TargetColdReset: {
+          this.abortLocalTasks(
+            fn === TmfFunction.TargetWarmReset || fn === TmfFunction.TargetColdReset ? null : lun,
+          );
+          const coreFn =
+            fn === TmfFunction.TargetColdReset ? CoreTmf.TargetWarmReset : (fn as number as CoreTmf);
+          response = tmfResponse(await session.nexus!.taskManagement(coreFn, lun, refTag));
+          break;
+        }
+        case TmfFunction.TaskReassign:
+          // ERL 0: allegiance reassignment needs ERL 2 (RFC 7143 11.5.1).
+          response = TmfResponse.TaskAllegianceReassignmentNotSupported;
+          break;
+        case TmfFunction.ClearAca:
+          response = TmfResponse.NotSupported;
+          break;
+        default:
+          response = TmfResponse.FunctionRejected;
+      }
+    }
+    if (this.state === 'closed') return;
+    const bhs = Buffer.allocUnsafe(BHS_LENGTH);
+    encodeTaskMgmtResponse(bhs, {
+      itt,
+      response,
+      statSN: this.statSn,
+      expCmdSN: session.window.expCmdSn,
+      maxCmdSN: session.window.maxCmdSn,
+    });
+    this.statSn = (this.statSn + 1) >>> 0;
+    this.send(bhs, null);
+    // 11.5.1: after a TARGET COLD RESET response the target drops all connections.
+    if (fn === TmfFunction.TargetColdReset && response === TmfResponse.FunctionComplete) {
+      this.endAfterFlush('target cold reset');
+    }
+  }
+
+  private async abortTask(refTag: number, refCmdSn: number, lun: Buffer): Promise<number> {
+    for (const conn of this.session!.connections) {
+      const task = conn.tasks.get(refTag);
+      if (!task) continue;
+      if (!task.submitted) {
+        conn.abortLocal(task);
+        return TmfResponse.FunctionComplete;
+      }
+      return tmfResponse(await this.session!.nexus!.taskManagement(CoreTmf.AbortTask, lun, refTag));
+    }
+    void refCmdSn;
+    // 11.5.1: a task that is not known (already completed, or never received) does not exist.
+    return TmfResponse.TaskDoesNotExist;
+  }
+
+  /** Abort tasks that never reached the core (waiting for data or CmdSN order). */
+  private abortLocalTasks(lun: Buffer | null): void {
+    for (const conn of this.session!.connections) {
+      for (const task of [...conn.tasks.values()]) {
+        if (task.submitted) continue;
+        if (lun && !task.cmd.lun.equals(lun)) continue;
+        conn.abortLocal(task);
+      }
+    }
+  }
+
+  private abortLocal(task: IscsiTask): void {
+    task.done = true;
+    task.cmd.aborted = true;
+    this.tasks.delete(task.itt);
+    if (task.ttt !== RESERVED_TAG) this.byTtt.delete(task.ttt);
+    if (task.immediate) this.immediateOutstanding--;
+    else if (task.ordered) this.session?.window.finished();
+    // A task still queued in the window frees its slot when the window delivers it (deliver()).
+  }
+
+  // --- Text (SendTargets) -----------------------------------------------------------------------
+
+  private readonly textView = new TextRequestView(Buffer.alloc(BHS_LENGTH));
+
+  private onTextRequest(pdu: IncomingPdu): void {
+    const v = this.textView.wrap(pdu.bhs);
+    const itt = v.itt;
+    if (v.ttt !== RESERVED_TAG) {
+      // 11.10.4: the initiator asks for the next part of a long answer.
+      const cont = this.textContinuation;
+      if (!cont || cont.ttt !== v.ttt) {
+        this.sendReject(pdu.bhs, RejectReason.InvalidPduField);
+        return;
+      }
+      this.sendTextPart(itt, cont.data);
+      return;
+    }
+    this.textContinuation = null;
+    if (v.continue) {
+      // The initiator's own text continues in the next PDU: acknowledge with an empty response.
+      this.textRequestParts.push(Buffer.from(pdu.data));
+      this.sendTextResponse(itt, false, true, this.allocateTtt(), null);
+      return;
+    }
+    const parts = [...this.textRequestParts, pdu.data];
+    this.textRequestParts = [];
+    let pairs: TextPair[];
+    try {
+      pairs = parseText(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+    } catch (e) {
+      if (!(e instanceof TextFormatError)) throw e;
+      this.sendReject(pdu.bhs, RejectReason.ProtocolError);
+      return;
+    }
+    const session = this.session!;
+    const answer: TextPair[] = [];
+    for (const [key, value] of pairs) {
+      if (key === 'SendTargets') {
+        answer.push(
+          ...sendTargets(
+            {
+              system: this.driver.system,
+              lld: this.driver.name,
+              initiatorName: session.initiatorName,
+              initiatorAddress: this.remoteAddress,
+              localAddress: this.localAddress,
+              localPort: this.localPort,
+              ...(session.target ? { sessionTargetName: session.target.name } : {}),
+            },
+            value,
+          ),
+        );
+      } else {
+        answer.push([key, 'NotUnderstood']);
+      }
+    }
+    const data = encodeText(answer).subarray(0, MAX_TEXT_RESPONSE);
+    this.sendTextPart(itt, data);
+  }
+
+  /** Send as much of `data` as fits; keep the rest for the initiator's next request (11.11). */
+  private sendTextPart(itt: number, data: Buffer): void {
+    const max = this.params!.maxXmitDataSegmentLength;
+    if (data.length <= max) {
+      this.textContinuation = null;
+      this.sendTextResponse(itt, true, false, RESERVED_TAG, data);
+      return;
+    }
+    const ttt = this.allocateTtt();
+    this.textContinuation = { ttt, data: data.subarray(max) };
+    this.sendTextResponse(itt, false, true, ttt, data.subarray(0, max));
+  }
+
+  private sendTextResponse(
+    itt: number,
+    final: boolean,
+    cont: boolean,
+    ttt: number,
+    data: Buffer | null,
+  ): void {
+    const window = this.session!.window;
+    const bhs = Buffer.allocUnsafe(BHS_LENGTH);
+    encodeTextResponse(bhs, {
+      itt,
+      final,
+      continue: cont,
+      ttt,
+      statSN: this.statSn,
+      expCmdSN: window.expCmdSn,
+      maxCmdSN: window.maxCmdSn,
+    });
+    this.statSn = (this.statSn + 1) >>> 0;
+    this.send(bhs, data && data.length ? data : null);
+  }
+
+  // --- Logout -----------------------------------------------------------------------------------
+
+  private readonly logoutView = new LogoutRequestView(Buffer.alloc(BHS_LENGTH));
+
+  private onLogout(pdu: IncomingPdu): void {
+    const v = this.logoutView.wrap(pdu.bhs);
+    this.logoutPending = { itt: v.itt, reason: v.reasonCode };
+    this.state = 'logout';
+    this.checkLogout();
+  }
+
+  /** Send the Logout Response once this connection's commands have finished (11.14). */
+  private checkLogout(): void {
+    const pending = this.logoutPending;
+    if (!pending || this.tasks.size > 0) return;
+    this.logoutPending = null;
+    const session = this.session!;
+    const response =
+      pending.reason === LogoutReason.RemoveConnectionForRecovery
+        ? LogoutResponse.RecoveryNotSupported
+        : LogoutResponse.Success;
+    const bhs = Buffer.allocUnsafe(BHS_LENGTH);
+    encodeLogoutResponse(bhs, {
+      itt: pending.itt,
+      response,
+      statSN: this.statSn,
+      expCmdSN: session.window.expCmdSn,
+      maxCmdSN: session.window.maxCmdSn,
+      time2Wait: 0,
+      time2Retain: 0,
+    });
+    this.statSn = (this.statSn + 1) >>> 0;
+    this.send(bhs, null);
+    if (pending.reason === LogoutReason.CloseSession) {
+      this.endAfterFlush('logout');
+      session.close('logout');
+    } else {
+      this.endAfterFlush('logout');
+    }
+  }
+
+  // --- sending / closing --------------------------------------------------------------------
+
+  private send(bhs: Buffer, data: Buffer | readonly Buffer[] | null): void {
+    if (this.state === 'closed') return;
+    if (!this.writer.send(bhs, data)) this.pauseForDrain();
+  }
+
+  private uncork(): void {
+    if (!this.writer.uncork()) this.pauseForDrain();
+  }
+
+  /** Backpressure: stop reading new requests until the socket drains. */
+  private pauseForDrain(): void {
+    if (!this.socketPausedForDrain.value) {
+      this.socketPausedForDrain.value = true;
+      this.socket.pause();
+    }
+  }
+
+  private sendReject(rejected: Buffer, reason: RejectReason): void {
+    const bhs = Buffer.allocUnsafe(BHS_LENGTH);
+    const window = this.session?.window;
+    encodeReject(bhs, {
+      reason,
+      statSN: this.statSn,
+      expCmdSN: window ? window.expCmdSn : 0,
+      maxCmdSN: window ? window.maxCmdSn : 0,
+      dataSN: 0,
+    });
+    this.statSn = (this.statSn + 1) >>> 0;
+    // 11.17: the data segment carries the rejected PDU's header.
+    this.send(bhs, Buffer.from(rejected.subarray(0, BHS_LENGTH)));
+  }
+
+  private allocateTtt(): number {
+    let ttt = this.nextTtt;
+    while (ttt === RESERVED_TAG || this.byTtt.has(ttt)) ttt = (ttt + 1) >>> 0;
+    this.nextTtt = (ttt + 1) >>> 0;
+    return ttt;
+  }
+
+  /** Close after the queued responses have gone out. */
+  private endAfterFlush(reason: string): void {
+    if (this.state === 'closed') return;
+    this.socket.end();
+    const timer = setTimeout(() => this.close(reason), 2000);
+    timer.unref();
+  }
+
+  /** Drop the connection now. Tasks already in the core finish there; their answers are dropped. */
+  close(reason: string): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.driver.log(`iscsi: closing connection from ${this.remoteAddress}: ${reason}`);
+    this.framer.stop();
+    if (this.nopTimer) clearInterval(this.nopTimer);
+    for (const task of [...this.tasks.values()]) {
+      if (!task.submitted) this.abortLocal(task);
+    }
+    this.socket.destroy();
+    const session = this.session;
+    if (session) {
+      session.connectionClosed(this);
+      if (session.isClosed && this.driver.sessions.get(session.tsih) === session) {
+        this.driver.sessions.delete(session.tsih);
+      }
+    }
+    this.onClose?.();
+  }
+}
+
+function taskAttribute(attr: number): TaskAttribute {
+  // tgt §6: untagged and simple -> SIMPLE, head of queue -> HEAD, ordered/ACA/unknown -> ORDERED.
+  switch (attr) {
+    case TaskAttr.Untagged:
+    case TaskAttr.Simple:
+      return TaskAttribute.Simple;
+    case TaskAttr.HeadOfQueue:
+      return TaskAttribute.HeadOfQueue;
+    case TaskAttr.Aca:
+      return TaskAttribute.Aca;
+    default:
+      return TaskAttribute.Ordered;
+  }
+}
+
+function residual(
+  actual: number,
+  expected: number,
+): { overflow: boolean; underflow: boolean; count: number } {
+  if (actual > expected) return { overflow: true, underflow: false, count: actual - expected };
+  if (actual < expected) return { overflow: false, underflow: true, count: expected - actual };
+  return { overflow: false, underflow: false, count: 0 };
+}
+
+function tmfResponse(r: TmfResult): number {
+  switch (r) {
+    case TmfResult.FunctionComplete:
+      return TmfResponse.FunctionComplete;
+    case TmfResult.TaskNotFound:
+      return TmfResponse.TaskDoesNotExist;
+    case TmfResult.LunNotFound:
+      return TmfResponse.LunDoesNotExist;
+    case TmfResult.NotSupported:
+      return TmfResponse.NotSupported;
+    default:
+      return TmfResponse.FunctionRejected;
+  }
+}

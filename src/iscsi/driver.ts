@@ -1,0 +1,198 @@
+/**
+ * The "iscsi" fabric driver (tgt's iscsi LLD): portals, sessions and connections, per-target
+ * iSCSI parameters, and the management hooks of TargetDriver.
+ */
+import type * as net from 'node:net';
+import { AdminError } from '../scsi/admin-error.js';
+import type { DriverState, TargetDriver } from '../scsi/driver.js';
+import type { TargetSystem } from '../scsi/system.js';
+import type { ScsiTarget } from '../scsi/target.js';
+import { IscsiConnection } from './connection.js';
+import { TargetParams } from './params.js';
+import { parsePortal, Portal, formatHostPort } from './portal.js';
+import type { IscsiSession } from './session.js';
+
+export interface IscsiDriverOptions {
+  /** Defaults for new targets (tgtd --iscsi nop_interval=,nop_count=). */
+  nopInterval?: number;
+  nopCount?: number;
+  /** Diagnostic log (debug level). */
+  log?: (message: string) => void;
+}
+
+/** TSIHs are 16-bit and never 0 (RFC 7143 11.12.6). */
+const MAX_TSIH = 0xffff;
+
+export class IscsiDriver implements TargetDriver {
+  readonly name = 'iscsi';
+  state: DriverState = 'ready';
+  readonly portals: Portal[] = [];
+  readonly sessions = new Map<number, IscsiSession>();
+  readonly connections = new Set<IscsiConnection>();
+  /** Parameters for discovery sessions (not tied to a target). */
+  readonly discoveryParams: TargetParams;
+  private readonly targetParams = new Map<number, TargetParams>();
+  private nextTsih = 1;
+  readonly log: (message: string) => void;
+
+  constructor(
+    readonly system: TargetSystem,
+    private readonly options: IscsiDriverOptions = {},
+  ) {
+    this.log = options.log ?? (() => {});
+    this.discoveryParams = this.newParams();
+  }
+
+  private newParams(): TargetParams {
+    return new TargetParams({
+      nopInterval: this.options.nopInterval ?? 0,
+      nopCount: this.options.nopCount ?? 0,
+    });
+  }
+
+  /** Listen on a portal spec ("ADDR:PORT"); rejects on a malformed spec or a bind error. */
+  async listen(spec: string): Promise<Portal> {
+    const addr = parsePortal(spec);
+    if (!addr) throw new Error(`invalid portal '${spec}'`);
+    const portal = await Portal.listen(addr, (socket) => this.accept(socket));
+    this.portals.push(portal);
+    return portal;
+  }
+
+  private accept(socket: net.Socket): void {
+    // tgt §3.5: while the system is offline, connections are accepted and closed at once.
+    if (this.system.state !== 'ready') {
+      socket.destroy();
+      return;
+    }
+    const conn = new IscsiConnection(this, socket);
+    this.connections.add(conn);
+    conn.onClose = () => this.connections.delete(conn);
+  }
+
+  /** The iSCSI parameters of a target (created on first use). */
+  paramsFor(target: ScsiTarget): TargetParams {
+    let p = this.targetParams.get(target.tid);
+    if (!p) {
+      p = this.newParams();
+      this.targetParams.set(target.tid, p);
+    }
+    return p;
+  }
+
+  /** A fresh TSIH not used by a live session. */
+  allocateTsih(): number {
+    for (let i = 0; i < MAX_TSIH; i++) {
+      const tsih = this.nextTsih;
+      this.nextTsih = this.nextTsih >= MAX_TSIH ? 1 : this.nextTsih + 1;
+      if (!this.sessions.has(tsih)) return tsih;
+    }
+    return 0;
+  }
+
+  /** The live session with this initiator name and ISID on this target (for reinstatement). */
+  findSession(initiatorName: string, isid: string, target: ScsiTarget | null): IscsiSession | undefined {
+    for (const s of this.sessions.values()) {
+      if (s.initiatorName === initiatorName && s.isid === isid && s.target === target && !s.isClosed)
+        return s;
+    }
+    return undefined;
+  }
+
+  // --- TargetDriver -------------------------------------------------------------------------
+
+  targetCreated(target: ScsiTarget): void {
+    this.targetParams.set(target.tid, this.newParams());
+  }
+
+  targetDestroy(target: ScsiTarget, force: boolean): AdminError {
+    const sessions = [...this.sessions.values()].filter((s) => s.target === target);
+    if (sessions.length > 0 && !force) return AdminError.TargetActive;
+    for (const s of sessions) s.close('target deleted');
+    this.targetParams.delete(target.tid);
+    return AdminError.Success;
+  }
+
+  targetUpdate(target: ScsiTarget, name: string, value: string): AdminError {
+    return this.paramsFor(target).set(name, value) ? AdminError.Success : AdminError.InvalidRequest;
+  }
+
+  targetShowParams(target: ScsiTarget): string {
+    return this.paramsFor(target).show();
+  }
+
+  targetShowSystemInfo(target: ScsiTarget): string[] {
+    const p = this.paramsFor(target);
+    return p.nopInterval !== 0 ? [`Nop interval: ${p.nopInterval}`, `Nop count: ${p.nopCount}`] : [];
+  }
+
+  async portalCreate(spec: string): Promise<AdminError> {
+    if (!parsePortal(spec)) return AdminError.InvalidRequest;
+    try {
+      await this.listen(spec);
+      return AdminError.Success;
+    } catch {
+      return AdminError.InvalidRequest;
+    }
+  }
+
+  async portalDestroy(spec: string): Promise<AdminError> {
+    const addr = parsePortal(spec);
+    if (!addr) return AdminError.InvalidRequest;
+    const i = this.portals.findIndex((p) => {
+      const a = p.address;
+      return (p.requested.host === addr.host || a.host === addr.host) && a.port === addr.port;
+    });
+    if (i < 0) return AdminError.InvalidRequest;
+    const [portal] = this.portals.splice(i, 1);
+    await portal!.close();
+    return AdminError.Success;
+  }
+
+  portalShow(): string {
+    return this.portals.map((p) => `Portal: ${p.describe()},1\n`).join('');
+  }
+
+  connectionShow(target: ScsiTarget): string {
+    let out = '';
+    for (const s of this.sessions.values()) {
+      if (s.target !== target) continue;
+      for (const c of s.connections) {
+        out += `Session: ${s.tsih}\n    Connection: ${c.cid}\n        Initiator: ${s.initiatorName}\n`;
+        out += `        IP Address: ${c.remoteAddress}\n`;
+      }
+    }
+    return out;
+  }
+
+  connectionDelete(target: ScsiTarget, sid: bigint, cid: number): AdminError {
+    const s = this.sessions.get(Number(sid));
+    if (!s || s.target !== target) return AdminError.NoSession;
+    for (const c of s.connections) {
+      if (c.cid === cid) {
+        c.close('deleted by tgtadm');
+        return AdminError.Success;
+      }
+    }
+    return AdminError.NoConnection;
+  }
+
+  systemShow(): string {
+    return 'iSNS:\n    iSNS=Off\n    iSNSServerIP=\n    iSNSServerPort=3205\n    iSNSAccessControl=Off\n';
+  }
+
+  systemUpdate(_name: string, _value: string): AdminError {
+    return AdminError.InvalidRequest;
+  }
+
+  async shutdown(): Promise<void> {
+    this.state = 'stopped';
+    for (const c of [...this.connections]) c.close('shutdown');
+    await Promise.all(this.portals.splice(0).map((p) => p.close()));
+  }
+
+  /** "addr:port" of a portal for SendTargets, IPv6 bracketed. */
+  static targetAddress(host: string, port: number): string {
+    return `${formatHostPort(host, port)},1`;
+  }
+}

@@ -1,0 +1,262 @@
+/**
+ * The login phase of one connection (RFC 7143 6, 11.12, 11.13): stage transitions, the login
+ * keys (InitiatorName, TargetName, SessionType), target lookup and access control, CHAP, the
+ * operational negotiation, and finally session creation, reinstatement or joining.
+ *
+ *   SecurityNegotiation (0) --T--> LoginOperationalNegotiation (1) --T--> FullFeaturePhase (3)
+ *            \______________________________T_________________________________/
+ *
+ * Each Login Request gets exactly one Login Response. A failure ends the login with a status
+ * class/detail (11.13.5) and the connection is closed after the response is sent.
+ */
+import type { ScsiTarget } from '../scsi/target.js';
+import { TargetChap } from './chap.js';
+import type { IscsiDriver } from './driver.js';
+import { LoginNegotiator, type LoginStatus as NegotiationStatus, type SessionType } from './negotiate.js';
+import { LoginRequestView, type IncomingPdu } from './pdu.js';
+import { LoginStage, LoginStatus } from './spec.js';
+import { encodeText, parseText, TextFormatError, type TextPair } from './text.js';
+
+/** What the connection must do with the response to one Login Request. */
+export interface LoginReply {
+  transit: boolean;
+  csg: number;
+  nsg: number;
+  status: number;
+  pairs: TextPair[];
+  /** Set when this response completes login: the connection enters full feature phase. */
+  fullFeature: boolean;
+  /** Close the connection after sending (login failed). */
+  close: boolean;
+}
+
+/** Largest login text we accumulate over Continue PDUs (tgt uses 8 KiB buffers). */
+const MAX_LOGIN_TEXT = 64 * 1024;
+
+export class LoginPhase {
+  private readonly view = new LoginRequestView(Buffer.alloc(48));
+  private first = true;
+  private stage = LoginStage.SecurityNegotiation;
+  private textParts: Buffer[] = [];
+  private textLength = 0;
+  private negotiator: LoginNegotiator | null = null;
+  private chap: TargetChap | null = null;
+  private authenticated = false;
+
+  isid = Buffer.alloc(6);
+  tsih = 0;
+  cid = 0;
+  /** CmdSN carried by the login (the session's first CmdSN, RFC 7143 11.12.6). */
+  cmdSn = 0;
+  expStatSn = 0;
+  initiatorName = '';
+  initiatorAlias: string | undefined;
+  sessionType: SessionType = 'Normal';
+  target: ScsiTarget | null = null;
+
+  constructor(
+    private readonly driver: IscsiDriver,
+    private readonly remoteAddress: string,
+  ) {}
+
+  /** ISID as 12 hex digits. */
+  get isidHex(): string {
+    return this.isid.toString('hex');
+  }
+
+  get negotiated(): LoginNegotiator | null {
+    return this.negotiator;
+  }
+
+  /** Handle one Login Request PDU. */
+  handle(pdu: IncomingPdu): LoginReply {
+    const v = this.view.wrap(pdu.bhs);
+    const csg = v.csg;
+    if (this.first) {
+      v.isid.copy(this.isid);
+      this.tsih = v.tsih;
+      this.cid = v.cid;
+      this.cmdSn = v.cmdSN;
+      this.expStatSn = v.expStatSN;
+      // 11.12.4: the target supports version 0 only.
+      if (v.versionMin > 0) return this.fail(LoginStatus.UnsupportedVersion, csg);
+    } else if (!v.isid.equals(this.isid) || v.tsih !== this.tsih || v.cid !== this.cid) {
+      // 11.12.5-11.12.7: ISID, TSIH and CID stay the same for the whole login.
+      return this.fail(LoginStatus.InitiatorError, csg);
+    }
+    // 11.12.2: C=1 requires T=0.
+    if (v.transit && v.continue) return this.fail(LoginStatus.InitiatorError, csg);
+    if (csg !== this.stage && !(this.first && csg === LoginStage.LoginOperationalNegotiation)) {
+      return this.fail(LoginStatus.InitiatorError, csg);
+    }
+    if (csg === LoginStage.FullFeaturePhase || (csg as number) === 2)
+      return this.fail(LoginStatus.InitiatorError, csg);
+
+    // Text spanning several PDUs (6.2.1): answer each piece with an empty response.
+    this.textLength += pdu.data.length;
+    if (this.textLength > MAX_LOGIN_TEXT) return this.fail(LoginStatus.InitiatorError, csg);
+    if (pdu.data.length) this.textParts.push(Buffer.from(pdu.data));
+    if (v.continue) return this.reply(false, csg, csg, []);
+    const text = this.textParts.length === 1 ? this.textParts[0]! : Buffer.concat(this.textParts);
+    this.textParts = [];
+    this.textLength = 0;
+
+    let pairs: TextPair[];
+    try {
+      pairs = parseText(text);
+    } catch (e) {
+      if (e instanceof TextFormatError) return this.fail(LoginStatus.InitiatorError, csg);
+      throw e;
+    }
+
+    const response: TextPair[] = [];
+    if (this.first) {
+      const err = this.startLogin(pairs);
+      if (err !== LoginStatus.Success) return this.fail(err, csg);
+      this.first = false;
+      // 13.9: the first Login Response carries the portal group tag.
+      if (this.sessionType === 'Normal') response.push(['TargetPortalGroupTag', '1']);
+      if (csg === LoginStage.LoginOperationalNegotiation) {
+        // The security stage was skipped: only allowed when no authentication is required.
+        if (this.authRequired()) return this.fail(LoginStatus.AuthenticationFailure, csg);
+        this.authenticated = true;
+        this.stage = LoginStage.LoginOperationalNegotiation;
+      }
+    }
+    const negotiator = this.negotiator!;
+
+    let transit = v.transit;
+    const nsg = v.nsg;
+    if (transit && (nsg <= csg || nsg === 2)) return this.fail(LoginStatus.InitiatorError, csg);
+
+    if (csg === LoginStage.SecurityNegotiation) {
+      const step = negotiator.processSecurity(pairs, this.authRequired());
+      response.push(...step.response);
+      if (step.error) return this.failWith(step.error, csg, response);
+      const method = negotiator.selectedAuthMethod;
+      if (method === 'None') {
+        this.authenticated = true;
+      } else if (method === 'CHAP') {
+        if (step.chapPairs.length > 0) {
+          const chap = this.chap ?? (this.chap = this.newChap());
+          const r = chap.step(step.chapPairs);
+          response.push(...r.response);
+          if (r.kind === 'failure') return this.failWith(r.status, csg, response);
+          if (r.kind === 'success') this.authenticated = true;
+        }
+      } else if (transit) {
+        // T=1 without any AuthMethod negotiated.
+        if (this.authRequired()) return this.fail(LoginStatus.AuthenticationFailure, csg, response);
+        this.authenticated = true;
+      }
+      // 11.13.3: the target answers T=0 until authentication has completed.
+      if (!this.authenticated) transit = false;
+    } else {
+      const step = negotiator.processOperational(pairs);
+      response.push(...step.response);
+      if (step.error) return this.failWith(step.error, csg, response);
+      if (transit) {
+        const proposals = negotiator.proposals();
+        response.push(...proposals.response);
+        if (proposals.awaitingAnswers) transit = false;
+      }
+    }
+
+    if (!transit) return this.reply(false, csg, csg, response);
+    this.stage = nsg;
+    return this.reply(true, csg, nsg, response, nsg === LoginStage.FullFeaturePhase);
+  }
+
+  /** Login keys of the first request (11.12, 13.4-13.7, 13.21), target lookup and ACL. */
+  private startLogin(pairs: readonly TextPair[]): number {
+    const keys = new Map(pairs);
+    const name = keys.get('InitiatorName');
+    if (!name) return LoginStatus.MissingParameter;
+    this.initiatorName = name;
+    this.initiatorAlias = keys.get('InitiatorAlias');
+    const type = keys.get('SessionType') ?? 'Normal';
+    if (type !== 'Normal' && type !== 'Discovery') return LoginStatus.SessionTypeNotSupported;
+    this.sessionType = type;
+    if (type === 'Normal') {
+      const targetName = keys.get('TargetName');
+      if (!targetName) return LoginStatus.MissingParameter;
+      const target = this.driver.system.findTargetByName(targetName);
+      if (!target || target.lld !== this.driver.name) return LoginStatus.NotFound;
+      if (target.state !== 'ready') return LoginStatus.ServiceUnavailable;
+      if (!target.aclAllows(this.remoteAddress, name)) return LoginStatus.AuthorizationFailure;
+      this.target = target;
+    }
+    if (this.tsih !== 0) {
+      // Adding a connection to an existing session (11.12.6).
+      const s = this.driver.sessions.get(this.tsih);
+      if (!s || s.isClosed || s.initiatorName !== name || s.isid !== this.isidHex) {
+        return LoginStatus.SessionDoesNotExist;
+      }
+      if (s.target !== this.target) return LoginStatus.CannotIncludeInSession;
+      let sameCid = false;
+      for (const c of s.connections) if (c.cid === this.cid) sameCid = true;
+      if (!sameCid && s.connections.size >= s.params.maxConnections) return LoginStatus.TooManyConnections;
+    }
+    const session = this.tsih !== 0 ? this.driver.sessions.get(this.tsih) : undefined;
+    this.negotiator = new LoginNegotiator({
+      params: this.target ? this.driver.paramsFor(this.target) : this.driver.discoveryParams,
+      sessionType: this.sessionType,
+      ...(session ? { leadingSession: session.params } : {}),
+    });
+    return LoginStatus.Success;
+  }
+
+  /** CHAP is required when the target (or, for discovery, the system) has incoming accounts bound. */
+  private authRequired(): boolean {
+    return this.boundAccounts().incoming.length > 0;
+  }
+
+  private boundAccounts(): { incoming: string[]; outgoing?: string | undefined } {
+    return this.target ? this.target.accounts : this.driver.system.discoveryAccounts;
+  }
+
+  private newChap(): TargetChap {
+    const bound = this.boundAccounts();
+    const system = this.driver.system;
+    const outUser = bound.outgoing;
+    const outPassword = outUser !== undefined ? system.lookupAccount(outUser) : undefined;
+    return new TargetChap({
+      lookupIncoming: (user) => (bound.incoming.includes(user) ? system.lookupAccount(user) : undefined),
+      outgoing:
+        outUser !== undefined && outPassword !== undefined
+          ? { user: outUser, password: outPassword }
+          : undefined,
+    });
+  }
+
+  private reply(
+    transit: boolean,
+    csg: number,
+    nsg: number,
+    pairs: TextPair[],
+    fullFeature = false,
+  ): LoginReply {
+    return {
+      transit,
+      csg,
+      nsg: transit ? nsg : 0,
+      status: LoginStatus.Success,
+      pairs,
+      fullFeature,
+      close: false,
+    };
+  }
+
+  private fail(status: number, csg: number, pairs: TextPair[] = []): LoginReply {
+    return { transit: false, csg, nsg: 0, status, pairs, fullFeature: false, close: true };
+  }
+
+  private failWith(status: NegotiationStatus, csg: number, pairs: TextPair[]): LoginReply {
+    return this.fail((status.statusClass << 8) | status.statusDetail, csg, pairs);
+  }
+}
+
+/** Encode login response text. */
+export function loginText(pairs: readonly TextPair[]): Buffer {
+  return pairs.length ? encodeText(pairs) : Buffer.alloc(0);
+}
