@@ -240,6 +240,7 @@ export class PduFramer {
         return true;
       }
       case State.Data: {
+        if (this.dataLength === 0) return this.deliver(); // no data segment, so no data digest (11.1)
         const padded = (this.dataLength + 3) & ~3;
         if (this.available < padded) return false;
         if (this.pduDataDigest) {
@@ -283,7 +284,7 @@ export class PduFramer {
   }
 
   private afterHeader(): State {
-    return this.dataLength > 0 ? State.Data : State.Bhs;
+    return State.Data;
   }
 
   /** Hand the finished PDU to onPdu and get ready for the next BHS. */
