@@ -421,7 +421,11 @@ export class Session {
 
   /** Send a SCSI command and wait for its status. */
   command(req: ScsiRequest): Promise<ScsiResult> {
-    this.assertFullFeature();
+    try {
+      this.assertFullFeature();
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const lun = cdbs.encodeLun(req.lun ?? 0);
     const writeSegs: readonly Buffer[] =
       req.dataOut === undefined ? [] : Buffer.isBuffer(req.dataOut) ? [req.dataOut] : req.dataOut;
