@@ -31,13 +31,16 @@ export function stubDriver(name = 'iscsi'): TargetDriver {
 }
 
 /** "memory"-like store type whose path is a size in bytes; the last opened store is kept. */
-export function testStoreType(opened: BackingStore[] = []): StoreType {
+export function testStoreType(
+  opened: BackingStore[] = [],
+  wrap: (s: MemoryStore) => BackingStore = (s) => s,
+): StoreType {
   return {
     name: 'rdwr',
     supportedOflags: ['sync', 'direct'],
     async open(path: string) {
       if (!/^\d+$/.test(path)) throw new Error('bad path');
-      const s = new MemoryStore(path, Number(path), false);
+      const s = wrap(new MemoryStore(path, Number(path), false));
       opened.push(s);
       return s;
     },
@@ -52,10 +55,10 @@ export interface Harness {
 
 /** Target 1 with a 1 MiB disk at LUN 1 (512-byte blocks) and one nexus (UAs already drained). */
 export async function makeHarness(
-  opts: { size?: number; blocksize?: number; keepUa?: boolean } = {},
+  opts: { size?: number; blocksize?: number; keepUa?: boolean; wrap?: (s: MemoryStore) => BackingStore } = {},
 ): Promise<Harness> {
   const stores: BackingStore[] = [];
-  const system = new TargetSystem({ storeTypes: [testStoreType(stores)] });
+  const system = new TargetSystem({ storeTypes: [testStoreType(stores, opts.wrap)] });
   system.registerDriver(stubDriver());
   if (system.createTarget('iscsi', 1, 'iqn.2024-01.test:t1') !== AdminError.Success)
     throw new Error('createTarget');
@@ -166,4 +169,65 @@ export function cdb16(op: number, lba: number, blocks: number, byte1 = 0): numbe
   b.writeBigUInt64BE(BigInt(lba), 2);
   b.writeUInt32BE(blocks, 10);
   return [...b];
+}
+
+/** A store whose I/O waits until released (ordering and TMF tests), or fails on demand. */
+export class GatedStore implements BackingStore {
+  readonly type = 'gated';
+  gated = false;
+  failReads = false;
+  failWrites = false;
+  capabilitiesOverride: Partial<BackingStore['capabilities']> = {};
+  readonly log: string[] = [];
+  writeCalls: { offset: number; length: number; fua: boolean }[] = [];
+  flushes = 0;
+  private waiting: (() => void)[] = [];
+
+  constructor(readonly inner: MemoryStore) {}
+
+  get path(): string {
+    return this.inner.path;
+  }
+  get size(): number {
+    return this.inner.size;
+  }
+  get capabilities(): BackingStore['capabilities'] {
+    return { ...this.inner.capabilities, ...this.capabilitiesOverride };
+  }
+  /** Let every held I/O continue. */
+  release(): void {
+    const w = this.waiting;
+    this.waiting = [];
+    for (const fn of w) fn();
+  }
+  get held(): number {
+    return this.waiting.length;
+  }
+  private async gate(): Promise<void> {
+    if (this.gated) await new Promise<void>((r) => this.waiting.push(r));
+  }
+  async read(into: Buffer, offset: number): Promise<void> {
+    this.log.push(`read ${offset}`);
+    await this.gate();
+    if (this.failReads) throw new Error('EIO');
+    return this.inner.read(into, offset);
+  }
+  async write(segments: readonly Buffer[], offset: number, fua: boolean): Promise<void> {
+    const length = segments.reduce((n, s) => n + s.length, 0);
+    this.log.push(`write ${offset}`);
+    this.writeCalls.push({ offset, length, fua });
+    await this.gate();
+    if (this.failWrites) throw new Error('EIO');
+    return this.inner.write(segments, offset, fua);
+  }
+  async flush(): Promise<void> {
+    this.flushes++;
+  }
+  async unmap(offset: number, length: number): Promise<void> {
+    this.log.push(`unmap ${offset} ${length}`);
+    return this.inner.unmap(offset, length);
+  }
+  async close(): Promise<void> {
+    return this.inner.close();
+  }
 }
