@@ -525,9 +525,10 @@ export class IscsiConnection {
       return;
     }
     if (v.dataSN !== task.expectedDataSn) {
-      // 11.7.4: DataSN counts the Data-Out PDUs of each sequence from 0; at ERL 0 a gap cannot be
-      // recovered, so reject the PDU (the task then fails with missing data).
+      // 11.7.4: DataSN counts the Data-Out PDUs of each sequence from 0. At ERL 0 a sequence error
+      // cannot be recovered within the connection (RFC 7143 7.1.4): reject and drop it.
       this.sendReject(pdu.bhs, RejectReason.ProtocolError);
+      this.endAfterFlush('Data-Out DataSN out of sequence');
       return;
     }
     task.expectedDataSn++;
@@ -784,7 +785,10 @@ export class IscsiConnection {
         conn.abortLocal(task);
         return TmfResponse.FunctionComplete;
       }
-      return tmfResponse(await this.session!.nexus!.taskManagement(CoreTmf.AbortTask, lun, refTag));
+      const result = tmfResponse(await this.session!.nexus!.taskManagement(CoreTmf.AbortTask, lun, refTag));
+      // A command the core let finish has had its response sent: it no longer exists (11.5.1).
+      if (task.done && !task.cmd.aborted) return TmfResponse.TaskDoesNotExist;
+      return result;
     }
     void refCmdSn;
     // 11.5.1: a task that is not known (already completed, or never received) does not exist.
