@@ -93,14 +93,15 @@ export function makeCommand(
   Buffer.from(cdb as number[]).copy(cdbBuf);
   const segs = o.dataOut === undefined ? [] : Array.isArray(o.dataOut) ? o.dataOut : [o.dataOut];
   const outLen = segs.reduce((n, s) => n + s.length, 0);
+  const writing = outLen > 0 || (o.writeLength ?? 0) > 0;
   const cmd = new ScsiCommand(
     {
       cdb: cdbBuf,
       lun: lunField(o.lun ?? 1),
       tag: o.tag ?? 0,
       attribute: o.attribute ?? TaskAttribute.Simple,
-      direction: outLen > 0 || (o.writeLength ?? 0) > 0 ? DataDirection.Write : DataDirection.Read,
-      expectedReadLength: o.readLength ?? 65536,
+      direction: writing ? DataDirection.Write : DataDirection.Read,
+      expectedReadLength: o.readLength ?? (writing ? 0 : 65536),
       expectedWriteLength: o.writeLength ?? outLen,
     },
     onComplete,
