@@ -33,6 +33,9 @@
  * Backpressure: pause() (typically from inside onPdu) stops delivery after the current PDU;
  * push() keeps buffering and returns false until resume(). Delivery is a loop, never
  * recursion: push() or resume() called from inside onPdu only queue work for the running loop.
+ * push() does not bound what it buffers: stop reading the socket while it returns false.
+ * An exception thrown by onPdu propagates out of push(); the framer is then already positioned
+ * at the next PDU, which is delivered on the next push() or resume().
  */
 import {
   BHS_LENGTH,
