@@ -6,7 +6,9 @@
  */
 import { AdminError, GLOBAL_TID } from '../scsi/admin-error.js';
 import type { DriverState, TargetDriver } from '../scsi/driver.js';
+import { deviceTypes as registeredDeviceTypes } from '../scsi/device/index.js';
 import type { LogicalUnit } from '../scsi/lu.js';
+import type { LuCreateOptions } from '../scsi/system.js';
 import type { ScsiTarget } from '../scsi/target.js';
 import { strtoull } from './cstr.js';
 import {
@@ -34,19 +36,12 @@ import {
   payloadValue,
 } from './wire.js';
 
-/** Options for `logicalunit new` (architecture.md: TargetSystem.createLu). */
-export interface LuCreateOptions {
-  path?: string;
-  bstype?: string;
-  bsopts?: string;
-  bsoflags?: string;
-  blocksize?: number;
-  deviceType?: number;
-}
+export type { LuCreateOptions };
 
 /**
- * What management needs from the core's TargetSystem (docs/architecture.md). Declared here
- * structurally so the mgmt layer states its contract; TargetSystem satisfies it.
+ * What management needs from the core's TargetSystem (src/scsi/system.ts). Declared here
+ * structurally so the mgmt layer states its contract (and tests can stub it); TargetSystem
+ * satisfies it.
  */
 export interface MgmtSystem {
   state: 'ready' | 'offline';
@@ -74,7 +69,7 @@ export interface MgmtSystem {
     string,
     { readonly name: string; readonly supportedOflags: readonly string[] }
   >;
-  /** Registered device types (`system show`); codes in registration order. */
+  /** Device types for `system show` (default: the core's registry). */
   readonly deviceTypes?: Iterable<{ readonly code: number }>;
 }
 
@@ -224,7 +219,7 @@ function systemShowInfo(system: MgmtSystem, driver: Driver): Parameters<typeof f
     debug: system.debug,
     drivers: [...system.drivers.values()].map((d) => ({ name: d.name, state: d.state })),
     backingStores: stores,
-    deviceTypes: system.deviceTypes ? [...system.deviceTypes].map((t) => t.code) : [],
+    deviceTypes: [...(system.deviceTypes ?? registeredDeviceTypes.values())].map((t) => t.code),
     discovery: system.discoveryAccounts ?? { incoming: [] },
     driverText: driver.systemShow(),
   };
@@ -337,7 +332,8 @@ export function luShowInfo(lu: LogicalUnit): LuShowInfo {
     thinProvisioning: lu.thinProvisioning,
     bstype: lu.backing.storeType,
     path: path === 'None' ? null : path,
-    bsoflags: lu.backing.bsoflags,
+    // tgt prints the flags in one order whatever order they were given in.
+    bsoflags: ['sync', 'direct'].filter((f) => lu.backing.bsoflags.split(':').includes(f)).join(':'),
   };
 }
 
@@ -535,7 +531,12 @@ function connectionMgmt(system: MgmtSystem, driver: Driver, req: AdminRequest): 
       return result(AdminError.Success, driverOf(system, target, driver).connectionShow(target));
     }
     case MgmtOp.Stats: {
-      if (!driver.connectionStats) return result(AdminError.InvalidRequest);
+      if (!driver.connectionStats) {
+        const known = [...system.targets.values()].some((t) =>
+          [...t.nexuses.keys()].some((id) => BigInt(id) === req.sid),
+        );
+        return result(known ? AdminError.UnsupportedOperation : AdminError.NoSession);
+      }
       const row = driver.connectionStats(req.sid, req.cid);
       if (typeof row === 'number') return result(row);
       return result(AdminError.Success, CONN_STAT_HEADER + formatConnStatLine(row));

@@ -242,8 +242,8 @@ function handleConnection(
 }
 
 function respond(sock: net.Socket, res: DispatchResult, log: (m: string) => void): void {
-  // The follow-up (system delete -> exit) runs once the connection is gone, answered or not:
-  // the operation itself has happened.
+  // The follow-up (system delete -> exit) runs once the answer is out or the connection is
+  // gone: the operation itself has happened either way.
   let ran = false;
   const after = (): void => {
     if (ran) return;
@@ -259,5 +259,10 @@ function respond(sock: net.Socket, res: DispatchResult, log: (m: string) => void
     return;
   }
   sock.once('close', after);
-  sock.end(encodeResponse(res.err, res.text ?? ''));
+  // Like tgtd, close as soon as the answer is written: do not wait for the client to hang up
+  // (tgtadm keeps its end open while it polls for the daemon's exit after `system delete`).
+  sock.end(encodeResponse(res.err, res.text ?? ''), () => {
+    sock.destroy();
+    after();
+  });
 }
