@@ -1,7 +1,16 @@
 /** Shared helpers for the integration tests (real tgtd + in-repo initiator). */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { LoginFailedError, Session, type SessionOptions } from '../../src/initiator/index.js';
+import { encodeLun, LoginFailedError, Session, type SessionOptions } from '../../src/initiator/index.js';
+import {
+  bhsItt,
+  bhsOpcode,
+  encodeDataOut,
+  encodeNopOut,
+  encodeScsiCommand,
+  type Pdu,
+} from '../../src/iscsi/pdu.js';
+import { BHS_LENGTH, Opcode, RESERVED_TAG, TaskAttr } from '../../src/iscsi/spec.js';
 import type { TgtDaemon } from '../helpers/daemon.js';
 
 /** IQN prefix for the targets the integration tests create. */
@@ -97,4 +106,110 @@ export async function closeSession(s: Session | undefined): Promise<void> {
   if (!s) return;
   if (s.state === 'full-feature') await s.logout().catch(() => s.destroy());
   else s.destroy();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw mode: hand-built PDUs on a logged-in session (Session.setRawMode(true) first).
+
+export interface RawCommand {
+  itt: number;
+  cdb: Buffer;
+  lun?: number;
+  read?: boolean;
+  write?: boolean;
+  edtl: number;
+  /** F bit (default true: no unsolicited Data-Out follows). */
+  final?: boolean;
+  /** Immediate data. */
+  data?: Buffer;
+  immediate?: boolean;
+  /** Default: the session's next CmdSN (taken). */
+  cmdSN?: number;
+}
+
+/** Send a SCSI Command PDU; returns the CmdSN it carried. */
+export function sendRawCommand(s: Session, c: RawCommand): number {
+  const cmdSN = c.cmdSN ?? (c.immediate ? s.cmdSN : s.takeCmdSN());
+  const bhs = encodeScsiCommand(Buffer.alloc(BHS_LENGTH), {
+    itt: c.itt,
+    lun: encodeLun(c.lun ?? 0),
+    cmdSN,
+    expStatSN: s.expStatSN,
+    immediate: c.immediate,
+    final: c.final ?? true,
+    read: c.read,
+    write: c.write,
+    attr: TaskAttr.Simple,
+    edtl: c.edtl,
+    cdb: c.cdb,
+  });
+  s.sendPdu(bhs, c.data && c.data.length > 0 ? c.data : null);
+  return cmdSN;
+}
+
+/** Send Data-Out PDUs for data[from, to) of a command, `segment` bytes at most each. */
+export function sendRawDataOut(
+  s: Session,
+  o: { itt: number; lun?: number; ttt: number; data: Buffer; from: number; to: number; segment: number },
+): void {
+  let dataSN = 0;
+  for (let off = o.from; off < o.to; off += o.segment) {
+    const end = Math.min(o.to, off + o.segment);
+    const bhs = encodeDataOut(Buffer.alloc(BHS_LENGTH), {
+      itt: o.itt,
+      lun: encodeLun(o.lun ?? 0),
+      ttt: o.ttt,
+      final: end === o.to,
+      expStatSN: s.expStatSN,
+      dataSN: dataSN++,
+      bufferOffset: off,
+    });
+    s.sendPdu(bhs, o.data.subarray(off, end));
+  }
+}
+
+/** Send a NOP-Out ping (ITT `itt`); returns the CmdSN it carried. */
+export function sendRawNop(
+  s: Session,
+  itt: number,
+  o: { cmdSN?: number; immediate?: boolean; data?: Buffer } = {},
+): number {
+  const immediate = o.immediate ?? false;
+  const cmdSN = o.cmdSN ?? (immediate ? s.cmdSN : s.takeCmdSN());
+  const bhs = encodeNopOut(Buffer.alloc(BHS_LENGTH), {
+    itt,
+    ttt: RESERVED_TAG,
+    cmdSN,
+    expStatSN: s.expStatSN,
+    immediate,
+  });
+  s.sendPdu(bhs, o.data ?? null);
+  return cmdSN;
+}
+
+/** The next PDU in raw mode, or undefined when none arrives within `ms`. */
+export async function nextPdu(s: Session, ms: number): Promise<Pdu | undefined> {
+  try {
+    return await s.receivePdu(ms);
+  } catch (e) {
+    if ((e as { code?: string }).code === 'TGT_ERR_INI_TIMEOUT') return undefined;
+    throw e;
+  }
+}
+
+/** Receive PDUs until one with opcode `op` (and ITT `itt`, when given); returns all received. */
+export async function receiveUntil(s: Session, op: Opcode, itt?: number, ms = 10_000): Promise<Pdu[]> {
+  const out: Pdu[] = [];
+  for (;;) {
+    const pdu = await s.receivePdu(ms);
+    out.push(pdu);
+    if (bhsOpcode(pdu.bhs) === op && (itt === undefined || bhsItt(pdu.bhs) === itt)) return out;
+  }
+}
+
+/** Opcode name for assertion messages. */
+export function opName(pdu: Pdu | undefined): string {
+  if (!pdu) return 'nothing';
+  const op = bhsOpcode(pdu.bhs);
+  return `${Opcode[op] ?? 'opcode'} (0x${op.toString(16)}, ITT 0x${bhsItt(pdu.bhs).toString(16)})`;
 }
