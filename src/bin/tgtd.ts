@@ -27,18 +27,21 @@ async function main(): Promise<void> {
   const options = parsed.options;
   const isChild = process.env[DAEMON_CHILD_ENV] === '1';
   if (!options.foreground && !options.noDaemonize && !isChild) {
-    await daemonize();
+    await daemonize(options.ioThreads);
     return;
   }
   await run(options, isChild);
 }
 
-/** Re-run detached; exit when the child says it is ready (or failed). */
-function daemonize(): Promise<void> {
+/**
+ * Re-run detached; exit when the child says it is ready (or failed). `-t N` becomes the child's
+ * libuv thread pool size (where store I/O runs), which can only be set before the process starts.
+ */
+function daemonize(ioThreads: number): Promise<void> {
   const child = spawn(process.execPath, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
     detached: true,
     stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
-    env: { ...process.env, [DAEMON_CHILD_ENV]: '1' },
+    env: { UV_THREADPOOL_SIZE: String(ioThreads), ...process.env, [DAEMON_CHILD_ENV]: '1' },
   });
   return new Promise(() => {
     child.on('message', (m: { ready?: boolean; error?: string }) => {

@@ -12,7 +12,7 @@
  */
 import type * as net from 'node:net';
 import { DataDirection, ScsiCommand, ScsiStatus, TaskAttribute } from '../scsi/command.js';
-import { buildSense, SenseReason } from '../scsi/sense.js';
+import { MAX_TRANSFER_BYTES } from '../scsi/device/spc.js';
 import { TmfFunction as CoreTmf, TmfResult } from '../scsi/tmf.js';
 import { sendTargets } from './discovery.js';
 import type { IscsiDriver } from './driver.js';
@@ -61,8 +61,11 @@ import {
 } from './spec.js';
 import { encodeText, parseText, TextFormatError, type TextPair } from './text.js';
 
-/** Largest write a single command may carry (bounds per-command memory; advertised in VPD B0). */
-export const MAX_WRITE_LENGTH = 32 * 1024 * 1024;
+/**
+ * Largest write a command may carry: the core's limit (VPD B0 MAXIMUM TRANSFER LENGTH), plus
+ * slack for EDTLs larger than the CDB asks for. Data beyond it is received and dropped.
+ */
+export const MAX_WRITE_LENGTH = 2 * MAX_TRANSFER_BYTES;
 /** Immediate commands are outside the CmdSN window; bound them separately (Reject reason 0x06). */
 const MAX_IMMEDIATE_OUTSTANDING = 64;
 /** Largest SendTargets answer kept for Text continuation. */
@@ -554,13 +557,8 @@ export class IscsiConnection {
     if (!task.ordered || task.submitted || task.done || !task.dataComplete) return;
     task.submitted = true;
     const session = this.session!;
-    if (task.failReason === 'too-large') {
-      // SBC-4 / VPD B0 MAXIMUM TRANSFER LENGTH exceeded: INVALID FIELD IN CDB.
-      task.cmd.status = ScsiStatus.CheckCondition;
-      task.cmd.sense = buildSense(SenseReason.InvalidFieldInCdb, false);
-      this.onCommandComplete(task.cmd);
-      return;
-    }
+    // A write over the limit arrives without its data (it was discarded on receipt): the core
+    // then fails it with INVALID FIELD IN CDB or for the missing data, in the LU's sense format.
     session.nexus!.submit(task.cmd);
   }
 
