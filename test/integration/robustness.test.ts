@@ -335,7 +335,7 @@ describe('robustness against malformed input', () => {
     });
   });
 
-  test('rfc7143 11.12: garbage before login -> the connection is closed', async (t) => {
+  test('rfc7143 11.12: garbage before login -> the connection is closed', async () => {
     for (const [what, bytes] of [
       ['an HTTP request', Buffer.from('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'.padEnd(256, ' '))],
       [
