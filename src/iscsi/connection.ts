@@ -12,6 +12,7 @@
  */
 import type * as net from 'node:net';
 import { DataDirection, ScsiCommand, ScsiStatus, TaskAttribute } from '../scsi/command.js';
+import type { ConnectionStats } from '../scsi/driver.js';
 import { MAX_TRANSFER_BYTES } from '../scsi/device/spc.js';
 import { TmfFunction as CoreTmf, TmfResult } from '../scsi/tmf.js';
 import { sendTargets } from './discovery.js';
@@ -139,6 +140,20 @@ export class IscsiConnection {
   private nopOutstanding = 0;
   private nopTtt = 1;
   private readonly socketPausedForDrain = { value: false };
+  /** tgt's per-connection counters (session stat / connection stat). */
+  private readonly counters = {
+    rxDataOctets: 0,
+    txDataOctets: 0,
+    dataOutPdus: 0,
+    dataInPdus: 0,
+    commandPdus: 0,
+    responsePdus: 0,
+  };
+
+  /** Counters for tgtadm's stat views. */
+  stats(sid: number): ConnectionStats {
+    return { sid, cid: this.cid, ...this.counters };
+  }
 
   constructor(
     private readonly driver: IscsiDriver,
@@ -350,8 +365,10 @@ export class IscsiConnection {
         ? login.target.createNexus(
             tsih,
             login.initiatorName,
-            `Initiator: ${login.initiatorName} alias: ${login.initiatorAlias ?? 'none'}\n` +
-              `Connection: ${login.cid}\n    IP Address: ${this.remoteAddress}`,
+            // tgt §2.6 layout under "I_T nexus: <tsih>" (12 spaces = three indent levels).
+            `            Initiator: ${login.initiatorName} alias: ${login.initiatorAlias ?? 'none'}\n` +
+              `            Connection: ${login.cid}\n` +
+              `                IP Address: ${this.remoteAddress}\n`,
           )
         : null;
       session = new IscsiSession(
@@ -378,6 +395,8 @@ export class IscsiConnection {
 
   private onScsiCommand(pdu: IncomingPdu): void {
     const session = this.session!;
+    this.counters.commandPdus++;
+    this.counters.rxDataOctets += pdu.data.length;
     if (session.isDiscovery) {
       // 11.3 / 13.21: a discovery session carries only Text, NOP and Logout.
       this.sendReject(pdu.bhs, RejectReason.ProtocolError);
@@ -508,6 +527,8 @@ export class IscsiConnection {
 
   private onDataOut(pdu: IncomingPdu): void {
     const v = this.dataOutView.wrap(pdu.bhs);
+    this.counters.dataOutPdus++;
+    this.counters.rxDataOctets += pdu.data.length;
     const ttt = v.ttt;
     const task = ttt === RESERVED_TAG ? this.tasks.get(v.itt) : this.byTtt.get(ttt);
     if (!task || task.itt !== v.itt || task.done) {
@@ -633,6 +654,8 @@ export class IscsiConnection {
           bufferOffset: offset,
         });
         this.writer.send(bhs, data.subarray(offset, offset + length));
+        this.counters.dataInPdus++;
+        this.counters.txDataOctets += length;
         offset += length;
       }
     }
@@ -656,6 +679,7 @@ export class IscsiConnection {
       this.statSn = (this.statSn + 1) >>> 0;
       const sense = cmd.sense;
       this.writer.send(bhs, sense && sense.length ? [senseLengthPrefix(sense.length), sense] : null);
+      this.counters.responsePdus++;
     }
     this.uncork();
   }

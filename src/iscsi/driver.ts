@@ -4,7 +4,7 @@
  */
 import type * as net from 'node:net';
 import { AdminError } from '../scsi/admin-error.js';
-import type { DriverState, TargetDriver } from '../scsi/driver.js';
+import type { ConnectionStats, DriverState, TargetDriver } from '../scsi/driver.js';
 import type { TargetSystem } from '../scsi/system.js';
 import type { ScsiTarget } from '../scsi/target.js';
 import { IscsiConnection } from './connection.js';
@@ -174,6 +174,19 @@ export class IscsiDriver implements TargetDriver {
         return AdminError.Success;
       }
     }
+    return AdminError.NoConnection;
+  }
+
+  sessionConnectionStats(sid: bigint): ConnectionStats[] | null {
+    const s = this.sessions.get(Number(sid));
+    if (!s) return null;
+    return [...s.connections].map((c) => c.stats(s.tsih));
+  }
+
+  connectionStats(sid: bigint, cid: number): ConnectionStats | AdminError {
+    const s = this.sessions.get(Number(sid));
+    if (!s) return AdminError.NoSession;
+    for (const c of s.connections) if (c.cid === cid) return c.stats(s.tsih);
     return AdminError.NoConnection;
   }
 

@@ -6,6 +6,18 @@
 import type { AdminError } from './admin-error.js';
 import type { ScsiTarget } from './target.js';
 
+/** Per-connection counters for `session stat` / `connection stat` (tgt's iscsi_conn stats). */
+export interface ConnectionStats {
+  sid: number;
+  cid: number;
+  rxDataOctets: number | bigint;
+  txDataOctets: number | bigint;
+  dataOutPdus: number;
+  dataInPdus: number;
+  commandPdus: number;
+  responsePdus: number;
+}
+
 export type DriverState = 'uninitialized' | 'ready' | 'error' | 'stopped';
 
 /** Result of a management hook: an AdminError, plus text to print on success. */
@@ -48,6 +60,11 @@ export interface TargetDriver {
   systemShow(): string;
   /** `system update --name N --value V` for names the core does not handle. */
   systemUpdate(name: string, value: string): AdminError;
+
+  /** Connection counters of session `sid`; null when there is no such session. */
+  sessionConnectionStats?(sid: bigint): ConnectionStats[] | null;
+  /** One connection's counters, or NoSession / NoConnection. */
+  connectionStats?(sid: bigint, cid: number): ConnectionStats | AdminError;
 
   /** Stop listening and close every connection (daemon shutdown). */
   shutdown(): Promise<void>;
