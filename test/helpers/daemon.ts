@@ -218,6 +218,24 @@ export class TgtDaemon {
     }
   }
 
+  /** `target update --tid <tid> --name <name> --value <value>` (iSCSI keys, nop_interval, state...). */
+  async updateTarget(tid: number, name: string, value: string): Promise<void> {
+    await this.adm(
+      '--lld',
+      'iscsi',
+      '--mode',
+      'target',
+      '--op',
+      'update',
+      '--tid',
+      String(tid),
+      '--name',
+      name,
+      '--value',
+      value,
+    );
+  }
+
   /** Create a global account and bind it to a target (or, without tid, to discovery). */
   async addAccount(user: string, password: string, tid?: number, outgoing = false): Promise<void> {
     await this.adm(

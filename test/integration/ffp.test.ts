@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { read10Cdb, read16Cdb, type Session, write10Cdb, write16Cdb } from '../../src/initiator/index.js';
-import { parseReadCapacity16 } from '../../src/initiator/cdb.js';
+import { parseReadCapacity16, parseReportLuns } from '../../src/initiator/cdb.js';
 import {
   bhsOpcode,
   DataInView,
@@ -35,6 +35,7 @@ import {
 const DEFAULTS = `${IQN}:ffp-defaults`;
 const UNSOLICITED = `${IQN}:ffp-unsolicited`;
 const MULTI_R2T = `${IQN}:ffp-multi-r2t`;
+const PINGING = `${IQN}:ffp-nop-ping`;
 const LUN = 1;
 /** tgt's default target MaxRecvDataSegmentLength: the most data we may put in one PDU. */
 const TARGET_MRDSL = 8192;
@@ -47,20 +48,12 @@ describe('full feature phase', () => {
     const luns = [{ lun: LUN, bstype: 'memory', path: '64M' }];
     await d.addTarget({ tid: 1, name: DEFAULTS, luns });
     await d.addTarget({ tid: 2, name: UNSOLICITED, luns });
-    await d.adm('--mode', 'target', '--op', 'update', '--tid', '2', '--name', 'InitialR2T', '--value', 'No');
+    await d.updateTarget(2, 'InitialR2T', 'No');
     await d.addTarget({ tid: 3, name: MULTI_R2T, luns });
-    await d.adm(
-      '--mode',
-      'target',
-      '--op',
-      'update',
-      '--tid',
-      '3',
-      '--name',
-      'MaxOutstandingR2T',
-      '--value',
-      '4',
-    );
+    await d.updateTarget(3, 'MaxOutstandingR2T', '4');
+    await d.addTarget({ tid: 4, name: PINGING, luns });
+    await d.updateTarget(4, 'nop_interval', '1');
+    await d.updateTarget(4, 'nop_count', '2');
   });
 
   after(async () => {
@@ -296,6 +289,78 @@ describe('full feature phase', () => {
       assert.equal(offset, data.length);
       assert.equal(expectedSN, data.length / 512, 'one Data-In per 512 bytes');
       assert.ok(got.equals(data));
+    });
+  });
+
+  test('rfc7143 11.7.1: a Data-In sequence (ended by the F bit) never exceeds MaxBurstLength', async () => {
+    const maxBurst = 16384;
+    await withSession(DEFAULTS, { proposals: { maxBurstLength: maxBurst } }, async (s) => {
+      assert.equal(s.params.maxBurstLength, maxBurst);
+      const length = 8 * maxBurst;
+      const data = pattern(length, 22);
+      assert.equal((await s.write10(LUN, 3000, data, BLOCK)).status, GOOD);
+      s.setRawMode(true);
+      sendRawCommand(s, {
+        itt: 0x105,
+        lun: LUN,
+        cdb: read10Cdb(3000, length / BLOCK),
+        read: true,
+        edtl: length,
+      });
+      let inSequence = 0;
+      let total = 0;
+      let done = false;
+      while (!done) {
+        const pdu = await s.receivePdu(5000);
+        if (bhsOpcode(pdu.bhs) === Opcode.ScsiResponse) break;
+        assert.equal(bhsOpcode(pdu.bhs), Opcode.DataIn, `got ${opName(pdu)}`);
+        const v = new DataInView(pdu.bhs);
+        inSequence += pdu.data.length;
+        total += pdu.data.length;
+        assert.ok(
+          inSequence <= maxBurst,
+          `Data-In sequence of ${inSequence} bytes > MaxBurstLength ${maxBurst}`,
+        );
+        if (v.final) inSequence = 0;
+        done = v.statusPresent;
+      }
+      assert.equal(total, length);
+    });
+  });
+
+  test('tgt §4.10: NOP-In pings (nop_interval/nop_count): answered ones keep the connection, unanswered close it', async () => {
+    const answering = await loginReady(d, PINGING, LUN, { initiatorName: `${IQN}:nop-answering` });
+    const silent = await loginReady(d, PINGING, LUN, {
+      initiatorName: `${IQN}:nop-silent`,
+      answerNopIns: false,
+    });
+    try {
+      // nop_count=2 pings every second: the silent connection is gone after about 3 s.
+      await silent.connection.waitClosed(8000);
+      assert.ok(answering.nopInsAnswered >= 2, `answered ${answering.nopInsAnswered} pings`);
+      assert.equal(answering.state, 'full-feature', 'the answering session is still up');
+      assert.equal((await answering.read10(LUN, 0, 1, BLOCK)).status, GOOD);
+    } finally {
+      silent.destroy();
+      await closeSession(answering);
+    }
+  });
+
+  test('spc4 / tgt §5.1: commands to a LUN that does not exist', async () => {
+    await withSession(DEFAULTS, {}, async (s) => {
+      const inquiry = await s.inquiry(5);
+      assert.equal(inquiry.status, GOOD);
+      assert.equal(inquiry.data[0], 0x7f, 'INQUIRY: peripheral qualifier 3, type 0x1f');
+      const read = await s.read10(5, 0, 1, BLOCK);
+      assert.equal(read.status, CHECK_CONDITION);
+      assert.deepEqual(
+        [read.sense?.key, read.sense?.asc, read.sense?.ascq],
+        [0x05, 0x25, 0x00],
+        'LOGICAL UNIT NOT SUPPORTED',
+      );
+      const luns = await s.reportLuns();
+      assert.equal(luns.status, GOOD);
+      assert.deepEqual(parseReportLuns(luns.data), [0n, 1n]);
     });
   });
 

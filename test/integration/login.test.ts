@@ -4,9 +4,18 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { discover, InitiatorError, type Session } from '../../src/initiator/index.js';
+import { discover, IscsiConnection, InitiatorError, Session } from '../../src/initiator/index.js';
 import { ChapAlgorithm } from '../../src/iscsi/chap.js';
-import { LoginStatus } from '../../src/iscsi/spec.js';
+import { bhsOpcode, encodeLoginRequest, LoginResponseView } from '../../src/iscsi/pdu.js';
+import {
+  BHS_LENGTH,
+  LoginStage,
+  LoginStatus,
+  LogoutReason,
+  LogoutResponse,
+  Opcode,
+} from '../../src/iscsi/spec.js';
+import { encodeText, parseTextAllowRepeats, type TextPair } from '../../src/iscsi/text.js';
 import { TgtDaemon } from '../helpers/daemon.js';
 import { BLOCK, closeSession, expectLoginStatus, GOOD, IQN, login, loginReady, pattern } from './util.js';
 
@@ -26,6 +35,40 @@ const MUTUAL_SECRET = 'bob-secret-1234';
 const TARGET_USER = 'target-out';
 const TARGET_SECRET = 'target-secret-99';
 
+/** Send one hand-built first Login Request and return the response status and keys. */
+async function rawLogin(
+  d: TgtDaemon,
+  keys: TextPair[],
+  o: { versionMin?: number; csg?: LoginStage } = {},
+): Promise<{ status: number; pairs: TextPair[] }> {
+  const conn = await IscsiConnection.connect({ host: d.host, port: d.port });
+  try {
+    const csg = o.csg ?? LoginStage.LoginOperationalNegotiation;
+    const bhs = encodeLoginRequest(Buffer.alloc(BHS_LENGTH), {
+      itt: 1,
+      transit: true,
+      csg,
+      nsg:
+        csg === LoginStage.SecurityNegotiation
+          ? LoginStage.LoginOperationalNegotiation
+          : LoginStage.FullFeaturePhase,
+      isid: Buffer.from([0x80, 0, 0, 0, 0, 9]),
+      tsih: 0,
+      cid: 0,
+      cmdSN: 1,
+      expStatSN: 0,
+      versionMax: o.versionMin ?? 0,
+      versionMin: o.versionMin ?? 0,
+    });
+    conn.send(bhs, encodeText(keys));
+    const pdu = await conn.receive(5000);
+    assert.equal(bhsOpcode(pdu.bhs), Opcode.LoginResponse);
+    return { status: new LoginResponseView(pdu.bhs).status, pairs: parseTextAllowRepeats(pdu.data) };
+  } finally {
+    conn.destroy();
+  }
+}
+
 describe('login and discovery', () => {
   let d: TgtDaemon;
 
@@ -44,22 +87,7 @@ describe('login and discovery', () => {
     await d.addTarget({ tid: 6, name: ACL_NAME, luns: lun(), addresses: [], names: [ALLOWED_INITIATOR] });
     // tgt's targets default to digests None; `target update` lets them accept CRC32C (tgt §4.2).
     await d.addTarget({ tid: 7, name: DIGESTS, luns: lun() });
-    for (const key of ['HeaderDigest', 'DataDigest']) {
-      await d.adm(
-        '--lld',
-        'iscsi',
-        '--mode',
-        'target',
-        '--op',
-        'update',
-        '--tid',
-        '7',
-        '--name',
-        key,
-        '--value',
-        'CRC32C',
-      );
-    }
+    for (const key of ['HeaderDigest', 'DataDigest']) await d.updateTarget(7, key, 'CRC32C');
   });
 
   after(async () => {
@@ -260,6 +288,64 @@ describe('login and discovery', () => {
     }
   });
 
+  test('rfc7143 11.13.5: malformed first Login Requests get the matching initiator-error status', async () => {
+    const initiator: TextPair = ['InitiatorName', `${IQN}:raw-login`];
+    const target: TextPair = ['TargetName', OPEN];
+    const cases: [string, TextPair[], number, { versionMin?: number }?][] = [
+      [
+        'VersionMin 1',
+        [initiator, ['SessionType', 'Normal'], target],
+        LoginStatus.UnsupportedVersion,
+        { versionMin: 1 },
+      ],
+      ['no InitiatorName', [['SessionType', 'Normal'], target], LoginStatus.MissingParameter],
+      [
+        'Normal session without TargetName',
+        [initiator, ['SessionType', 'Normal']],
+        LoginStatus.MissingParameter,
+      ],
+      [
+        'SessionType=Bogus',
+        [initiator, ['SessionType', 'Bogus'], target],
+        LoginStatus.SessionTypeNotSupported,
+      ],
+    ];
+    for (const [what, keys, status, o] of cases) {
+      const r = await rawLogin(d, keys, o);
+      assert.equal(r.status.toString(16), status.toString(16), what);
+    }
+    const ok = await rawLogin(d, [initiator, ['SessionType', 'Normal'], target]);
+    assert.equal(ok.status, 0, 'the same login, well formed, is accepted');
+  });
+
+  test('rfc7143 11.13.5: a TSIH naming no session -> 0x020a; a 2nd connection beyond MaxConnections=1 -> 0x0206', async () => {
+    await expectLoginStatus(
+      login(d, OPEN, { tsih: 0x4321 }),
+      LoginStatus.SessionDoesNotExist,
+      'unknown TSIH',
+    );
+    const initiatorName = `${IQN}:mcs-initiator`;
+    const s = await login(d, OPEN, { initiatorName });
+    try {
+      assert.equal(s.params.maxConnections, 1);
+      await expectLoginStatus(
+        login(d, OPEN, { initiatorName, isid: s.isid, tsih: s.tsih, cid: 1 }),
+        LoginStatus.TooManyConnections,
+        'second connection',
+      );
+      assert.equal((await s.testUnitReady(1)).response, 0, 'the session is not disturbed');
+    } finally {
+      await closeSession(s);
+    }
+  });
+
+  test('rfc7143 11.15.1: Logout "remove the connection for recovery" at ERL 0 -> response 3', async () => {
+    const s = await login(d, OPEN);
+    assert.equal(s.params.errorRecoveryLevel, 0);
+    const response = await s.logout(LogoutReason.RemoveConnectionForRecovery);
+    assert.equal(response, LogoutResponse.RecoveryNotSupported);
+  });
+
   test('rfc7143 6.3.5: session reinstatement (same InitiatorName + ISID) closes the old session', async () => {
     const isid = Buffer.from([0x80, 0x12, 0x34, 0x56, 0x78, 0x9a]);
     const initiatorName = `${IQN}:reinstating-initiator`;
@@ -281,5 +367,45 @@ describe('login and discovery', () => {
       first?.destroy();
       await closeSession(second);
     }
+  });
+});
+
+describe('discovery authentication', () => {
+  let d: TgtDaemon;
+  const target = `${IQN}:disco-auth-open`;
+
+  before(async () => {
+    d = await TgtDaemon.start();
+    await d.addTarget({ tid: 1, name: target, luns: [{ lun: 1, bstype: 'memory', path: '8M' }] });
+    // tgt §4.3 / §2.3: an account bound without --tid guards discovery sessions.
+    await d.addAccount('disco-user', 'disco-secret-1');
+  });
+
+  after(async () => {
+    try {
+      await d.stopChecked();
+    } finally {
+      await d.cleanup();
+    }
+  });
+
+  test('tgt §4.3: a discovery account (bound without --tid) requires CHAP for discovery only', async () => {
+    await expectLoginStatus(
+      Session.login({ host: d.host, port: d.port, sessionType: 'Discovery', timeoutMs: 10_000 }),
+      LoginStatus.AuthenticationFailure,
+      'discovery without CHAP',
+    );
+    const listed = await discover({
+      host: d.host,
+      port: d.port,
+      timeoutMs: 10_000,
+      auth: { method: 'CHAP', user: 'disco-user', secret: 'disco-secret-1' },
+    });
+    assert.deepEqual(
+      listed.map((t) => t.name),
+      [target],
+    );
+    const s = await loginReady(d, target, 1);
+    await closeSession(s);
   });
 });
