@@ -96,6 +96,39 @@ describe('data integrity', () => {
     });
   }
 
+  test("sam5: 8 sessions writing disjoint regions at once all read back each other's data", async () => {
+    const d = await TgtDaemon.start();
+    const sessions: Session[] = [];
+    try {
+      const path = await backingFile('eight-sessions.img');
+      await d.addTarget({ tid: 1, name: FILE_TARGET, luns: [{ lun: LUN, path }] });
+      for (let i = 0; i < 8; i++) {
+        sessions.push(await loginReady(d, FILE_TARGET, LUN, { initiatorName: `${IQN}:parallel-${i}` }));
+      }
+      // Each session owns 32 regions of 16 blocks, interleaved with the others' regions.
+      const plans = sessions.map((_, i) =>
+        Array.from({ length: 32 }, (_, j) => ({
+          lba: (j * 8 + i) * 16,
+          data: randomBytes(16 * BLOCK),
+          fua: false,
+        })),
+      );
+      await Promise.all(
+        sessions.map(async (s, i) => {
+          const results = await Promise.all(plans[i]!.map((w) => s.write16(LUN, w.lba, w.data, BLOCK)));
+          for (const r of results) assert.equal(r.status, GOOD, `session ${i} write`);
+        }),
+      );
+      // Session i reads what session i+1 wrote.
+      await Promise.all(sessions.map((s, i) => verifyAll(s, plans[(i + 1) % 8]!, `session ${i}`)));
+      for (const s of sessions) await closeSession(s);
+      await d.stopChecked();
+    } finally {
+      for (const s of sessions) s.destroy();
+      await d.cleanup();
+    }
+  });
+
   test('tgt §1.1: acknowledged writes survive a tgtd restart (SIGTERM, start again on the same file)', async () => {
     const path = await backingFile('restart.img');
     const plan = writePlan();

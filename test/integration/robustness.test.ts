@@ -15,6 +15,7 @@ import {
   encodeScsiCommand,
   RejectView,
 } from '../../src/iscsi/pdu.js';
+import { dataDigest, headerDigest, writeDigest } from '../../src/iscsi/digest.js';
 import { BHS_LENGTH, LoginStage, Opcode, RejectReason, RESERVED_TAG } from '../../src/iscsi/spec.js';
 import { read10Cdb, write10Cdb } from '../../src/initiator/cdb.js';
 import { TgtDaemon } from '../helpers/daemon.js';
@@ -33,6 +34,7 @@ import {
 } from './util.js';
 
 const TARGET = `${IQN}:robustness`;
+const DIGEST_TARGET = `${IQN}:robustness-digests`;
 const LUN = 1;
 /** tgt's default target MaxRecvDataSegmentLength. */
 const TARGET_MRDSL = 8192;
@@ -117,6 +119,9 @@ describe('robustness against malformed input', () => {
   before(async () => {
     d = await TgtDaemon.start();
     await d.addTarget({ tid: 1, name: TARGET, luns: [{ lun: LUN, bstype: 'memory', path: '16M' }] });
+    await d.addTarget({ tid: 2, name: DIGEST_TARGET, luns: [{ lun: LUN, bstype: 'memory', path: '16M' }] });
+    await d.updateTarget(2, 'HeaderDigest', 'CRC32C');
+    await d.updateTarget(2, 'DataDigest', 'CRC32C');
     witness = await loginReady(d, TARGET, LUN, { initiatorName: `${IQN}:witness` });
     assert.equal((await witness.write10(LUN, 0, pattern(64 * BLOCK, 1), BLOCK)).status, GOOD);
   });
@@ -153,8 +158,9 @@ describe('robustness against malformed input', () => {
     t: TestContext,
     what: string,
     fn: (s: Session) => Promise<Outcome | void>,
+    options: Parameters<typeof login>[2] & { target?: string } = {},
   ): Promise<void> {
-    const s = await login(d, TARGET, { initiatorName: `${IQN}:attacker` });
+    const s = await login(d, options.target ?? TARGET, { initiatorName: `${IQN}:attacker`, ...options });
     s.setRawMode(true);
     try {
       const outcome = await fn(s);
@@ -298,6 +304,103 @@ describe('robustness against malformed input', () => {
         bhs,
       );
     });
+  });
+
+  test('rfc7143 13.13 / 11.7: Data-Out the target did not ask for -> Reject or close', async (t) => {
+    await attack(t, 'SCSI Command with F=0 (unsolicited data to follow) while InitialR2T=Yes', async (s) => {
+      assert.equal(s.params.initialR2T, true);
+      const itt = 0x30;
+      const bhs = encodeScsiCommand(Buffer.alloc(BHS_LENGTH), {
+        itt,
+        lun: encodeLun(LUN),
+        cmdSN: s.takeCmdSN(),
+        expStatSN: s.expStatSN,
+        write: true,
+        final: false,
+        edtl: 16 * BLOCK,
+        cdb: write10Cdb(400, 16),
+      });
+      s.sendPdu(bhs);
+      return expectRejectOrClose(
+        s,
+        'F=0 with InitialR2T=Yes',
+        [RejectReason.ProtocolError, RejectReason.InvalidPduField],
+        bhs,
+      );
+    });
+    await attack(t, 'Data-Out beyond the R2T', async (s) => {
+      const itt = 0x31;
+      s.sendPdu(
+        encodeScsiCommand(Buffer.alloc(BHS_LENGTH), {
+          itt,
+          lun: encodeLun(LUN),
+          cmdSN: s.takeCmdSN(),
+          expStatSN: s.expStatSN,
+          write: true,
+          edtl: 8 * BLOCK,
+          cdb: write10Cdb(400, 8),
+        }),
+      );
+      const r2tPdu = await s.receivePdu(3000);
+      assert.equal(bhsOpcode(r2tPdu.bhs), Opcode.R2T, `got ${opName(r2tPdu)}`);
+      const ttt = r2tPdu.bhs.readUInt32BE(20);
+      const bhs = encodeDataOut(Buffer.alloc(BHS_LENGTH), {
+        itt,
+        lun: encodeLun(LUN),
+        ttt,
+        final: true,
+        expStatSN: s.expStatSN,
+        dataSN: 0,
+        bufferOffset: 64 * BLOCK,
+      });
+      s.sendPdu(bhs, pattern(BLOCK, 6));
+      return expectRejectOrClose(s, 'Data-Out at offset 32 KiB of a 4 KiB write', [
+        RejectReason.ProtocolError,
+        RejectReason.InvalidPduField,
+      ]);
+    });
+  });
+
+  test('rfc7143 7.8: a header digest error closes the connection; a data digest error -> Reject 0x02', async (t) => {
+    const digests = { target: DIGEST_TARGET, proposals: { headerDigest: 'CRC32C', dataDigest: 'CRC32C' } };
+    await attack(
+      t,
+      'bad header digest',
+      async (s) => {
+        assert.equal(s.params.headerDigest, true);
+        const bhs = nopBhs(s, 0x40);
+        const digest = Buffer.alloc(4);
+        writeDigest(digest, 0, (headerDigest(bhs, null) ^ 0x5a5a5a5a) >>> 0);
+        s.sendBytes(Buffer.concat([bhs, digest]));
+        const outcome = await expectRejectOrClose(s, 'bad header digest', []);
+        assert.equal(outcome, 'closed');
+        return outcome;
+      },
+      digests,
+    );
+    await attack(
+      t,
+      'bad data digest',
+      async (s) => {
+        assert.equal(s.params.dataDigest, true);
+        const data = pattern(64, 7);
+        const bhs = nopBhs(s, 0x41);
+        bhs.writeUIntBE(data.length, 5, 3);
+        const hd = Buffer.alloc(4);
+        writeDigest(hd, 0, headerDigest(bhs, null));
+        const dd = Buffer.alloc(4);
+        writeDigest(dd, 0, (dataDigest(data) ^ 1) >>> 0);
+        s.sendBytes(Buffer.concat([bhs, hd, data, dd]));
+        const outcome = await expectRejectOrClose(s, 'bad data digest', [RejectReason.DataDigestError]);
+        assert.equal(
+          outcome,
+          'reject',
+          'RFC 7143 7.8: a payload digest error MUST be answered with a Reject',
+        );
+        return outcome;
+      },
+      digests,
+    );
   });
 
   test('rfc7143 11.12: a Login Request in full feature phase -> Reject or close', async (t) => {
