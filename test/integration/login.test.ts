@@ -17,7 +17,18 @@ import {
 } from '../../src/iscsi/spec.js';
 import { encodeText, parseTextAllowRepeats, type TextPair } from '../../src/iscsi/text.js';
 import { TgtDaemon } from '../helpers/daemon.js';
-import { BLOCK, closeSession, expectLoginStatus, GOOD, IQN, login, loginReady, pattern } from './util.js';
+import { write10Cdb } from '../../src/initiator/cdb.js';
+import {
+  BLOCK,
+  closeSession,
+  expectLoginStatus,
+  GOOD,
+  IQN,
+  login,
+  loginReady,
+  pattern,
+  sendRawCommand,
+} from './util.js';
 
 const OPEN = `${IQN}:login-open`;
 const CHAP = `${IQN}:login-chap`;
@@ -365,6 +376,26 @@ describe('login and discovery', () => {
       assert.equal(nexuses.length, 1, `one I_T nexus left for the initiator:\n${show}`);
     } finally {
       first?.destroy();
+      await closeSession(second);
+    }
+  });
+  test('rfc7143 6.3.5: reinstating a session with a write stalled waiting for Data-Out', async () => {
+    const isid = Buffer.from([0x80, 0x65, 0x43, 0x21, 0x00, 0x01]);
+    const initiatorName = `${IQN}:reinstating-busy-initiator`;
+    const first = await loginReady(d, OPEN, 1, { isid, initiatorName, proposals: { immediateData: false } });
+    let second: Session | undefined;
+    try {
+      first.setRawMode(true);
+      sendRawCommand(first, { itt: 0x51, lun: 1, cdb: write10Cdb(0, 64), write: true, edtl: 64 * BLOCK });
+      const r2t = await first.receivePdu(5000);
+      assert.equal(bhsOpcode(r2t.bhs), Opcode.R2T, 'the write waits for its data');
+      second = await loginReady(d, OPEN, 1, { isid, initiatorName });
+      await first.connection.waitClosed(5000);
+      const data = pattern(8 * BLOCK, 52);
+      assert.equal((await second.write10(1, 0, data, BLOCK)).status, GOOD);
+      assert.ok((await second.read10(1, 0, 8, BLOCK)).data.equals(data));
+    } finally {
+      first.destroy();
       await closeSession(second);
     }
   });
