@@ -2,7 +2,7 @@
  * Running one command on an LU once the task set has enabled it (tgt's scsi_cmd_perform):
  *
  *   CONTROL byte (NACA/LINK) -> unit attention -> opcode / service action lookup
- *   -> SPC-2 reservation conflict -> medium present -> device type handler
+ *   -> SPC-2 / persistent reservation conflict -> medium present -> device type handler
  *
  * and completing it: status + sense, statistics, `cmd.onComplete`, then the task set lets
  * the next commands run. Every path ends in `completeCommand` exactly once.
@@ -13,6 +13,7 @@ import { cdbControl, cdbLength, Op } from './cdb.js';
 import { UaPolicy, resolveOpcode, UNSUPPORTED_SERVICE_ACTION } from './device/types.js';
 import type { LogicalUnit } from './lu.js';
 import type { ItNexus } from './nexus.js';
+import { PrAccess } from './pr.js';
 import { buildSense, SenseError, SenseReason } from './sense.js';
 import { inquiryHandler, reportLunsHandler } from './device/spc.js';
 
@@ -64,6 +65,11 @@ function dispatch(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit): void | Pro
 
   // SPC-2 5.5.1: another nexus's RESERVE blocks everything but a few informational commands.
   if (lu.reservation !== null && lu.reservation !== nexus && !found.reservationExempt) {
+    cmd.status = ScsiStatus.ReservationConflict;
+    return;
+  }
+  // SPC-4 5.13.1: a persistent reservation held by someone else blocks by command class.
+  if (lu.pr.reservationType !== null && lu.pr.conflicts(nexus.initiatorPort, found.pr ?? PrAccess.Write)) {
     cmd.status = ScsiStatus.ReservationConflict;
     return;
   }

@@ -1,12 +1,13 @@
 /**
  * A logical unit (tgt's scsi_lu): device type, backing store, identity, flags, mode pages,
- * geometry, the SPC-2 reservation holder and the task set.
+ * geometry, the SPC-2 reservation holder, persistent reservations and the task set.
  */
 import type { BackingStore } from '../backing/store.js';
 import type { DeviceType } from './device/types.js';
 import { executeCommand } from './execute.js';
 import { ModePages } from './mode-pages.js';
 import type { ItNexus } from './nexus.js';
+import { normalizePort, PersistentReservations } from './pr.js';
 import { TaskSet } from './task-set.js';
 import type { ScsiTarget } from './target.js';
 
@@ -74,6 +75,12 @@ export class LogicalUnit {
   readonly modePages = new ModePages();
   /** SPC-2 RESERVE holder (SPC-2 7.21), or null. */
   reservation: ItNexus | null = null;
+  /** Persistent reservations (SPC-4 5.13); unit attentions go to the nexuses of the named port. */
+  readonly pr = new PersistentReservations((port, reason) => {
+    const wanted = normalizePort(port);
+    for (const nexus of this.target.nexuses.values())
+      if (normalizePort(nexus.initiatorPort) === wanted) nexus.luInfo(this).addUnitAttention(reason);
+  });
   readonly taskSet: TaskSet;
 
   constructor(

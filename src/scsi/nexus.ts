@@ -59,6 +59,12 @@ export class ItNexus {
   readonly id: number;
   readonly target: ScsiTarget;
   readonly initiatorName: string;
+  /**
+   * The initiator port name that identifies this I_T nexus for persistent reservations
+   * (SPC-4 5.13.1; iSCSI: "<InitiatorName>,i,0x<ISID>", RFC 7143 10.4.3). Defaults to the
+   * initiator name when the fabric does not give one.
+   */
+  initiatorPort: string;
   info: NexusInfo;
   /** Creation time (ms since epoch). */
   readonly createdAt = Date.now();
@@ -67,10 +73,17 @@ export class ItNexus {
   readonly outstanding = new Map<ScsiCommand, LogicalUnit | null>();
   private readonly luInfos = new Map<LogicalUnit, NexusLuInfo>();
 
-  constructor(id: number, target: ScsiTarget, initiatorName: string, info: NexusInfo) {
+  constructor(
+    id: number,
+    target: ScsiTarget,
+    initiatorName: string,
+    info: NexusInfo,
+    initiatorPort?: string,
+  ) {
     this.id = id;
     this.target = target;
     this.initiatorName = initiatorName;
+    this.initiatorPort = initiatorPort ?? initiatorName;
     this.info = info;
     // SAM-5 6.3.1: every LU reports POWER ON, RESET at the first command of a new nexus.
     for (const lu of target.luns) this.luInfo(lu).addUnitAttention(SenseReason.PowerOnReset);

@@ -45,6 +45,10 @@ export enum SenseReason {
   ReportedLunsDataChanged,
   CommandsClearedByAnotherInitiator,
   CapacityDataChanged,
+  ReservationsPreempted,
+  ReservationsReleased,
+  RegistrationsPreempted,
+  InvalidReleaseOfPersistentReservation,
 }
 
 export interface SenseCode {
@@ -83,6 +87,10 @@ const SENSE_TABLE: readonly SenseCode[] = (() => {
   set(SenseReason.ReportedLunsDataChanged, SenseKey.UnitAttention, 0x3f, 0x0e); // REPORTED LUNS DATA HAS CHANGED
   set(SenseReason.CommandsClearedByAnotherInitiator, SenseKey.UnitAttention, 0x2f, 0x00); // COMMANDS CLEARED BY ANOTHER INITIATOR
   set(SenseReason.CapacityDataChanged, SenseKey.UnitAttention, 0x2a, 0x09); // CAPACITY DATA HAS CHANGED
+  set(SenseReason.ReservationsPreempted, SenseKey.UnitAttention, 0x2a, 0x03); // RESERVATIONS PREEMPTED
+  set(SenseReason.ReservationsReleased, SenseKey.UnitAttention, 0x2a, 0x04); // RESERVATIONS RELEASED
+  set(SenseReason.RegistrationsPreempted, SenseKey.UnitAttention, 0x2a, 0x05); // REGISTRATIONS PREEMPTED
+  set(SenseReason.InvalidReleaseOfPersistentReservation, SenseKey.IllegalRequest, 0x26, 0x04); // INVALID RELEASE OF PERSISTENT RESERVATION
   return Object.freeze(t);
 })();
 

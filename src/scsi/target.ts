@@ -36,10 +36,13 @@ export class ScsiTarget {
     return aclAllows(this.acl, initiatorAddress, initiatorName);
   }
 
-  /** Create the I_T nexus for a new session; every LU starts with POWER ON, RESET pending. */
-  createNexus(id: number, initiatorName: string, info: NexusInfo): ItNexus {
+  /**
+   * Create the I_T nexus for a new session; every LU starts with POWER ON, RESET pending.
+   * `initiatorPort` identifies it for persistent reservations (iSCSI: "<name>,i,0x<ISID>").
+   */
+  createNexus(id: number, initiatorName: string, info: NexusInfo, initiatorPort?: string): ItNexus {
     if (this.nexuses.has(id)) throw new Error(`I_T nexus ${id} already exists on target ${this.tid}`);
-    const nexus = new ItNexus(id, this, initiatorName, info);
+    const nexus = new ItNexus(id, this, initiatorName, info, initiatorPort);
     this.nexuses.set(id, nexus);
     return nexus;
   }

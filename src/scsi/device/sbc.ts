@@ -17,7 +17,9 @@ import {
 } from '../cdb.js';
 import type { LogicalUnit } from '../lu.js';
 import type { ItNexus } from '../nexus.js';
+import { PrAccess } from '../pr.js';
 import { SenseError, SenseReason } from '../sense.js';
+import { PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT } from './pr.js';
 import {
   MAX_COMPARE_AND_WRITE_BLOCKS,
   MAX_TRANSFER_BYTES,
@@ -431,7 +433,7 @@ export const SBC_OPS = opcodeTable([
   [Op.TestUnitReady, SPC_ENTRIES.testUnitReady],
   [Op.RequestSense, SPC_ENTRIES.requestSense],
   [Op.FormatUnit, media('FORMAT UNIT', formatUnitHandler, usage(Op.FormatUnit, 0xff))],
-  [Op.Read6, media('READ(6)', readHandler, usage(Op.Read6, 0x1f, 0xff, 0xff, 0xff))],
+  [Op.Read6, media('READ(6)', readHandler, usage(Op.Read6, 0x1f, 0xff, 0xff, 0xff), { pr: PrAccess.Read })],
   [Op.Write6, media('WRITE(6)', writeHandler, usage(Op.Write6, 0x1f, 0xff, 0xff, 0xff))],
   [Op.Inquiry, SPC_ENTRIES.inquiry],
   [Op.ModeSelect6, SPC_ENTRIES.modeSelect6],
@@ -461,18 +463,20 @@ export const SBC_OPS = opcodeTable([
       'READ CAPACITY(10)',
       readCapacity10Handler,
       usage(Op.ReadCapacity10, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0x01),
+      { pr: PrAccess.Allowed },
     ),
   ],
-  [Op.Read10, media('READ(10)', readHandler, usage(Op.Read10, ...rw10))],
+  [Op.Read10, media('READ(10)', readHandler, usage(Op.Read10, ...rw10), { pr: PrAccess.Read })],
   [Op.Write10, media('WRITE(10)', writeHandler, usage(Op.Write10, ...rw10))],
   [Op.WriteVerify10, media('WRITE AND VERIFY(10)', writeVerifyHandler, usage(Op.WriteVerify10, ...rw10))],
-  [Op.Verify10, media('VERIFY(10)', verifyHandler, usage(Op.Verify10, ...rw10))],
+  [Op.Verify10, media('VERIFY(10)', verifyHandler, usage(Op.Verify10, ...rw10), { pr: PrAccess.Read })],
   [
     Op.PreFetch10,
     media(
       'PRE-FETCH(10)',
       preFetchHandler,
       usage(Op.PreFetch10, 0x02, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff),
+      { pr: PrAccess.Read },
     ),
   ],
   [
@@ -496,7 +500,9 @@ export const SBC_OPS = opcodeTable([
   [Op.Reserve10, SPC_ENTRIES.reserve10],
   [Op.Release10, SPC_ENTRIES.release10],
   [Op.ModeSense10, SPC_ENTRIES.modeSense10],
-  [Op.Read16, media('READ(16)', readHandler, usage(Op.Read16, ...rw16))],
+  [Op.PersistentReserveIn, PERSISTENT_RESERVE_IN],
+  [Op.PersistentReserveOut, PERSISTENT_RESERVE_OUT],
+  [Op.Read16, media('READ(16)', readHandler, usage(Op.Read16, ...rw16), { pr: PrAccess.Read })],
   [
     Op.CompareAndWrite,
     media(
@@ -508,8 +514,13 @@ export const SBC_OPS = opcodeTable([
   ],
   [Op.Write16, media('WRITE(16)', writeHandler, usage(Op.Write16, ...rw16))],
   [Op.WriteVerify16, media('WRITE AND VERIFY(16)', writeVerifyHandler, usage(Op.WriteVerify16, ...rw16))],
-  [Op.Verify16, media('VERIFY(16)', verifyHandler, usage(Op.Verify16, ...rw16))],
-  [Op.PreFetch16, media('PRE-FETCH(16)', preFetchHandler, usage(Op.PreFetch16, 0x02, ...rw16.slice(1)))],
+  [Op.Verify16, media('VERIFY(16)', verifyHandler, usage(Op.Verify16, ...rw16), { pr: PrAccess.Read })],
+  [
+    Op.PreFetch16,
+    media('PRE-FETCH(16)', preFetchHandler, usage(Op.PreFetch16, 0x02, ...rw16.slice(1)), {
+      pr: PrAccess.Read,
+    }),
+  ],
   [
     Op.SyncCache16,
     media('SYNCHRONIZE CACHE(16)', syncCacheHandler, usage(Op.SyncCache16, 0x02, ...rw16.slice(1))),
@@ -524,6 +535,7 @@ export const SBC_OPS = opcodeTable([
           'READ CAPACITY(16)',
           readCapacity16Handler,
           usage(Op.ServiceActionIn16, 0x1f, ...new Array<number>(8).fill(0), 0xff, 0xff, 0xff, 0xff),
+          { pr: PrAccess.Allowed },
         ),
       ],
       [
@@ -532,6 +544,7 @@ export const SBC_OPS = opcodeTable([
           'GET LBA STATUS',
           getLbaStatusHandler,
           usage(Op.ServiceActionIn16, 0x1f, ...new Array<number>(8).fill(0xff), 0xff, 0xff, 0xff, 0xff),
+          { pr: PrAccess.Read },
         ),
       ],
     ]),
@@ -541,10 +554,10 @@ export const SBC_OPS = opcodeTable([
     Op.MaintenanceIn,
     serviceActionTable('MAINTENANCE IN', [[SA_REPORT_SUPPORTED_OPCODES, SPC_ENTRIES.reportSupportedOpcodes]]),
   ],
-  [Op.Read12, media('READ(12)', readHandler, usage(Op.Read12, ...rw12))],
+  [Op.Read12, media('READ(12)', readHandler, usage(Op.Read12, ...rw12), { pr: PrAccess.Read })],
   [Op.Write12, media('WRITE(12)', writeHandler, usage(Op.Write12, ...rw12))],
   [Op.WriteVerify12, media('WRITE AND VERIFY(12)', writeVerifyHandler, usage(Op.WriteVerify12, ...rw12))],
-  [Op.Verify12, media('VERIFY(12)', verifyHandler, usage(Op.Verify12, ...rw12))],
+  [Op.Verify12, media('VERIFY(12)', verifyHandler, usage(Op.Verify12, ...rw12), { pr: PrAccess.Read })],
 ]);
 
 /** Disk mode pages (tgt §5.4): caching (WCE changeable), control (D_SENSE, SWP changeable), ... */

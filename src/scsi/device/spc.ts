@@ -9,6 +9,7 @@ import { encodeLun } from '../lun-address.js';
 import type { LogicalUnit } from '../lu.js';
 import type { ModePage } from '../mode-pages.js';
 import type { ItNexus } from '../nexus.js';
+import { PrAccess } from '../pr.js';
 import { buildSense, SenseError, SenseReason } from '../sense.js';
 import { isServiceActionEntry, UaPolicy, type OpcodeEntry, type TableEntry } from './types.js';
 
@@ -360,12 +361,24 @@ export function modeParametersChanged(lu: LogicalUnit, except: ItNexus | null): 
     if (n !== except) n.luInfo(lu).addUnitAttention(SenseReason.ModeParametersChanged);
 }
 
+/**
+ * SPC-3 5.6.3: next to persistent reservations RESERVE/RELEASE either do nothing (GOOD) or
+ * conflict; returns true when the command is finished.
+ */
+function persistentReservationsDecide(cmd: ScsiCommand, lu: LogicalUnit, nexus: ItNexus): boolean {
+  const how = lu.pr.spc2Handling(nexus.initiatorPort);
+  if (how === 'normal') return false;
+  if (how === 'conflict') cmd.status = ScsiStatus.ReservationConflict;
+  return true;
+}
+
 /** RESERVE(6) / RESERVE(10) (SPC-2 7.21/7.22): whole-LU reservation for this nexus. */
 export function reserveHandler(cmd: ScsiCommand, lu: LogicalUnit, nexus: ItNexus): void {
   const cdb = cmd.cdb;
   // third-party (3RDPTY), LONGID and extents (obsolete) are not supported
   const bad = cdb[0] === Op.Reserve10 ? cdb[1]! & 0x12 : cdb[1]! & 0x1f;
   if (bad !== 0) throw new SenseError(SenseReason.InvalidFieldInCdb);
+  if (persistentReservationsDecide(cmd, lu, nexus)) return;
   if (lu.reservation !== null && lu.reservation !== nexus) {
     cmd.status = ScsiStatus.ReservationConflict;
     return;
@@ -378,6 +391,7 @@ export function releaseHandler(cmd: ScsiCommand, lu: LogicalUnit, nexus: ItNexus
   const cdb = cmd.cdb;
   const bad = cdb[0] === Op.Release10 ? cdb[1]! & 0x12 : cdb[1]! & 0x1f;
   if (bad !== 0) throw new SenseError(SenseReason.InvalidFieldInCdb);
+  if (persistentReservationsDecide(cmd, lu, nexus)) return;
   if (lu.reservation === nexus) lu.reservation = null;
 }
 
@@ -483,12 +497,14 @@ export const SPC_ENTRIES = {
     handler: testUnitReadyHandler,
     usage: usage(Op.TestUnitReady),
     needsMedia: true,
+    pr: PrAccess.Allowed,
   },
   requestSense: {
     name: 'REQUEST SENSE',
     handler: requestSenseHandler,
     usage: usage(Op.RequestSense, 0x01, 0, 0, 0xff),
     reservationExempt: true,
+    pr: PrAccess.Allowed,
     ua: UaPolicy.Handler,
   },
   inquiry: {
@@ -496,6 +512,7 @@ export const SPC_ENTRIES = {
     handler: inquiryHandler,
     usage: usage(Op.Inquiry, 0x01, 0xff, 0xff, 0xff),
     reservationExempt: true,
+    pr: PrAccess.Allowed,
     ua: UaPolicy.Ignore,
   },
   reportLuns: {
@@ -503,6 +520,7 @@ export const SPC_ENTRIES = {
     handler: reportLunsHandler,
     usage: usage(Op.ReportLuns, 0, 0xff, 0, 0, 0, 0xff, 0xff, 0xff, 0xff),
     reservationExempt: true,
+    pr: PrAccess.Allowed,
     ua: UaPolicy.ReportLuns,
   },
   modeSense6: {
@@ -525,19 +543,27 @@ export const SPC_ENTRIES = {
     handler: modeSelectHandler,
     usage: usage(Op.ModeSelect10, 0x11, 0, 0, 0, 0, 0, 0xff, 0xff),
   },
-  reserve6: { name: 'RESERVE(6)', handler: reserveHandler, usage: usage(Op.Reserve6) },
+  // SPC-3 5.6.3: persistent reservations are checked by the handlers themselves
+  reserve6: { name: 'RESERVE(6)', handler: reserveHandler, usage: usage(Op.Reserve6), pr: PrAccess.Allowed },
   release6: {
     name: 'RELEASE(6)',
     handler: releaseHandler,
     usage: usage(Op.Release6),
     reservationExempt: true,
+    pr: PrAccess.Allowed,
   },
-  reserve10: { name: 'RESERVE(10)', handler: reserveHandler, usage: usage(Op.Reserve10) },
+  reserve10: {
+    name: 'RESERVE(10)',
+    handler: reserveHandler,
+    usage: usage(Op.Reserve10),
+    pr: PrAccess.Allowed,
+  },
   release10: {
     name: 'RELEASE(10)',
     handler: releaseHandler,
     usage: usage(Op.Release10),
     reservationExempt: true,
+    pr: PrAccess.Allowed,
   },
   sendDiagnostic: {
     name: 'SEND DIAGNOSTIC',
@@ -549,5 +575,6 @@ export const SPC_ENTRIES = {
     handler: reportSupportedOpcodesHandler,
     usage: usage(Op.MaintenanceIn, 0x1f, 0x87, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0),
     reservationExempt: true,
+    pr: PrAccess.Allowed,
   },
 } satisfies Record<string, OpcodeEntry>;

@@ -6,6 +6,7 @@
 import type { ScsiCommand } from '../command.js';
 import type { LogicalUnit } from '../lu.js';
 import type { ItNexus } from '../nexus.js';
+import type { PrAccess } from '../pr.js';
 
 /**
  * Runs one command. Sets `cmd.dataIn`/`dataInLength`/`status`, or throws (or rejects with) a
@@ -36,6 +37,11 @@ export interface OpcodeEntry {
   readonly usage: readonly number[];
   /** Runs although another I_T nexus holds an SPC-2 reservation (SPC-2 5.5.1). */
   readonly reservationExempt?: boolean;
+  /**
+   * Class under a persistent reservation held by another I_T nexus (SPC-4 5.13.1 Table 63,
+   * SBC-4 4.17); absent = PrAccess.Write (conflicts under every type).
+   */
+  readonly pr?: PrAccess;
   /** Needs the medium (fails NOT READY while the LU is offline). */
   readonly needsMedia?: boolean;
   /** Must run alone on the LU (COMPARE AND WRITE atomicity). */

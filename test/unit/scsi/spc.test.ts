@@ -103,7 +103,7 @@ test('sam5 5.2 CONTROL byte with NACA or LINK -> INVALID FIELD IN CDB', async ()
 test('spc4 unknown opcode -> INVALID COMMAND OPERATION CODE; unknown service action -> INVALID FIELD', async () => {
   const { nexus } = await makeHarness();
   assert.equal(senseText(await submit(nexus, [0xd0, 0, 0, 0, 0, 0])), '5/20/0');
-  assert.equal(senseText(await submit(nexus, [0x5e, 0, 0, 0, 0, 0, 0, 0, 0, 0])), '5/20/0'); // PR IN: not yet
+  assert.equal(senseText(await submit(nexus, [0x3c, 0, 0, 0, 0, 0, 0, 0, 0, 0])), '5/20/0'); // READ BUFFER
   assert.equal(
     senseText(await submit(nexus, [0x9e, 0x1f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0])),
     '5/24/0',
