@@ -941,6 +941,9 @@ export class IscsiConnection {
     const v = this.logoutView.wrap(pdu.bhs);
     this.logoutPending = { itt: v.itt, reason: v.reasonCode };
     this.state = 'logout';
+    // Commands still waiting for Data-Out will not get it any more: drop them; commands in the
+    // core finish first, and the response goes out after them (RFC 7143 11.14).
+    for (const task of [...this.tasks.values()]) if (!task.submitted) this.abortLocal(task);
     this.checkLogout();
   }
 
