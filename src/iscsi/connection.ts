@@ -137,6 +137,8 @@ export class IscsiConnection {
   private textContinuation: { ttt: number; data: Buffer } | null = null;
   private textRequestParts: Buffer[] = [];
   private nopTimer: NodeJS.Timeout | null = null;
+  /** A write batch is open (corked) until the end of this event-loop turn. */
+  private batchOpen = false;
   private nopOutstanding = 0;
   private nopTtt = 1;
   private readonly socketPausedForDrain = { value: false };
@@ -620,6 +622,7 @@ export class IscsiConnection {
       cmd.sense === null &&
       cmd.direction === DataDirection.Read;
 
+    this.batch();
     this.writer.cork();
     if (toSend > 0) {
       const data = cmd.dataIn!;
@@ -981,8 +984,26 @@ export class IscsiConnection {
 
   private send(bhs: Buffer, data: Buffer | readonly Buffer[] | null): void {
     if (this.state === 'closed') return;
+    this.batch();
     if (!this.writer.send(bhs, data)) this.pauseForDrain();
   }
+
+  /**
+   * Batch socket writes: everything sent during one event-loop turn (the responses to all PDUs
+   * of a socket read, all completions that resolved meanwhile) leaves in one writev when the
+   * turn ends, instead of one syscall per PDU.
+   */
+  private batch(): void {
+    if (this.batchOpen) return;
+    this.batchOpen = true;
+    this.writer.cork();
+    setImmediate(this.flushBatch);
+  }
+
+  private readonly flushBatch = (): void => {
+    this.batchOpen = false;
+    if (!this.writer.uncork()) this.pauseForDrain();
+  };
 
   private uncork(): void {
     if (!this.writer.uncork()) this.pauseForDrain();
