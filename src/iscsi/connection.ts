@@ -371,6 +371,8 @@ export class IscsiConnection {
             `            Initiator: ${login.initiatorName} alias: ${login.initiatorAlias ?? 'none'}\n` +
               `            Connection: ${login.cid}\n` +
               `                IP Address: ${this.remoteAddress}\n`,
+            // SPC-4 7.6.4.6: the iSCSI initiator port name is "<name>,i,0x<ISID>".
+            `${login.initiatorName},i,0x${login.isidHex}`,
           )
         : null;
       session = new IscsiSession(
