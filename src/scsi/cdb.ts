@@ -26,6 +26,7 @@ export enum Op {
   WriteVerify10 = 0x2e,
   Verify10 = 0x2f,
   PreFetch10 = 0x34,
+  ReadDefectData10 = 0x37,
   SyncCache10 = 0x35,
   WriteSame10 = 0x41,
   Unmap = 0x42,
@@ -51,6 +52,7 @@ export enum Op {
   Write12 = 0xaa,
   WriteVerify12 = 0xae,
   Verify12 = 0xaf,
+  ReadDefectData12 = 0xb7,
 }
 
 /** SERVICE ACTION IN(16) service actions. */

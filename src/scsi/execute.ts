@@ -14,7 +14,7 @@ import { UaPolicy, resolveOpcode, UNSUPPORTED_SERVICE_ACTION } from './device/ty
 import type { LogicalUnit } from './lu.js';
 import type { ItNexus } from './nexus.js';
 import { PrAccess } from './pr.js';
-import { buildSense, SenseError, SenseReason } from './sense.js';
+import { buildSense, invalidCdbField, SenseError, SenseReason } from './sense.js';
 import { inquiryHandler, reportLunsHandler } from './device/spc.js';
 
 const debug = debuglog('tgt:scsi');
@@ -61,7 +61,8 @@ function dispatch(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit): void | Pro
     if (policy === UaPolicy.ReportLuns) info.clearUnitAttention(SenseReason.ReportedLunsDataChanged);
   }
   if (found === undefined) throw new SenseError(SenseReason.InvalidOpcode);
-  if (found === UNSUPPORTED_SERVICE_ACTION) throw new SenseError(SenseReason.InvalidFieldInCdb);
+  // SPC-4 4.2.5.2: an unsupported SERVICE ACTION points at its field (byte 1, bits 4-0)
+  if (found === UNSUPPORTED_SERVICE_ACTION) throw invalidCdbField(1, 4);
 
   // SPC-2 5.5.1: another nexus's RESERVE blocks everything but a few informational commands.
   if (lu.reservation !== null && lu.reservation !== nexus && !found.reservationExempt) {
@@ -85,7 +86,7 @@ function setError(cmd: ScsiCommand, lu: LogicalUnit | null, err: unknown): void 
   cmd.dataInLength = 0;
   if (err instanceof SenseError) {
     cmd.status = ScsiStatus.CheckCondition;
-    cmd.sense = buildSense(err.reason, descriptor, err.information);
+    cmd.sense = buildSense(err.reason, descriptor, err.information, err.field);
     return;
   }
   debug('command 0x%s failed unexpectedly: %s', cmd.opcode.toString(16), err);

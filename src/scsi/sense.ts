@@ -99,18 +99,40 @@ export function senseCode(reason: SenseReason): SenseCode {
   return SENSE_TABLE[reason]!;
 }
 
-/** A command failure carrying its sense reason (and optional INFORMATION field value). */
+/** SPC-4 4.5.2.4.2 field pointer: which CDB (or parameter list) byte, and bit, is wrong. */
+export interface FieldPointer {
+  /** C/D: the field is in the CDB (true) or in the parameter data (false). */
+  readonly cdb: boolean;
+  readonly byte: number;
+  /** Bit within the byte (BPV set), or undefined. */
+  readonly bit?: number;
+}
+
+/** A command failure carrying its sense reason (and optional INFORMATION / field pointer). */
 export class SenseError extends Error {
   readonly reason: SenseReason;
   /** SPC-4 4.5.2.1 INFORMATION (e.g. MISCOMPARE byte offset); undefined = not valid. */
   readonly information: number | undefined;
+  /** SPC-4 4.5.2.4.2 sense key specific field pointer (ILLEGAL REQUEST), or undefined. */
+  readonly field: FieldPointer | undefined;
 
-  constructor(reason: SenseReason, information?: number) {
+  constructor(reason: SenseReason, information?: number, field?: FieldPointer) {
     super(SenseReason[reason]);
     this.name = 'SenseError';
     this.reason = reason;
     this.information = information;
+    this.field = field;
   }
+}
+
+/** INVALID FIELD IN CDB pointing at CDB byte `byte` (and `bit`). */
+export function invalidCdbField(byte: number, bit?: number): SenseError {
+  return new SenseError(SenseReason.InvalidFieldInCdb, undefined, { cdb: true, byte, bit });
+}
+
+/** SKSV, C/D, BPV and bit pointer byte of a field pointer. */
+function fieldPointerFlags(f: FieldPointer): number {
+  return 0x80 | (f.cdb ? 0x40 : 0) | (f.bit !== undefined ? 0x08 | (f.bit & 0x07) : 0);
 }
 
 /** Fixed-format sense length (SPC-4 4.5.3): 8 header bytes + 10 additional. */
@@ -121,21 +143,34 @@ export const FIXED_SENSE_LENGTH = 18;
  * else fixed format (0x70, SPC-4 4.5.3). `information` sets the INFORMATION field (VALID bit
  * in fixed format, an information descriptor in descriptor format).
  */
-export function buildSense(reason: SenseReason, descriptor: boolean, information?: number): Buffer {
+export function buildSense(
+  reason: SenseReason,
+  descriptor: boolean,
+  information?: number,
+  field?: FieldPointer,
+): Buffer {
   const { key, asc, ascq } = SENSE_TABLE[reason]!;
   if (descriptor) {
     const withInfo = information !== undefined;
-    const buf = Buffer.alloc(withInfo ? 20 : 8);
+    const buf = Buffer.alloc(8 + (withInfo ? 12 : 0) + (field ? 8 : 0));
     buf[0] = 0x72;
     buf[1] = key;
     buf[2] = asc;
     buf[3] = ascq;
+    buf[7] = buf.length - 8; // additional sense length
+    let off = 8;
     if (withInfo) {
-      buf[7] = 12; // additional sense length
-      buf[8] = 0x00; // SPC-4 4.5.2.2 information descriptor
-      buf[9] = 0x0a;
-      buf[10] = 0x80; // VALID
-      buf.writeBigUInt64BE(BigInt(information), 12);
+      buf[off] = 0x00; // SPC-4 4.5.2.2 information descriptor
+      buf[off + 1] = 0x0a;
+      buf[off + 2] = 0x80; // VALID
+      buf.writeBigUInt64BE(BigInt(information), off + 4);
+      off += 12;
+    }
+    if (field) {
+      buf[off] = 0x02; // SPC-4 4.5.2.4 sense key specific descriptor
+      buf[off + 1] = 0x06;
+      buf[off + 4] = fieldPointerFlags(field);
+      buf.writeUInt16BE(field.byte & 0xffff, off + 5);
     }
     return buf;
   }
@@ -149,6 +184,10 @@ export function buildSense(reason: SenseReason, descriptor: boolean, information
     buf[0] |= 0x80; // VALID
     // Fixed format carries 32 bits; larger values cannot be reported (VALID stays set with the low bits).
     buf.writeUInt32BE(information >>> 0, 3);
+  }
+  if (field) {
+    buf[15] = fieldPointerFlags(field);
+    buf.writeUInt16BE(field.byte & 0xffff, 16);
   }
   return buf;
 }

@@ -18,7 +18,7 @@ import {
 import type { LogicalUnit } from '../lu.js';
 import type { ItNexus } from '../nexus.js';
 import { PrAccess } from '../pr.js';
-import { SenseError, SenseReason } from '../sense.js';
+import { invalidCdbField, SenseError, SenseReason } from '../sense.js';
 import { PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT } from './pr.js';
 import {
   MAX_COMPARE_AND_WRITE_BLOCKS,
@@ -224,7 +224,10 @@ async function compareAndWriteHandler(cmd: ScsiCommand, lu: LogicalUnit): Promis
   const bytes = blocks * lu.blockSize;
   cmd.writeTransferLength = 2 * bytes;
   if (cdbProtect(cdb) !== 0) throw new SenseError(SenseReason.InvalidFieldInCdb);
-  if (blocks > MAX_COMPARE_AND_WRITE_BLOCKS) throw new SenseError(SenseReason.InvalidFieldInCdb);
+  if (blocks > MAX_COMPARE_AND_WRITE_BLOCKS) throw invalidCdbField(13);
+  // The verify and write data come as one transfer of exactly 2 x NUMBER OF LOGICAL BLOCKS
+  // (SBC-4 5.3); any other Data-Out length is refused before anything is compared or written.
+  if (cmd.expectedWriteLength !== 2 * bytes) throw invalidCdbField(13);
   checkRange(lu, lba, blocks);
   checkWritable(lu);
   if (blocks === 0) return;
@@ -236,6 +239,45 @@ async function compareAndWriteHandler(cmd: ScsiCommand, lu: LogicalUnit): Promis
     lba * lu.blockSize,
     cdbFua(cdb) || !lu.writeCacheEnabled,
   );
+}
+
+/**
+ * ORWRITE(16) (SBC-4 5.8): OR the Data-Out into the medium's blocks and write the result.
+ * Atomic like COMPARE AND WRITE (`exclusive`): nothing else touches the LU in between.
+ */
+async function orWriteHandler(cmd: ScsiCommand, lu: LogicalUnit): Promise<void> {
+  const cdb = cmd.cdb;
+  const lba = cdbLba(cdb);
+  const blocks = cdbTransferLength(cdb);
+  cmd.writeTransferLength = blocks * lu.blockSize;
+  if (cdbProtect(cdb) !== 0) throw new SenseError(SenseReason.InvalidFieldInCdb); // ORPROTECT
+  checkRange(lu, lba, blocks);
+  const bytes = transferBytes(lu, blocks);
+  checkWritable(lu);
+  const n = receivedLength(cmd, lu, bytes);
+  if (n === 0) return;
+  const offset = lba * lu.blockSize;
+  const medium = Buffer.allocUnsafe(n);
+  await storeRead(lu, medium, offset);
+  let pos = 0;
+  for (const seg of sliceSegments(cmd.dataOut, 0, n)) {
+    for (let i = 0; i < seg.length; i++) medium[pos + i]! |= seg[i]!;
+    pos += seg.length;
+  }
+  await storeWrite(lu, [medium], offset, cdbFua(cdb) || !lu.writeCacheEnabled);
+}
+
+/**
+ * READ DEFECT DATA(10/12) (SBC-4 5.12/5.13): a virtual disk has no defects: the header echoes
+ * the requested lists and format with an empty list.
+ */
+function readDefectDataHandler(cmd: ScsiCommand): void {
+  const cdb = cmd.cdb;
+  const twelve = cdb[0] === Op.ReadDefectData12;
+  const request = (twelve ? cdb[1]! : cdb[2]!) & 0x1f; // REQ_PLIST, REQ_GLIST, DEFECT LIST FORMAT
+  const d = Buffer.alloc(twelve ? 8 : 4);
+  d[1] = request; // PLISTV, GLISTV, format; DEFECT LIST LENGTH 0
+  replyData(cmd, d, twelve ? cdb.readUInt32BE(6) : cdb.readUInt16BE(7));
 }
 
 /** SYNCHRONIZE CACHE(10/16) (SBC-4 5.24/5.25): flush; IMMED is honoured by flushing first. */
@@ -288,10 +330,10 @@ function readCapacity16Handler(cmd: ScsiCommand, lu: LogicalUnit): void {
 
 /**
  * GET LBA STATUS (SBC-4 5.7): stores cannot report holes, so one descriptor says the whole
- * range from the starting LBA to the end is mapped (a valid, if conservative, answer).
+ * range from the starting LBA to the end is mapped (a valid, if conservative, answer; on a
+ * fully provisioned LU it is the only answer).
  */
 function getLbaStatusHandler(cmd: ScsiCommand, lu: LogicalUnit): void {
-  if (!lu.unmapSupported) throw new SenseError(SenseReason.InvalidFieldInCdb);
   const cdb = cmd.cdb;
   const lba = cdbLba(cdb);
   if (lba >= lu.blocks) throw new SenseError(SenseReason.LbaOutOfRange);
@@ -352,7 +394,10 @@ async function writeSameHandler(cmd: ScsiCommand, lu: LogicalUnit): Promise<void
   // WRPROTECT, ANCHOR, PBDATA/LBDATA (no protection information, no anchored state)
   if ((b1 & 0xe0) !== 0 || (b1 & 0x10) !== 0 || (b1 & 0x06) !== 0)
     throw new SenseError(SenseReason.InvalidFieldInCdb);
-  if (unmap && !lu.unmapSupported) throw new SenseError(SenseReason.InvalidFieldInCdb);
+  // Without thin provisioning the UNMAP bit names a feature the LU does not have: answered like
+  // UNMAP itself (INVALID COMMAND OPERATION CODE, as tgt does for UNMAP and LIO for both), so
+  // initiators see it as unsupported, consistent with LBPWS/LBPWS10 = 0 in VPD B2h.
+  if (unmap && !lu.unmapSupported) throw new SenseError(SenseReason.InvalidOpcode);
   if (ndob && !unmap) throw new SenseError(SenseReason.InvalidFieldInCdb);
   const lba = cdbLba(cdb);
   let blocks = cdbTransferLength(cdb);
@@ -469,6 +514,17 @@ export const SBC_OPS = opcodeTable([
   [Op.Read10, media('READ(10)', readHandler, usage(Op.Read10, ...rw10), { pr: PrAccess.Read })],
   [Op.Write10, media('WRITE(10)', writeHandler, usage(Op.Write10, ...rw10))],
   [Op.WriteVerify10, media('WRITE AND VERIFY(10)', writeVerifyHandler, usage(Op.WriteVerify10, ...rw10))],
+  [
+    Op.ReadDefectData10,
+    media(
+      'READ DEFECT DATA(10)',
+      readDefectDataHandler,
+      usage(Op.ReadDefectData10, 0, 0x1f, 0, 0, 0, 0, 0xff, 0xff),
+      {
+        pr: PrAccess.Read,
+      },
+    ),
+  ],
   [Op.Verify10, media('VERIFY(10)', verifyHandler, usage(Op.Verify10, ...rw10), { pr: PrAccess.Read })],
   [
     Op.PreFetch10,
@@ -513,6 +569,7 @@ export const SBC_OPS = opcodeTable([
     ),
   ],
   [Op.Write16, media('WRITE(16)', writeHandler, usage(Op.Write16, ...rw16))],
+  [Op.OrWrite16, media('ORWRITE(16)', orWriteHandler, usage(Op.OrWrite16, ...rw16), { exclusive: true })],
   [Op.WriteVerify16, media('WRITE AND VERIFY(16)', writeVerifyHandler, usage(Op.WriteVerify16, ...rw16))],
   [Op.Verify16, media('VERIFY(16)', verifyHandler, usage(Op.Verify16, ...rw16), { pr: PrAccess.Read })],
   [
@@ -557,6 +614,15 @@ export const SBC_OPS = opcodeTable([
   [Op.Read12, media('READ(12)', readHandler, usage(Op.Read12, ...rw12), { pr: PrAccess.Read })],
   [Op.Write12, media('WRITE(12)', writeHandler, usage(Op.Write12, ...rw12))],
   [Op.WriteVerify12, media('WRITE AND VERIFY(12)', writeVerifyHandler, usage(Op.WriteVerify12, ...rw12))],
+  [
+    Op.ReadDefectData12,
+    media(
+      'READ DEFECT DATA(12)',
+      readDefectDataHandler,
+      usage(Op.ReadDefectData12, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff),
+      { pr: PrAccess.Read },
+    ),
+  ],
   [Op.Verify12, media('VERIFY(12)', verifyHandler, usage(Op.Verify12, ...rw12), { pr: PrAccess.Read })],
 ]);
 

@@ -10,7 +10,7 @@ import type { LogicalUnit } from '../lu.js';
 import type { ModePage } from '../mode-pages.js';
 import type { ItNexus } from '../nexus.js';
 import { PrAccess } from '../pr.js';
-import { buildSense, SenseError, SenseReason } from '../sense.js';
+import { buildSense, invalidCdbField, SenseError, SenseReason } from '../sense.js';
 import { isServiceActionEntry, UaPolicy, type OpcodeEntry, type TableEntry } from './types.js';
 
 /** VPD B0 MAXIMUM TRANSFER LENGTH in bytes: larger READ/WRITE commands are refused (SBC-4 6.6.4). */
@@ -456,14 +456,16 @@ export function reportSupportedOpcodesHandler(cmd: ScsiCommand, lu: LogicalUnit)
     });
     return replyData(cmd, d, alloc);
   }
-  if (options > 3) throw new SenseError(SenseReason.InvalidFieldInCdb);
+  // SPC-4 6.35.1: a wrong REPORTING OPTIONS is reported with a field pointer (byte 2, bit 2), so
+  // that initiators can tell it from an unsupported service action (field pointer 1).
+  if (options > 3) throw invalidCdbField(2, 2);
   const t = ops[reqOp];
   let entry: OpcodeEntry | undefined;
   if (t && isServiceActionEntry(t)) {
-    if (options === 1) throw new SenseError(SenseReason.InvalidFieldInCdb); // has service actions
+    if (options === 1) throw invalidCdbField(2, 2); // has service actions
     entry = reqSa < 32 ? t.serviceActions[reqSa] : undefined;
   } else {
-    if (options === 2) throw new SenseError(SenseReason.InvalidFieldInCdb); // has no service actions
+    if (options === 2) throw invalidCdbField(2, 2); // has no service actions
     entry = t;
   }
   if (!entry) {

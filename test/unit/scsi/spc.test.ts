@@ -253,3 +253,21 @@ test('tgt §1.5 LUN 0 controller: INQUIRY type 0Ch "Controller", TUR GOOD, READ 
   assert.equal(senseText(await submit(nexus, cdb10(0x28, 0, 1), { lun: 0 })), '5/20/0');
   assert.equal((await submit(nexus, cdb10(0x2f, 0, 1), { lun: 0 })).status, ScsiStatus.Good);
 });
+
+test('spc4 6.35 REPORT SUPPORTED OPERATION CODES one command: wrong REPORTING OPTIONS carries a field pointer', async () => {
+  const { nexus } = await makeHarness();
+  const rsoc = (options: number, op: number, sa = 0) =>
+    submit(nexus, [0xa3, 0x0c, options, op, sa >> 8, sa & 0xff, 0, 0, 0xff, 0xff, 0, 0]);
+  // PERSISTENT RESERVE IN has service actions: options 1 refused, 2 answered
+  const bad = await rsoc(1, 0x5e);
+  assert.equal(senseText(bad), '5/24/0');
+  assert.deepEqual([...bad.sense!.subarray(15, 18)], [0xc8 | 2, 0, 2]); // SKSV, C/D, BPV bit 2, byte 2
+  const one = dataIn(await rsoc(2, 0x5e, 1));
+  assert.equal(one[1]! & 0x07, 3);
+  assert.equal(one[4], 0x5e);
+  assert.equal(senseText(await rsoc(2, 0x28)), '5/24/0');
+  assert.equal(dataIn(await rsoc(1, 0x28))[4], 0x28);
+  // an unsupported service action points at byte 1
+  const sa = await submit(nexus, [0x9e, 0x1f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0]);
+  assert.deepEqual([...sa.sense!.subarray(15, 18)], [0xc8 | 4, 0, 1]);
+});
