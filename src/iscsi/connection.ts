@@ -11,10 +11,11 @@
  *     -> onComplete: Data-In (status in the last one when allowed) or SCSI Response
  */
 import type * as net from 'node:net';
-import { DataDirection, ScsiCommand, ScsiStatus, TaskAttribute } from '../scsi/command.js';
+import { DataDirection, ScsiCommand } from '../scsi/command.js';
 import type { ConnectionStats } from '../scsi/driver.js';
 import { MAX_TRANSFER_BYTES } from '../scsi/device/spc.js';
-import { TmfFunction as CoreTmf, TmfResult } from '../scsi/tmf.js';
+import { TmfFunction as CoreTmf } from '../scsi/tmf.js';
+import { sendCommandResult, type PduSend, type StatusSequence } from './data-in.js';
 import { sendTargets } from './discovery.js';
 import type { IscsiDriver } from './driver.js';
 import { FramingError, PduFramer } from './framer.js';
@@ -27,20 +28,17 @@ import {
   bhsOpcode,
   bidiReadLength,
   DataOutView,
-  encodeDataIn,
   encodeLoginResponse,
   encodeLogoutResponse,
   encodeNopIn,
   encodeR2T,
   encodeReject,
-  encodeScsiResponse,
   encodeTaskMgmtResponse,
   encodeTextResponse,
   LogoutRequestView,
   NopOutView,
   scsiCommandCdb,
   ScsiCommandView,
-  senseLengthPrefix,
   TaskMgmtRequestView,
   TextRequestView,
   ahsWellFormed,
@@ -48,6 +46,9 @@ import {
 } from './pdu.js';
 import { PduWriter } from './pdu-writer.js';
 import { IscsiSession } from './session.js';
+import { IscsiTask, taskAttribute } from './task.js';
+import { coreFunction, fabricOnlyResponse, tmfResponse } from './task-management.js';
+import { TextExchange } from './text-exchange.js';
 import {
   BHS_LENGTH,
   DEFAULT_LOGIN_MAX_DATA_SEGMENT_LENGTH,
@@ -56,11 +57,10 @@ import {
   Opcode,
   RejectReason,
   RESERVED_TAG,
-  TaskAttr,
   TmfFunction,
   TmfResponse,
 } from './spec.js';
-import { encodeText, parseText, TextFormatError, type TextPair } from './text.js';
+import type { TextPair } from './text.js';
 
 /**
  * Largest write a command may carry: the core's limit (VPD B0 MAXIMUM TRANSFER LENGTH), plus
@@ -69,49 +69,10 @@ import { encodeText, parseText, TextFormatError, type TextPair } from './text.js
 export const MAX_WRITE_LENGTH = 2 * MAX_TRANSFER_BYTES;
 /** Immediate commands are outside the CmdSN window; bound them separately (Reject reason 0x06). */
 const MAX_IMMEDIATE_OUTSTANDING = 64;
-/** Largest SendTargets answer kept for Text continuation. */
-const MAX_TEXT_RESPONSE = 1024 * 1024;
 
 type ConnState = 'login' | 'ffp' | 'logout' | 'closed';
 
-/** iSCSI-side state of one SCSI command. */
-class IscsiTask {
-  /** Bytes of Data-Out received so far (immediate data included). */
-  received = 0;
-  /** Offset where the unsolicited part ends (immediate + unsolicited Data-Out). */
-  unsolicitedEnd = 0;
-  unsolicitedDone = true;
-  /** Next offset to solicit with an R2T. */
-  nextR2tOffset = 0;
-  r2tSn = 0;
-  /** R2Ts sent and not yet completed by a Data-Out with F=1. */
-  r2tsInFlight = 0;
-  /** DataSN expected on the next Data-Out of the current sequence. */
-  expectedDataSn = 0;
-  ttt = RESERVED_TAG;
-  /** Delivered by the CmdSN window (or immediate). */
-  ordered = false;
-  submitted = false;
-  done = false;
-  /** Discard the command's data and fail it (e.g. write too large), once the data is in. */
-  failReason: 'too-large' | null = null;
-
-  constructor(
-    readonly itt: number,
-    readonly cmd: ScsiCommand,
-    readonly immediate: boolean,
-  ) {}
-
-  get writeLength(): number {
-    return this.cmd.expectedWriteLength;
-  }
-
-  get dataComplete(): boolean {
-    return this.received >= this.writeLength;
-  }
-}
-
-export class IscsiConnection {
+export class IscsiConnection implements StatusSequence {
   state: ConnState = 'login';
   session: IscsiSession | null = null;
   cid = 0;
@@ -133,9 +94,7 @@ export class IscsiConnection {
   private nextTtt = 1;
   private immediateOutstanding = 0;
   private logoutPending: { itt: number; reason: number } | null = null;
-  /** A SendTargets answer being continued (RFC 7143 11.10.4). */
-  private textContinuation: { ttt: number; data: Buffer } | null = null;
-  private textRequestParts: Buffer[] = [];
+  private readonly text = new TextExchange(() => this.allocateTtt());
   private nopTimer: NodeJS.Timeout | null = null;
   /** A write batch is open (corked) until the end of this event-loop turn. */
   private batchOpen = false;
@@ -151,6 +110,25 @@ export class IscsiConnection {
     commandPdus: 0,
     responsePdus: 0,
   };
+
+  /** Take the next StatSN for a response (StatusSequence). */
+  takeStatSn(): number {
+    const sn = this.statSn;
+    this.statSn = (this.statSn + 1) >>> 0;
+    return sn;
+  }
+
+  /** ExpCmdSN to advertise (StatusSequence). */
+  get expCmdSn(): number {
+    return this.session?.window.expCmdSn ?? 0;
+  }
+
+  /** MaxCmdSN to advertise (StatusSequence). */
+  get maxCmdSn(): number {
+    return this.session?.window.maxCmdSn ?? 0;
+  }
+
+  private readonly sendPdu: PduSend = (bhs, data) => this.send(bhs, data);
 
   /** Counters for tgtadm's stat views. */
   stats(sid: number): ConnectionStats {
@@ -459,8 +437,8 @@ export class IscsiConnection {
     this.tasks.set(itt, task);
     if (immediate) this.immediateOutstanding++;
     if (write) {
-      if (edtl > MAX_WRITE_LENGTH) task.failReason = 'too-large';
-      this.absorb(task, pdu.data);
+      if (edtl > MAX_WRITE_LENGTH) task.discardData = true;
+      task.absorb(pdu.data);
       task.unsolicitedEnd = v.final ? task.received : Math.min(edtl, p.firstBurstLength);
       task.unsolicitedDone = v.final || task.received >= task.unsolicitedEnd;
       task.nextR2tOffset = task.unsolicitedEnd;
@@ -488,13 +466,6 @@ export class IscsiConnection {
     task.ordered = true;
     this.solicit(task);
     this.maybeSubmit(task);
-  }
-
-  /** Append received Data-Out bytes (a view; never copied) unless the command is being failed. */
-  private absorb(task: IscsiTask, data: Buffer): void {
-    if (data.length === 0) return;
-    if (task.failReason === null) task.cmd.addDataOut(data);
-    task.received += data.length;
   }
 
   /** Send R2Ts while the unsolicited part is done and MaxOutstandingR2T allows (RFC 7143 3.2.4.1). */
@@ -560,7 +531,7 @@ export class IscsiConnection {
       return;
     }
     task.expectedDataSn++;
-    this.absorb(task, pdu.data);
+    task.absorb(pdu.data);
     if (v.final) {
       task.expectedDataSn = 0;
       if (unsolicited) {
@@ -593,7 +564,7 @@ export class IscsiConnection {
     task.done = true;
     this.releaseTask(task);
     if (cmd.aborted || this.state === 'closed') return;
-    this.sendCommandResult(task);
+    this.sendResult(task);
     this.checkLogout();
   }
 
@@ -605,88 +576,13 @@ export class IscsiConnection {
     else if (task.ordered) this.session?.window.finished();
   }
 
-  /** Data-In PDUs and/or SCSI Response for a finished command (RFC 7143 11.4, 11.7). */
-  private sendCommandResult(task: IscsiTask): void {
-    const cmd = task.cmd;
-    const p = this.params!;
-    const window = this.session!.window;
-    const isRead = cmd.direction === DataDirection.Read || cmd.direction === DataDirection.Bidirectional;
-    const readExpected = cmd.expectedReadLength;
-    const produced = isRead ? cmd.dataInLength : 0;
-    const toSend = cmd.dataIn ? Math.min(produced, readExpected, cmd.dataIn.length) : 0;
-    const readResidual = residual(produced, readExpected);
-    const writeResidual = residual(cmd.writeTransferLength, cmd.expectedWriteLength);
-    const mainResidual = cmd.direction === DataDirection.Read ? readResidual : writeResidual;
-    // 11.7.3: status may ride on the last Data-In when there is no sense and no bidi residual.
-    const collapse =
-      toSend > 0 &&
-      cmd.status === ScsiStatus.Good &&
-      cmd.sense === null &&
-      cmd.direction === DataDirection.Read;
-
+  /** Data-In PDUs and/or SCSI Response for a finished command, in one batch. */
+  private sendResult(task: IscsiTask): void {
     this.batch();
-    this.writer.cork();
-    if (toSend > 0) {
-      const data = cmd.dataIn!;
-      const mxdsl = p.maxXmitDataSegmentLength;
-      const burst = p.maxBurstLength;
-      let dataSn = 0;
-      for (let offset = 0; offset < toSend;) {
-        const burstEnd = Math.min(toSend, (Math.floor(offset / burst) + 1) * burst);
-        const length = Math.min(mxdsl, burstEnd - offset);
-        const last = offset + length === toSend;
-        const withStatus = last && collapse;
-        const bhs = Buffer.allocUnsafe(BHS_LENGTH);
-        let statSn = 0;
-        if (withStatus) {
-          statSn = this.statSn;
-          this.statSn = (this.statSn + 1) >>> 0;
-        }
-        encodeDataIn(bhs, {
-          itt: task.itt,
-          lun: cmd.lun,
-          // 11.7.1: F ends each MaxBurstLength sequence.
-          final: offset + length === burstEnd,
-          statusPresent: withStatus,
-          status: withStatus ? cmd.status : 0,
-          overflow: withStatus && mainResidual.overflow,
-          underflow: withStatus && mainResidual.underflow,
-          residualCount: withStatus ? mainResidual.count : 0,
-          statSN: statSn,
-          expCmdSN: window.expCmdSn,
-          maxCmdSN: window.maxCmdSn,
-          dataSN: dataSn++,
-          bufferOffset: offset,
-        });
-        this.writer.send(bhs, data.subarray(offset, offset + length));
-        this.counters.dataInPdus++;
-        this.counters.txDataOctets += length;
-        offset += length;
-      }
-    }
-    if (!collapse) {
-      const bhs = Buffer.allocUnsafe(BHS_LENGTH);
-      const bidi = cmd.direction === DataDirection.Bidirectional;
-      encodeScsiResponse(bhs, {
-        itt: task.itt,
-        status: cmd.status,
-        overflow: mainResidual.overflow,
-        underflow: mainResidual.underflow,
-        residualCount: mainResidual.count,
-        bidiOverflow: bidi && readResidual.overflow,
-        bidiUnderflow: bidi && readResidual.underflow,
-        bidiReadResidualCount: bidi ? readResidual.count : 0,
-        statSN: this.statSn,
-        expCmdSN: window.expCmdSn,
-        maxCmdSN: window.maxCmdSn,
-        expDataSN: 0,
-      });
-      this.statSn = (this.statSn + 1) >>> 0;
-      const sense = cmd.sense;
-      this.writer.send(bhs, sense && sense.length ? [senseLengthPrefix(sense.length), sense] : null);
-      this.counters.responsePdus++;
-    }
-    this.uncork();
+    const counts = sendCommandResult(task, this.params!, this, this.sendPdu);
+    this.counters.dataInPdus += counts.dataInPdus;
+    this.counters.txDataOctets += counts.dataInBytes;
+    this.counters.responsePdus += counts.responses;
   }
 
   // --- NOP ------------------------------------------------------------------------------------
@@ -755,37 +651,19 @@ export class IscsiConnection {
     const lun = Buffer.from(v.lun);
     const refTag = v.referencedTaskTag;
     const session = this.session!;
+    const coreFn = coreFunction(fn);
     let response: number;
     if (session.isDiscovery) {
       response = TmfResponse.NotSupported;
+    } else if (coreFn === null) {
+      response = fabricOnlyResponse(fn);
+    } else if (fn === TmfFunction.AbortTask) {
+      response = await this.abortTask(refTag, lun);
     } else {
-      switch (fn) {
-        case TmfFunction.AbortTask:
-          response = await this.abortTask(refTag, v.refCmdSN, lun);
-          break;
-        case TmfFunction.AbortTaskSet:
-        case TmfFunction.ClearTaskSet:
-        case TmfFunction.LogicalUnitReset:
-        case TmfFunction.TargetWarmReset:
-        case TmfFunction.TargetColdReset: {
-          this.abortLocalTasks(
-            fn === TmfFunction.TargetWarmReset || fn === TmfFunction.TargetColdReset ? null : lun,
-          );
-          const coreFn =
-            fn === TmfFunction.TargetColdReset ? CoreTmf.TargetWarmReset : (fn as number as CoreTmf);
-          response = tmfResponse(await session.nexus!.taskManagement(coreFn, lun, refTag));
-          break;
-        }
-        case TmfFunction.TaskReassign:
-          // ERL 0: allegiance reassignment needs ERL 2 (RFC 7143 11.5.1).
-          response = TmfResponse.TaskAllegianceReassignmentNotSupported;
-          break;
-        case TmfFunction.ClearAca:
-          response = TmfResponse.NotSupported;
-          break;
-        default:
-          response = TmfResponse.FunctionRejected;
-      }
+      // Commands that never reached the core (waiting for Data-Out or CmdSN order) go first.
+      const wholeTarget = fn === TmfFunction.TargetWarmReset || fn === TmfFunction.TargetColdReset;
+      this.abortLocalTasks(wholeTarget ? null : lun);
+      response = tmfResponse(await session.nexus!.taskManagement(coreFn, lun, refTag));
     }
     if (this.state === 'closed') return;
     const bhs = Buffer.allocUnsafe(BHS_LENGTH);
@@ -804,7 +682,7 @@ export class IscsiConnection {
     }
   }
 
-  private async abortTask(refTag: number, refCmdSn: number, lun: Buffer): Promise<number> {
+  private async abortTask(refTag: number, lun: Buffer): Promise<number> {
     for (const conn of this.session!.connections) {
       const task = conn.tasks.get(refTag);
       if (!task) continue;
@@ -817,7 +695,6 @@ export class IscsiConnection {
       if (task.done && !task.cmd.aborted) return TmfResponse.TaskDoesNotExist;
       return result;
     }
-    void refCmdSn;
     // 11.5.1: a task that is not known (already completed, or never received) does not exist.
     return TmfResponse.TaskDoesNotExist;
   }
@@ -850,92 +727,52 @@ export class IscsiConnection {
   private onTextRequest(pdu: IncomingPdu): void {
     const v = this.textView.wrap(pdu.bhs);
     const itt = v.itt;
-    if (v.ttt !== RESERVED_TAG) {
-      // 11.10.4: the initiator asks for the next part of a long answer.
-      const cont = this.textContinuation;
-      if (!cont || cont.ttt !== v.ttt) {
-        this.sendReject(pdu.bhs, RejectReason.InvalidPduField);
-        return;
-      }
-      this.sendTextPart(itt, cont.data);
+    const outcome = this.text.request(
+      v.ttt,
+      v.continue,
+      pdu.data,
+      this.params!.maxXmitDataSegmentLength,
+      (pairs) =>
+        pairs.flatMap(([key, value]): TextPair[] =>
+          key === 'SendTargets' ? this.sendTargets(value) : [[key, 'NotUnderstood']],
+        ),
+    );
+    if ('reject' in outcome) {
+      this.sendReject(
+        pdu.bhs,
+        outcome.reject === 'invalid-ttt' ? RejectReason.InvalidPduField : RejectReason.ProtocolError,
+      );
       return;
     }
-    this.textContinuation = null;
-    if (v.continue) {
-      // The initiator's own text continues in the next PDU: acknowledge with an empty response.
-      this.textRequestParts.push(Buffer.from(pdu.data));
-      this.sendTextResponse(itt, false, true, this.allocateTtt(), null);
-      return;
-    }
-    const parts = [...this.textRequestParts, pdu.data];
-    this.textRequestParts = [];
-    let pairs: TextPair[];
-    try {
-      pairs = parseText(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
-    } catch (e) {
-      if (!(e instanceof TextFormatError)) throw e;
-      this.sendReject(pdu.bhs, RejectReason.ProtocolError);
-      return;
-    }
-    const session = this.session!;
-    const answer: TextPair[] = [];
-    for (const [key, value] of pairs) {
-      if (key === 'SendTargets') {
-        answer.push(
-          ...sendTargets(
-            {
-              system: this.driver.system,
-              lld: this.driver.name,
-              initiatorName: session.initiatorName,
-              initiatorAddress: this.remoteAddress,
-              localAddress: this.localAddress,
-              localPort: this.localPort,
-              ...(session.target ? { sessionTargetName: session.target.name } : {}),
-            },
-            value,
-          ),
-        );
-      } else {
-        answer.push([key, 'NotUnderstood']);
-      }
-    }
-    const data = encodeText(answer).subarray(0, MAX_TEXT_RESPONSE);
-    this.sendTextPart(itt, data);
-  }
-
-  /** Send as much of `data` as fits; keep the rest for the initiator's next request (11.11). */
-  private sendTextPart(itt: number, data: Buffer): void {
-    const max = this.params!.maxXmitDataSegmentLength;
-    if (data.length <= max) {
-      this.textContinuation = null;
-      this.sendTextResponse(itt, true, false, RESERVED_TAG, data);
-      return;
-    }
-    const ttt = this.allocateTtt();
-    this.textContinuation = { ttt, data: data.subarray(max) };
-    this.sendTextResponse(itt, false, true, ttt, data.subarray(0, max));
-  }
-
-  private sendTextResponse(
-    itt: number,
-    final: boolean,
-    cont: boolean,
-    ttt: number,
-    data: Buffer | null,
-  ): void {
-    const window = this.session!.window;
+    const r = outcome.reply;
     const bhs = Buffer.allocUnsafe(BHS_LENGTH);
     encodeTextResponse(bhs, {
       itt,
-      final,
-      continue: cont,
-      ttt,
-      statSN: this.statSn,
-      expCmdSN: window.expCmdSn,
-      maxCmdSN: window.maxCmdSn,
+      final: r.final,
+      continue: r.continue,
+      ttt: r.ttt,
+      statSN: this.takeStatSn(),
+      expCmdSN: this.expCmdSn,
+      maxCmdSN: this.maxCmdSn,
     });
-    this.statSn = (this.statSn + 1) >>> 0;
-    this.send(bhs, data && data.length ? data : null);
+    this.send(bhs, r.data);
+  }
+
+  /** SendTargets as this connection's initiator may see it (RFC 7143 13.3). */
+  private sendTargets(value: string): TextPair[] {
+    const session = this.session!;
+    return sendTargets(
+      {
+        system: this.driver.system,
+        lld: this.driver.name,
+        initiatorName: session.initiatorName,
+        initiatorAddress: this.remoteAddress,
+        localAddress: this.localAddress,
+        localPort: this.localPort,
+        ...(session.target ? { sessionTargetName: session.target.name } : {}),
+      },
+      value,
+    );
   }
 
   // --- Logout -----------------------------------------------------------------------------------
@@ -1007,10 +844,6 @@ export class IscsiConnection {
     if (!this.writer.uncork()) this.pauseForDrain();
   };
 
-  private uncork(): void {
-    if (!this.writer.uncork()) this.pauseForDrain();
-  }
-
   /** Backpressure: stop reading new requests until the socket drains. */
   private pauseForDrain(): void {
     if (!this.socketPausedForDrain.value) {
@@ -1068,44 +901,5 @@ export class IscsiConnection {
       }
     }
     this.onClose?.();
-  }
-}
-
-function taskAttribute(attr: number): TaskAttribute {
-  // tgt §6: untagged and simple -> SIMPLE, head of queue -> HEAD, ordered/ACA/unknown -> ORDERED.
-  switch (attr) {
-    case TaskAttr.Untagged:
-    case TaskAttr.Simple:
-      return TaskAttribute.Simple;
-    case TaskAttr.HeadOfQueue:
-      return TaskAttribute.HeadOfQueue;
-    case TaskAttr.Aca:
-      return TaskAttribute.Aca;
-    default:
-      return TaskAttribute.Ordered;
-  }
-}
-
-function residual(
-  actual: number,
-  expected: number,
-): { overflow: boolean; underflow: boolean; count: number } {
-  if (actual > expected) return { overflow: true, underflow: false, count: actual - expected };
-  if (actual < expected) return { overflow: false, underflow: true, count: expected - actual };
-  return { overflow: false, underflow: false, count: 0 };
-}
-
-function tmfResponse(r: TmfResult): number {
-  switch (r) {
-    case TmfResult.FunctionComplete:
-      return TmfResponse.FunctionComplete;
-    case TmfResult.TaskNotFound:
-      return TmfResponse.TaskDoesNotExist;
-    case TmfResult.LunNotFound:
-      return TmfResponse.LunDoesNotExist;
-    case TmfResult.NotSupported:
-      return TmfResponse.NotSupported;
-    default:
-      return TmfResponse.FunctionRejected;
   }
 }

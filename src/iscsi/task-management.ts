@@ -1,0 +1,55 @@
+/**
+ * Mapping between iSCSI task management (RFC 7143 11.5, 11.6) and the core's transport-neutral
+ * TMF functions and results.
+ */
+import { TmfFunction as CoreTmf, TmfResult } from '../scsi/tmf.js';
+import { TmfFunction, TmfResponse } from './spec.js';
+
+/** The core function that carries out an iSCSI TMF, or null when the fabric answers it alone. */
+export function coreFunction(fn: number): CoreTmf | null {
+  switch (fn) {
+    case TmfFunction.AbortTask:
+      return CoreTmf.AbortTask;
+    case TmfFunction.AbortTaskSet:
+      return CoreTmf.AbortTaskSet;
+    case TmfFunction.ClearTaskSet:
+      return CoreTmf.ClearTaskSet;
+    case TmfFunction.LogicalUnitReset:
+      return CoreTmf.LogicalUnitReset;
+    case TmfFunction.TargetWarmReset:
+    // A cold reset is a warm reset plus dropping every connection (11.5.1), which the fabric does.
+    case TmfFunction.TargetColdReset:
+      return CoreTmf.TargetWarmReset;
+    default:
+      return null;
+  }
+}
+
+/** The response for functions the fabric answers without the core (ERL 0, no ACA). */
+export function fabricOnlyResponse(fn: number): TmfResponse {
+  switch (fn) {
+    case TmfFunction.TaskReassign:
+      // Allegiance reassignment needs ERL 2 (11.5.1).
+      return TmfResponse.TaskAllegianceReassignmentNotSupported;
+    case TmfFunction.ClearAca:
+      return TmfResponse.NotSupported;
+    default:
+      return TmfResponse.FunctionRejected;
+  }
+}
+
+/** RFC 7143 11.6.1 response code for a core result. */
+export function tmfResponse(r: TmfResult): TmfResponse {
+  switch (r) {
+    case TmfResult.FunctionComplete:
+      return TmfResponse.FunctionComplete;
+    case TmfResult.TaskNotFound:
+      return TmfResponse.TaskDoesNotExist;
+    case TmfResult.LunNotFound:
+      return TmfResponse.LunDoesNotExist;
+    case TmfResult.NotSupported:
+      return TmfResponse.NotSupported;
+    default:
+      return TmfResponse.FunctionRejected;
+  }
+}
