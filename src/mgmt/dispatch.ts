@@ -10,6 +10,7 @@ import { deviceTypes as registeredDeviceTypes } from '../scsi/device/index.js';
 import type { LogicalUnit } from '../scsi/lu.js';
 import type { LuCreateOptions } from '../scsi/system.js';
 import type { ScsiTarget } from '../scsi/target.js';
+import { isSnapshotRequest, snapshotResponse } from './config/snapshot.js';
 import { strtoull } from './cstr.js';
 import {
   type ConnStatRow,
@@ -122,6 +123,9 @@ async function dispatchUnsafe(
   req: AdminRequest,
   p: ParsedPayload,
 ): Promise<DispatchResult> {
+  // tgt-ts extension for a lossless `tgt-admin --dump` (config/snapshot.ts); tgtadm never sends it.
+  if (isSnapshotRequest(req.mode, req.op))
+    return result(AdminError.Success, snapshotResponse(ctx.system, p.raw));
   const driver = resolveDriver(ctx.system, req);
   if (!driver) return result(AdminError.NoDriver);
   switch (req.mode) {
