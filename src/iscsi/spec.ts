@@ -188,17 +188,11 @@ export const LoginStatus = {
 } as const;
 export type LoginStatus = (typeof LoginStatus)[keyof typeof LoginStatus];
 
-/** 11.5.1: Task Management Function codes (byte 1, low 7 bits). */
-export enum TmfFunction {
-  AbortTask = 1,
-  AbortTaskSet = 2,
-  ClearAca = 3,
-  ClearTaskSet = 4,
-  LogicalUnitReset = 5,
-  TargetWarmReset = 6,
-  TargetColdReset = 7,
-  TaskReassign = 8,
-}
+/**
+ * 11.5.1: Task Management Function codes (byte 1, low 7 bits). The SCSI core numbers its
+ * transport-neutral functions the same way, so the wire value is the core's enum.
+ */
+export { TmfFunction } from '../scsi/tmf.js';
 
 /** 11.5.1: the function code occupies the low 7 bits of byte 1. */
 export const TMF_FUNCTION_MASK = 0x7f;

@@ -2,24 +2,21 @@
  * Mapping between iSCSI task management (RFC 7143 11.5, 11.6) and the core's transport-neutral
  * TMF functions and results.
  */
-import { TmfFunction as CoreTmf, TmfResult } from '../scsi/tmf.js';
-import { TmfFunction, TmfResponse } from './spec.js';
+import { TmfFunction, TmfResult } from '../scsi/tmf.js';
+import { TmfResponse } from './spec.js';
 
 /** The core function that carries out an iSCSI TMF, or null when the fabric answers it alone. */
-export function coreFunction(fn: number): CoreTmf | null {
+export function coreFunction(fn: number): TmfFunction | null {
   switch (fn) {
     case TmfFunction.AbortTask:
-      return CoreTmf.AbortTask;
     case TmfFunction.AbortTaskSet:
-      return CoreTmf.AbortTaskSet;
     case TmfFunction.ClearTaskSet:
-      return CoreTmf.ClearTaskSet;
     case TmfFunction.LogicalUnitReset:
-      return CoreTmf.LogicalUnitReset;
     case TmfFunction.TargetWarmReset:
+      return fn;
     // A cold reset is a warm reset plus dropping every connection (11.5.1), which the fabric does.
     case TmfFunction.TargetColdReset:
-      return CoreTmf.TargetWarmReset;
+      return TmfFunction.TargetWarmReset;
     default:
       return null;
   }
