@@ -355,7 +355,8 @@ function parseContent(config: CgBlock, content: readonly ContentLine[]): CgBlock
   let blockName: string | undefined;
   let blockAt: Loc | undefined;
   let inner: ContentLine[] = [];
-  let depth = 0;
+  // blocks opened inside the current one, to report a mismatched closing tag where it is
+  let open: Array<{ name: string; at: Loc }> = [];
 
   for (const entry of content) {
     const text = entry.text.trim();
@@ -375,7 +376,7 @@ function parseContent(config: CgBlock, content: readonly ContentLine[]): CgBlock
         }
         blockAt = entry.at;
         inner = [];
-        depth = 0;
+        open = [];
         continue;
       }
       const end = BLOCK_END.exec(text);
@@ -393,8 +394,9 @@ function parseContent(config: CgBlock, content: readonly ContentLine[]): CgBlock
       addOption(config, option, { kind: 'scalar', value: cleanValue(value), at: entry.at });
       continue;
     }
-    if (entry.heredoc === undefined && BLOCK_START.test(text)) {
-      depth++;
+    const innerStart = entry.heredoc === undefined ? BLOCK_START.exec(text) : null;
+    if (innerStart) {
+      open.push({ name: blockWord(innerStart[1]!), at: entry.at });
       inner.push(entry);
       continue;
     }
@@ -403,17 +405,17 @@ function parseContent(config: CgBlock, content: readonly ContentLine[]): CgBlock
       inner.push(entry);
       continue;
     }
-    if (depth > 0) {
-      depth--;
-      inner.push(entry);
-      continue;
-    }
-    const closing = end[1]!.trim().split(/\s+/)[0]!.replace(/"/g, '').toLowerCase();
-    if (closing !== block.toLowerCase()) {
+    const expected = open.length > 0 ? open[open.length - 1]! : { name: block, at: blockAt! };
+    if (blockWord(end[1]!).toLowerCase() !== expected.name.toLowerCase()) {
       throw new ConfigError(
-        `</${end[1]}> does not close <${block}> opened at ${formatLoc(blockAt!)}`,
+        `</${end[1]}> does not close <${expected.name}> opened at ${formatLoc(expected.at)}`,
         entry.at,
       );
+    }
+    if (open.length > 0) {
+      open.pop();
+      inner.push(entry);
+      continue;
     }
     closeBlock(config, block, blockName, blockAt!, inner);
     block = undefined;
@@ -426,6 +428,13 @@ function parseContent(config: CgBlock, content: readonly ContentLine[]): CgBlock
     );
   }
   return config;
+}
+
+/** The block name of a tag body: `target iqn...` -> `target`, `"a b"` -> `a b`. */
+function blockWord(tag: string): string {
+  const t = tag.trim();
+  const quoted = /^"([^"]+)"/.exec(t);
+  return quoted ? quoted[1]! : t.split(/\s+/)[0]!;
 }
 
 function closeBlock(
