@@ -15,11 +15,12 @@ import { DataDirection, ScsiCommand } from '../scsi/command.js';
 import type { ConnectionStats } from '../scsi/driver.js';
 import { MAX_TRANSFER_BYTES } from '../scsi/device/spc.js';
 import { TmfFunction as CoreTmf } from '../scsi/tmf.js';
+import { encodeLogoutRequest } from './async.js';
 import { sendCommandResult, type PduSend, type StatusSequence } from './data-in.js';
 import { sendTargets } from './discovery.js';
 import type { IscsiDriver } from './driver.js';
 import { FramingError, PduFramer } from './framer.js';
-import { LoginPhase, loginText } from './login.js';
+import { LoginPhase, loginText, type LoginReply } from './login.js';
 import type { NegotiatedParams } from './negotiate.js';
 import {
   bhsImmediate,
@@ -52,6 +53,7 @@ import { TextExchange } from './text-exchange.js';
 import {
   BHS_LENGTH,
   DEFAULT_LOGIN_MAX_DATA_SEGMENT_LENGTH,
+  LoginStatus,
   LogoutReason,
   LogoutResponse,
   Opcode,
@@ -94,6 +96,8 @@ export class IscsiConnection implements StatusSequence {
   private nextTtt = 1;
   private immediateOutstanding = 0;
   private logoutPending: { itt: number; reason: number } | null = null;
+  /** A Login Request is being answered asynchronously (redirect callback). */
+  private loginWaiting = false;
   private readonly text = new TextExchange(() => this.allocateTtt());
   private nopTimer: NodeJS.Timeout | null = null;
   /** A write batch is open (corked) until the end of this event-loop turn. */
@@ -247,16 +251,39 @@ export class IscsiConnection implements StatusSequence {
       this.close('non-login PDU during login');
       return;
     }
+    if (this.loginWaiting) {
+      // 11.12: one Login Request at a time; the previous one is still being answered.
+      this.close('login request while the previous one is pending');
+      return;
+    }
+    const itt = bhsItt(pdu.bhs);
     const reply = login.handle(pdu);
+    if (reply instanceof Promise) {
+      // A redirect callback runs (redirect.ts): answer when it is done, unless closed meanwhile.
+      this.loginWaiting = true;
+      void reply.then((r) => {
+        this.loginWaiting = false;
+        if (this.state === 'login') this.onLoginReply(login, itt, r);
+      });
+      return;
+    }
+    this.onLoginReply(login, itt, reply);
+  }
+
+  private onLoginReply(login: LoginPhase, itt: number, reply: LoginReply): void {
     if (this.loginResponses++ === 0) {
       // 11.13.4: the first Login Response sets the connection's starting StatSN.
       this.cid = login.cid;
       this.statSn = login.expStatSn;
     }
-    const itt = bhsItt(pdu.bhs);
     let tsih = 0;
     let windowExp = login.cmdSn;
     let windowMax = (login.cmdSn + 1) >>> 0;
+    if (reply.fullFeature && !reply.close && login.target && !this.driver.isLive(login.target)) {
+      // The target was deleted during this login (11.13.5: 0x0204 Target removed).
+      const removed = { status: LoginStatus.TargetRemoved, transit: false, nsg: 0, pairs: [] };
+      reply = { ...reply, ...removed, fullFeature: false, close: true };
+    }
     if (reply.fullFeature && !reply.close) {
       const session = this.enterFullFeature(login);
       if (!session) {
@@ -817,6 +844,20 @@ export class IscsiConnection implements StatusSequence {
     } else {
       this.endAfterFlush('logout');
     }
+  }
+
+  /** RFC 7143 11.9.1 AsyncEvent 1: ask the initiator to log out within `seconds` (async.ts). */
+  requestLogout(seconds: number): void {
+    if (this.state !== 'ffp') return;
+    const window = this.session!.window;
+    const bhs = Buffer.allocUnsafe(BHS_LENGTH);
+    encodeLogoutRequest(bhs, {
+      statSN: this.takeStatSn(),
+      expCmdSN: window.expCmdSn,
+      maxCmdSN: window.maxCmdSn,
+      seconds,
+    });
+    this.send(bhs, null);
   }
 
   // --- sending / closing --------------------------------------------------------------------

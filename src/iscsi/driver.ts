@@ -7,9 +7,11 @@ import { AdminError } from '../scsi/admin-error.js';
 import type { ConnectionStats, DriverState, TargetDriver } from '../scsi/driver.js';
 import type { TargetSystem } from '../scsi/system.js';
 import type { ScsiTarget } from '../scsi/target.js';
+import { DEFAULT_LOGOUT_GRACE_SECONDS, requestSessionLogout } from './async.js';
 import { IscsiConnection } from './connection.js';
-import { TargetParams } from './params.js';
+import { TARGET_PARAM_NAMES, TargetParams } from './params.js';
 import { parsePortal, Portal, formatHostPort } from './portal.js';
+import { DEFAULT_CALLBACK_TIMEOUT_MS } from './redirect.js';
 import type { IscsiSession } from './session.js';
 
 export interface IscsiDriverOptions {
@@ -18,6 +20,10 @@ export interface IscsiDriverOptions {
   nopCount?: number;
   /** Diagnostic log (debug level). */
   log?: (message: string) => void;
+  /** Seconds initiators get to log out when their target is deleted with --force (async.ts). */
+  logoutGraceSeconds?: number;
+  /** How long a RedirectCallback may run (redirect.ts). */
+  redirectCallbackTimeoutMs?: number;
 }
 
 /** TSIHs are 16-bit and never 0 (RFC 7143 11.12.6). */
@@ -33,13 +39,19 @@ export class IscsiDriver implements TargetDriver {
   readonly discoveryParams: TargetParams;
   private readonly targetParams = new Map<number, TargetParams>();
   private nextTsih = 1;
+  /** Portals added with `portal new`, with the spec they were given (for --state). */
+  private readonly addedPortals = new Map<Portal, string>();
   readonly log: (message: string) => void;
+  readonly redirectCallbackTimeoutMs: number;
+  readonly logoutGraceSeconds: number;
 
   constructor(
     readonly system: TargetSystem,
     private readonly options: IscsiDriverOptions = {},
   ) {
     this.log = options.log ?? (() => {});
+    this.redirectCallbackTimeoutMs = options.redirectCallbackTimeoutMs ?? DEFAULT_CALLBACK_TIMEOUT_MS;
+    this.logoutGraceSeconds = options.logoutGraceSeconds ?? DEFAULT_LOGOUT_GRACE_SECONDS;
     this.discoveryParams = this.newParams();
   }
 
@@ -60,8 +72,9 @@ export class IscsiDriver implements TargetDriver {
   }
 
   private accept(socket: net.Socket): void {
-    // tgt §3.5: while the system is offline, connections are accepted and closed at once.
-    if (this.system.state !== 'ready') {
+    // tgt §3.5: while the system is offline, or has no target at all, connections are accepted
+    // and closed at once.
+    if (this.system.state !== 'ready' || this.system.targets.size === 0) {
       socket.destroy();
       return;
     }
@@ -78,6 +91,11 @@ export class IscsiDriver implements TargetDriver {
       this.targetParams.set(target.tid, p);
     }
     return p;
+  }
+
+  /** The target still exists (it may be deleted while one of its logins is in progress). */
+  isLive(target: ScsiTarget): boolean {
+    return this.system.targets.get(target.tid) === target;
   }
 
   /** A fresh TSIH not used by a live session. */
@@ -105,10 +123,17 @@ export class IscsiDriver implements TargetDriver {
     this.targetParams.set(target.tid, this.newParams());
   }
 
+  /**
+   * `target delete [--force]`. Forced: every session is asked to log out (Async Message,
+   * RFC 7143 11.9.1) and closed after the grace period; tgt drops the connections at once.
+   */
   targetDestroy(target: ScsiTarget, force: boolean): AdminError {
-    const sessions = [...this.sessions.values()].filter((s) => s.target === target);
+    const sessions = [...this.sessions.values()].filter((s) => s.target === target && !s.isClosed);
     if (sessions.length > 0 && !force) return AdminError.TargetActive;
-    for (const s of sessions) s.close('target deleted');
+    for (const s of sessions) {
+      this.log(`iscsi: target ${target.tid} deleted: asking session ${s.tsih} to log out`);
+      requestSessionLogout(s, this.logoutGraceSeconds);
+    }
     this.targetParams.delete(target.tid);
     return AdminError.Success;
   }
@@ -129,7 +154,7 @@ export class IscsiDriver implements TargetDriver {
   async portalCreate(spec: string): Promise<AdminError> {
     if (!parsePortal(spec)) return AdminError.InvalidRequest;
     try {
-      await this.listen(spec);
+      this.addedPortals.set(await this.listen(spec), spec);
       return AdminError.Success;
     } catch {
       return AdminError.InvalidRequest;
@@ -145,6 +170,7 @@ export class IscsiDriver implements TargetDriver {
     });
     if (i < 0) return AdminError.InvalidRequest;
     const [portal] = this.portals.splice(i, 1);
+    this.addedPortals.delete(portal!);
     await portal!.close();
     return AdminError.Success;
   }
@@ -188,6 +214,39 @@ export class IscsiDriver implements TargetDriver {
     if (!s) return AdminError.NoSession;
     for (const c of s.connections) if (c.cid === cid) return c.stats(s.tsih);
     return AdminError.NoConnection;
+  }
+
+  // --- state export (src/mgmt/state.ts) -------------------------------------------------------
+
+  /**
+   * Every per-target setting as `target update` name/value pairs that recreate it (unlike
+   * `target show --tid`, which hides the iSCSI keys while a redirect is configured).
+   */
+  exportTargetParams(target: ScsiTarget): Array<[string, string]> {
+    const p = this.paramsFor(target);
+    const out: Array<[string, string]> = [
+      ['nop_interval', String(p.nopInterval)],
+      ['nop_count', String(p.nopCount)],
+    ];
+    for (const name of TARGET_PARAM_NAMES) {
+      const shown = p.format(name);
+      // Markers are shown as "Reject" (not implemented) but set as numbers.
+      out.push([name, shown === 'Reject' ? String(p.get(name)) : shown]);
+    }
+    const r = p.redirect;
+    if (r.address !== '') out.push(['RedirectAddress', r.address]);
+    if (r.port !== '') out.push(['RedirectPort', r.port]);
+    if (r.reason !== undefined) out.push(['RedirectReason', r.reason]);
+    if (r.callback !== undefined) out.push(['RedirectCallback', r.callback]);
+    return out;
+  }
+
+  /** Portals added at run time (`portal new`), as the specs they were given, in order. */
+  runtimePortals(): string[] {
+    return this.portals.flatMap((p) => {
+      const spec = this.addedPortals.get(p);
+      return spec === undefined ? [] : [spec];
+    });
   }
 
   systemShow(): string {

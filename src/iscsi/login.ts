@@ -14,6 +14,7 @@ import { TargetChap } from './chap.js';
 import type { IscsiDriver } from './driver.js';
 import { LoginNegotiator, type LoginStatus as NegotiationStatus, type SessionType } from './negotiate.js';
 import { LoginRequestView, type IncomingPdu } from './pdu.js';
+import { decideRedirect, redirectFor, staticDestination, type RedirectDecision } from './redirect.js';
 import { LoginStage, LoginStatus } from './spec.js';
 import { encodeText, parseText, TextFormatError, type TextPair } from './text.js';
 
@@ -68,8 +69,11 @@ export class LoginPhase {
     return this.negotiator;
   }
 
-  /** Handle one Login Request PDU. */
-  handle(pdu: IncomingPdu): LoginReply {
+  /**
+   * Handle one Login Request PDU. The reply is a promise only while a redirect callback runs
+   * (first request of a login to a target with RedirectCallback).
+   */
+  handle(pdu: IncomingPdu): LoginReply | Promise<LoginReply> {
     const v = this.view.wrap(pdu.bhs);
     const csg = v.csg;
     if (this.first) {
@@ -109,24 +113,63 @@ export class LoginPhase {
       throw e;
     }
 
-    const response: TextPair[] = [];
+    // Read the header now: `v` views a buffer that the next PDU reuses.
+    const transit = v.transit;
+    const nsg = v.nsg;
     if (this.first) {
-      const err = this.startLogin(pairs);
+      const err = this.identify(pairs);
       if (err !== LoginStatus.Success) return this.fail(err, csg);
-      this.first = false;
-      // 13.9: the first Login Response carries the portal group tag.
-      if (this.sessionType === 'Normal') response.push(['TargetPortalGroupTag', '1']);
-      if (csg === LoginStage.LoginOperationalNegotiation) {
-        // The security stage was skipped: only allowed when no authentication is required.
-        if (this.authRequired()) return this.fail(LoginStatus.AuthenticationFailure, csg);
-        this.authenticated = true;
-        this.stage = LoginStage.LoginOperationalNegotiation;
-      }
+      // tgt §4.8: the redirect is decided once the target is known, before state and ACL checks.
+      const redirect = this.redirectDecision();
+      if (redirect instanceof Promise)
+        return redirect.then((d) => this.afterRedirect(d, csg, transit, nsg, pairs));
+      return this.afterRedirect(redirect, csg, transit, nsg, pairs);
     }
+    return this.proceed(csg, transit, nsg, pairs, []);
+  }
+
+  /** Finish the first request once the redirect is decided. */
+  private afterRedirect(
+    decision: RedirectDecision,
+    csg: number,
+    transit: boolean,
+    nsg: number,
+    pairs: TextPair[],
+  ): LoginReply {
+    if (decision.kind === 'redirect') {
+      this.driver.log(`iscsi: login to ${this.target?.name} redirected to ${decision.targetAddress}`);
+      return this.fail(decision.status, csg, [['TargetAddress', decision.targetAddress]]);
+    }
+    if (decision.kind === 'error') {
+      this.driver.log(`iscsi: login to ${this.target?.name}: ${decision.message}`);
+      return this.fail(LoginStatus.TargetError, csg);
+    }
+    const err = this.startLogin();
+    if (err !== LoginStatus.Success) return this.fail(err, csg);
+    this.first = false;
+    const response: TextPair[] = [];
+    // 13.9: the first Login Response carries the portal group tag.
+    if (this.sessionType === 'Normal') response.push(['TargetPortalGroupTag', '1']);
+    if (csg === LoginStage.LoginOperationalNegotiation) {
+      // The security stage was skipped: only allowed when no authentication is required.
+      if (this.authRequired()) return this.fail(LoginStatus.AuthenticationFailure, csg);
+      this.authenticated = true;
+      this.stage = LoginStage.LoginOperationalNegotiation;
+    }
+    return this.proceed(csg, transit, nsg, pairs, response);
+  }
+
+  /** Stage processing of one complete request (security or operational negotiation). */
+  private proceed(
+    csg: number,
+    requestedTransit: boolean,
+    nsg: number,
+    pairs: TextPair[],
+    response: TextPair[],
+  ): LoginReply {
     const negotiator = this.negotiator!;
 
-    let transit = v.transit;
-    const nsg = v.nsg;
+    let transit = requestedTransit;
     if (transit && (nsg <= csg || nsg === 2)) return this.fail(LoginStatus.InitiatorError, csg);
 
     if (csg === LoginStage.SecurityNegotiation) {
@@ -167,8 +210,8 @@ export class LoginPhase {
     return this.reply(true, csg, nsg, response, nsg === LoginStage.FullFeaturePhase);
   }
 
-  /** Login keys of the first request (11.12, 13.4-13.7, 13.21), target lookup and ACL. */
-  private startLogin(pairs: readonly TextPair[]): number {
+  /** Login keys of the first request (11.12, 13.4-13.7, 13.21) and the target lookup. */
+  private identify(pairs: readonly TextPair[]): number {
     const keys = new Map(pairs);
     const name = keys.get('InitiatorName');
     if (!name) return LoginStatus.MissingParameter;
@@ -182,9 +225,30 @@ export class LoginPhase {
       if (!targetName) return LoginStatus.MissingParameter;
       const target = this.driver.system.findTargetByName(targetName);
       if (!target || target.lld !== this.driver.name) return LoginStatus.NotFound;
+      this.target = target;
+    }
+    return LoginStatus.Success;
+  }
+
+  /** The redirect for this login: decided at once unless a callback has to run. */
+  private redirectDecision(): RedirectDecision | Promise<RedirectDecision> {
+    const target = this.target;
+    if (!target) return { kind: 'none' };
+    const settings = this.driver.paramsFor(target).redirect;
+    if (settings.callback === undefined) return redirectFor(staticDestination(settings), this.remoteAddress);
+    return decideRedirect(settings, target.name, this.remoteAddress, this.driver.redirectCallbackTimeoutMs);
+  }
+
+  /** Target state, ACL, session checks and the negotiator (after the redirect check). */
+  private startLogin(): number {
+    const name = this.initiatorName;
+    const target = this.target;
+    if (target) {
+      // The target may have been deleted while a redirect callback ran.
+      if (this.driver.system.targets.get(target.tid) !== target) return LoginStatus.NotFound;
+      // tgt §2.5: an offline target refuses new logins with a target error.
       if (target.state !== 'ready') return LoginStatus.ServiceUnavailable;
       if (!target.aclAllows(this.remoteAddress, name)) return LoginStatus.AuthorizationFailure;
-      this.target = target;
     }
     if (this.tsih !== 0) {
       // Adding a connection to an existing session (11.12.6).
