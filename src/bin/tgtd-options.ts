@@ -3,6 +3,9 @@
  *   -f/--foreground, -D/--nodaemonize, -C/--control-port N, -t/--nr_iothreads N, -p/--pid-file F,
  *   -d/--debug N, -V/--version, -h/--help, --iscsi k=v,... (portal=ADDR:PORT repeatable,
  *   nop_interval=N, nop_count=N).
+ * tgt-ts additions: --state FILE (configuration saved after every change and restored at start,
+ * docs/service.md) and --iscsi logout_grace=N (seconds initiators get to log out when their
+ * target is deleted with --force).
  */
 
 export const TGTD_VERSION = '1.0.85-ts';
@@ -18,6 +21,10 @@ export interface TgtdOptions {
   portals: string[];
   nopInterval: number;
   nopCount: number;
+  /** --iscsi logout_grace=N (seconds); null = the driver's default. */
+  logoutGraceSeconds: number | null;
+  /** --state FILE; null = no saved state. */
+  stateFile: string | null;
 }
 
 export type ParseResult =
@@ -34,8 +41,10 @@ Usage: tgtd [OPTION]
 -d, --debug debuglevel  print debugging information
 -V, --version           print version and exit
 -h, --help              display this help and exit
-    --iscsi portal=ADDR:PORT,nop_interval=N,nop_count=N
+    --iscsi portal=ADDR:PORT,nop_interval=N,nop_count=N,logout_grace=N
                         iSCSI driver options (portal may repeat; IPv6 as [ADDR]:PORT)
+    --state FILE        save the configuration to FILE after every change and
+                        restore it at start
 `;
 
 const TRY_HELP = "Try `tgtd --help' for more information.\n";
@@ -51,6 +60,7 @@ const WITH_VALUE: Record<string, string> = {
   '-d': 'debug',
   '--debug': 'debug',
   '--iscsi': 'iscsi',
+  '--state': 'state',
 };
 
 function parseUint(text: string): number | null {
@@ -69,6 +79,8 @@ export function parseTgtdArgs(argv: readonly string[]): ParseResult {
     portals: [],
     nopInterval: 0,
     nopCount: 0,
+    logoutGraceSeconds: null,
+    stateFile: null,
   };
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i]!;
@@ -131,6 +143,10 @@ export function parseTgtdArgs(argv: readonly string[]): ParseResult {
         o.debug = n > 0;
         break;
       }
+      case '--state':
+        if (value === '') return { kind: 'exit', code: 22, stderr: `--state needs a file name\n${TRY_HELP}` };
+        o.stateFile = value!;
+        break;
       case '--iscsi': {
         const err = parseIscsiOptions(value!, o);
         if (err) return { kind: 'exit', code: 22, stderr: `${err}\n${TRY_HELP}` };
@@ -158,11 +174,12 @@ function parseIscsiOptions(text: string, o: TgtdOptions): string | null {
     if (key === 'portal') {
       if (!/^(\[[0-9a-fA-F:.%\w]+\]|[^:[\]]*)(:\d{1,5})?$/.test(val)) return `invalid portal '${val}'`;
       o.portals.push(val);
-    } else if (key === 'nop_interval' || key === 'nop_count') {
+    } else if (key === 'nop_interval' || key === 'nop_count' || key === 'logout_grace') {
       const n = parseUint(val);
-      if (n === null) return `invalid ${key} '${val}'`;
+      if (n === null || (key === 'logout_grace' && n > 3600)) return `invalid ${key} '${val}'`;
       if (key === 'nop_interval') o.nopInterval = n;
-      else o.nopCount = n;
+      else if (key === 'nop_count') o.nopCount = n;
+      else o.logoutGraceSeconds = n;
     } else {
       return `unknown iscsi option '${key}'`;
     }

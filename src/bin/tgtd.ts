@@ -75,6 +75,7 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
   const iscsi = new IscsiDriver(system, {
     nopInterval: options.nopInterval,
     nopCount: options.nopCount,
+    ...(options.logoutGraceSeconds !== null ? { logoutGraceSeconds: options.logoutGraceSeconds } : {}),
     log,
   });
   system.registerDriver(iscsi);

@@ -28,6 +28,8 @@ export interface LuCreateOptions {
 export const DEFAULT_BSTYPE = 'rdwr';
 /** Default logical block size. */
 export const DEFAULT_BLOCK_SIZE = 512;
+/** Store types whose reopening would start from an empty medium (no `resize=1` for them). */
+const REOPEN_LOSES_DATA: ReadonlySet<string> = new Set(['memory']);
 /** RFC 3720 3.2.6.1: iSCSI names are at most 223 bytes. */
 const MAX_TARGET_NAME = 223;
 
@@ -145,10 +147,14 @@ export class TargetSystem {
       const err = driver.targetDestroy(target, force);
       if (err !== AdminError.Success) return err;
     }
-    for (const nexus of [...target.nexuses.values()]) void nexus.close();
+    const closing = [...target.nexuses.values()].map((nexus) => nexus.close());
     this.targets.delete(tid);
-    for (const lu of target.luns) void lu.store?.close().catch(() => undefined);
+    const luns = target.luns;
     target.luns = [];
+    // Commands already running finish on their store before it is closed (no EBADF mid-write).
+    void Promise.all(closing).then(() => {
+      for (const lu of luns) void lu.store?.close().catch(() => undefined);
+    });
     return AdminError.Success;
   }
 
@@ -235,6 +241,7 @@ export class TargetSystem {
     const apply: (() => void)[] = [];
     let newPath: string | undefined;
     let modeChanged = false;
+    let resize = false;
     const identityKeys: Record<string, keyof LuIdentity> = {
       vendor_id: 'vendorId',
       product_id: 'productId',
@@ -295,6 +302,13 @@ export class TargetSystem {
           modeChanged = true;
           break;
         }
+        case 'resize': {
+          // tgt-ts: re-read the backing store's size after it was grown (docs/live-changes.md).
+          if (parseFlag(v) !== true || !lu.store || REOPEN_LOSES_DATA.has(lu.backing.storeType))
+            return AdminError.InvalidRequest;
+          resize = true;
+          break;
+        }
         case 'path':
           if (lu.online || v === '' || lu.deviceType === controllerDeviceType)
             return AdminError.InvalidRequest;
@@ -308,8 +322,49 @@ export class TargetSystem {
       const err = await this.loadMedium(lu, newPath);
       if (err !== AdminError.Success) return err;
     }
+    if (resize) {
+      const err = await this.reloadStore(lu);
+      if (err !== AdminError.Success) return err;
+    }
     for (const fn of apply) fn();
     if (modeChanged) modeParametersChanged(lu, null);
+    return AdminError.Success;
+  }
+
+  /**
+   * `--params resize=1`: reopen the LU's backing store to learn its new size (a store's size is
+   * fixed while open) and, when it changed, report CAPACITY DATA HAS CHANGED to every I_T nexus
+   * (SBC-4 4.6). Commands already running finish on the old handle, which is closed after them.
+   */
+  private async reloadStore(lu: LogicalUnit): Promise<AdminError> {
+    const old = lu.store;
+    const type = this.storeTypes.get(lu.backing.storeType);
+    if (!old || !type) return AdminError.InvalidRequest;
+    const oflags = lu.backing.bsoflags.split(':');
+    let store: BackingStore;
+    try {
+      store = await type.open(old.path, {
+        sync: oflags.includes('sync'),
+        direct: oflags.includes('direct'),
+        bsopts: lu.backing.bsopts,
+      });
+    } catch {
+      return AdminError.InvalidRequest;
+    }
+    if (lu.store !== old) {
+      // The medium was replaced while we reopened it: keep the new one.
+      await store.close().catch(() => undefined);
+      return AdminError.InvalidRequest;
+    }
+    const running = lu.taskSet.runningCommands();
+    lu.store = store;
+    if (store.size !== old.size)
+      for (const n of lu.target.nexuses.values())
+        n.luInfo(lu).addUnitAttention(SenseReason.CapacityDataChanged);
+    void lu.taskSet
+      .whenFinished(running)
+      .then(() => old.close())
+      .catch(() => undefined);
     return AdminError.Success;
   }
 

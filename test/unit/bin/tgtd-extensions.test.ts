@@ -1,0 +1,15 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseTgtdArgs } from '../../../src/bin/tgtd-options.js';
+
+test('tgt-ts: --state FILE and --iscsi logout_grace=N', () => {
+  const r = parseTgtdArgs(['-f', '--state', '/var/lib/tgtd/state.json', '--iscsi', 'logout_grace=2']);
+  assert.equal(r.kind, 'run');
+  if (r.kind !== 'run') return;
+  assert.equal(r.options.stateFile, '/var/lib/tgtd/state.json');
+  assert.equal(r.options.logoutGraceSeconds, 2);
+  const d = parseTgtdArgs(['-f']);
+  assert.ok(d.kind === 'run' && d.options.stateFile === null && d.options.logoutGraceSeconds === null);
+  assert.equal(parseTgtdArgs(['--iscsi', 'logout_grace=x']).kind, 'exit');
+  assert.equal(parseTgtdArgs(['--state']).kind, 'exit');
+});
