@@ -9,7 +9,7 @@ import { truncate } from 'node:fs/promises';
 import type { Session } from '../../src/initiator/index.js';
 import { AsyncEvent } from '../../src/iscsi/spec.js';
 import { delay, TgtDaemon } from '../helpers/daemon.js';
-import { BLOCK, closeSession, GOOD, IQN, login, loginReady, pattern } from './util.js';
+import { BLOCK, closeSession, GOOD, IQN, loginReady, pattern } from './util.js';
 
 const LUNS = `${IQN}:live-luns`;
 const RESIZE = `${IQN}:live-resize`;
