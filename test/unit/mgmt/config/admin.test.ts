@@ -414,3 +414,32 @@ test(
     }
   },
 );
+
+test('tgt §3.2 control-port: used for every command when -C is absent; a different -C is an error', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tgt-admin-port-'));
+  try {
+    const conf = join(dir, 't.conf');
+    await writeFile(conf, 'control-port 7\n<target t>\n</target>\n');
+    let stdout = '';
+    const io = {
+      stdout: (t: string) => (stdout += t),
+      stderr: () => {},
+      env: { ...process.env, TGT_IPC_SOCKET: join(dir, 'none') },
+    };
+    assert.equal(await runTgtAdmin(['-p', '-e', '-c', conf], io), 0);
+    const commands = stdout.split('\n').filter((l) => l.startsWith('tgtadm'));
+    assert.ok(commands.length > 0);
+    assert.ok(
+      commands.every((l) => l.startsWith('tgtadm -C 7 ')),
+      stdout,
+    );
+    stdout = '';
+    assert.equal(await runTgtAdmin(['-p', '-e', '-C', '3', '-c', conf], io), 1);
+    assert.equal(
+      stdout,
+      'Multiple control-port definitions are not allowed!\nCheck your config file for errors.\n',
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
