@@ -3,15 +3,27 @@
  * control socket together, like tgt's tgtd (tgt-behaviour.md §1.1, §1.7), with two fixes:
  * SIGTERM/SIGINT stop it cleanly, and it refuses to start (exit 1) when a portal cannot be bound.
  *
+ * With --state FILE the configuration is restored from FILE before the control socket and the
+ * portals open, and saved to it after every change (src/mgmt/state.ts).
+ *
  * Without -f/-D it daemonizes: the parent re-runs itself detached and exits once the child
  * reports that the control socket and the portals are up (or exits 1 with the child's error).
  */
 import { spawn } from 'node:child_process';
-import { writeFileSync, rmSync } from 'node:fs';
+import { promises as fsp, writeFileSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { storeTypes } from '../backing/index.js';
 import { IscsiDriver } from '../iscsi/driver.js';
 import { startControlServer, type ControlServer } from '../mgmt/server.js';
+import {
+  readStateFile,
+  restorePortals,
+  restoreState,
+  StateFileError,
+  StateSaver,
+  type SavedState,
+} from '../mgmt/state.js';
 import { TargetSystem } from '../scsi/system.js';
 import { parseTgtdArgs, type TgtdOptions } from './tgtd-options.js';
 
@@ -80,6 +92,17 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
   });
   system.registerDriver(iscsi);
 
+  // --state: restore before anything listens, so nobody sees (or changes) half a configuration.
+  let saved: SavedState | null = null;
+  if (options.stateFile) {
+    try {
+      saved = await readStateFile(options.stateFile);
+      if (saved) await restoreState(system, saved);
+    } catch (e) {
+      fatal(`tgtd: ${(e as Error).message}`);
+    }
+  }
+
   let control: ControlServer | null = null;
   let stopping = false;
   const stop = async (code: number): Promise<void> => {
@@ -104,6 +127,11 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
   } catch (e) {
     fatal(`tgtd: ${(e as Error).message}`);
   }
+  const unsafeDir = await worldWritableDir(dirname(control!.path));
+  if (unsafeDir) {
+    await control?.close();
+    fatal(`tgtd: control socket directory ${unsafeDir} is writable by everyone; use a private directory`);
+  }
 
   const portals = options.portals.length ? options.portals : [':3260'];
   for (const spec of portals) {
@@ -113,6 +141,25 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
       await control?.close();
       fatal(`tgtd: can't listen on portal ${spec}: ${(e as Error).message}`);
     }
+  }
+
+  if (options.stateFile) {
+    const saver = new StateSaver(options.stateFile, system);
+    try {
+      if (saved) await restorePortals(system, saved);
+      // Save at once: a state file that cannot be written is found now, not at the first change.
+      await saver.save();
+    } catch (e) {
+      await control?.close();
+      fatal(
+        `tgtd: ${e instanceof StateFileError ? e.message : `can't write state file ${options.stateFile}: ${(e as Error).message}`}`,
+      );
+    }
+    system.onConfigChange = () =>
+      saver.save().catch((e: Error) => {
+        process.stderr.write(`tgtd: can't save state file ${options.stateFile}: ${e.message}\n`);
+        throw e;
+      });
   }
 
   process.on('SIGTERM', () => void stop(0));
@@ -128,6 +175,20 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
     process.disconnect?.();
   }
   log(`ready; portals ${iscsi.portals.map((p) => p.describe()).join(' ')}`);
+}
+
+/**
+ * The control socket is 0600, but in a directory anyone may write to (without the sticky bit)
+ * another user could rename it away and put their own socket in its place, then read the
+ * passwords tgtadm sends. Returns the directory when that is the case.
+ */
+async function worldWritableDir(dir: string): Promise<string | null> {
+  try {
+    const st = await fsp.stat(dir);
+    return (st.mode & 0o002) !== 0 && (st.mode & 0o1000) === 0 ? dir : null;
+  } catch {
+    return null;
+  }
 }
 
 void main();

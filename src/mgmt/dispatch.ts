@@ -70,6 +70,8 @@ export interface MgmtSystem {
     string,
     { readonly name: string; readonly supportedOflags: readonly string[] }
   >;
+  /** Runs after each successful configuration change (tgtd --state); see TargetSystem. */
+  onConfigChange?: (() => Promise<void>) | null;
   /** Device types for `system show` (default: the core's registry). */
   readonly deviceTypes?: Iterable<{ readonly code: number }>;
 }
@@ -111,10 +113,35 @@ export async function dispatch(
   req: AdminRequest,
   payload: ParsedPayload,
 ): Promise<DispatchResult> {
+  let res: DispatchResult;
   try {
-    return await dispatchUnsafe(ctx, req, payload);
+    res = await dispatchUnsafe(ctx, req, payload);
   } catch {
     return result(AdminError.UnknownErr);
+  }
+  const hook = ctx.system.onConfigChange;
+  if (hook && res.err === AdminError.Success && changesConfiguration(req)) {
+    try {
+      await hook();
+    } catch {
+      // The change is in effect but could not be saved: say so rather than pretend it is safe.
+      return result(AdminError.UnknownErr);
+    }
+  }
+  return res;
+}
+
+/** Requests whose success changes what `tgtd --state` saves (not sessions, stats or debug). */
+function changesConfiguration(req: AdminRequest): boolean {
+  switch (req.mode) {
+    case MgmtMode.Target:
+    case MgmtMode.Device:
+    case MgmtMode.Account:
+      return [MgmtOp.New, MgmtOp.Delete, MgmtOp.Bind, MgmtOp.Unbind, MgmtOp.Update].includes(req.op);
+    case MgmtMode.Portal:
+      return req.op === MgmtOp.New || req.op === MgmtOp.Delete;
+    default:
+      return false;
   }
 }
 

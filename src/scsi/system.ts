@@ -88,6 +88,12 @@ export class TargetSystem {
   /** Discovery-session accounts (`account bind` without --tid, GLOBAL_TID). */
   readonly discoveryAccounts: { incoming: string[]; outgoing?: string } = { incoming: [] };
   readonly storeTypes = new Map<string, StoreType>();
+  /**
+   * Called by management after every successful configuration change and awaited before the
+   * answer goes out (tgtd --state saves the configuration here). A rejection is reported to
+   * the administrator; the change itself stays in effect.
+   */
+  onConfigChange: (() => Promise<void>) | null = null;
   /** LUNs being created (between the existence check and the store open). */
   private readonly pendingLuns = new Set<string>();
 
