@@ -113,9 +113,18 @@ describe('tgtd --state', () => {
         timeoutMs: 10_000,
       });
       await closeSession(s);
+      const wrong = Session.login({
+        host: '127.0.0.1',
+        port: extraPort,
+        targetName: T1,
+        initiatorName: `${IQN}:some-initiator`,
+        auth: { method: 'CHAP', user: 'alice', secret: 'not-the-secret' },
+        timeoutMs: 10_000,
+      });
+      await assert.rejects(wrong);
 
       // Secrets are never shown, nor logged at debug level (item 5).
-      for (const text of [...Object.values(before), a.output]) {
+      for (const text of [...Object.values(before), a.output, b.output]) {
         for (const secret of [SECRET_IN, SECRET_OUT, SECRET_DISC, 'spare-pw'])
           assert.ok(!text.includes(secret));
       }
