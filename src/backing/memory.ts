@@ -2,9 +2,18 @@
  * "memory" store: a sparse RAM disk. The path is the size (syntax in size.ts: "64M", "1GiB",
  * "1048576"). Data lives in fixed-size chunks allocated on first write, so a large LUN costs
  * nothing until written; unwritten ranges read as zeroes; unmap frees whole chunks and zeroes
- * the partial ones at the edges. Contents are lost when the store is closed.
+ * the partial ones at the edges (freeing those too once they hold only zeroes). A chunk that
+ * exists is what GET LBA STATUS reports as mapped. When the process cannot allocate another
+ * chunk, the write fails with ENOSPC (out of space), not a crash. Contents are lost when the
+ * store is closed.
  */
-import type { BackingStore, StoreCapabilities, StoreOpenOptions, StoreType } from './store.js';
+import type {
+  AllocationExtent,
+  BackingStore,
+  StoreCapabilities,
+  StoreOpenOptions,
+  StoreType,
+} from './store.js';
 import { checkRange, StoreError } from './errors.js';
 import { parseSize } from './size.js';
 
@@ -14,6 +23,7 @@ export const MEMORY_CHUNK_SIZE = 64 * 1024;
 export class MemoryStore implements BackingStore {
   readonly type = 'memory';
   readonly capabilities: StoreCapabilities;
+  readonly allocationGranularity = MEMORY_CHUNK_SIZE;
   private readonly chunks = new Map<number, Buffer>();
 
   constructor(
@@ -75,10 +85,22 @@ export class MemoryStore implements BackingStore {
       const index = Math.floor(pos / MEMORY_CHUNK_SIZE);
       const within = pos - index * MEMORY_CHUNK_SIZE;
       const n = Math.min(MEMORY_CHUNK_SIZE - within, end - pos);
-      if (n === MEMORY_CHUNK_SIZE) this.chunks.delete(index);
-      else this.chunks.get(index)?.fill(0, within, within + n);
+      const chunk = this.chunks.get(index);
+      if (chunk) {
+        if (n !== MEMORY_CHUNK_SIZE) chunk.fill(0, within, within + n);
+        if (n === MEMORY_CHUNK_SIZE || isAllZero(chunk)) this.chunks.delete(index);
+      }
       pos += n;
     }
+  }
+
+  async allocationAt(offset: number, maxLength: number): Promise<AllocationExtent> {
+    checkRange(offset, 0, this.size);
+    const end = Math.min(this.size, offset + Math.max(1, maxLength));
+    let index = Math.floor(offset / MEMORY_CHUNK_SIZE);
+    const mapped = this.chunks.has(index);
+    while ((index + 1) * MEMORY_CHUNK_SIZE < end && this.chunks.has(index + 1) === mapped) index++;
+    return { mapped, length: Math.max(1, Math.min(end, (index + 1) * MEMORY_CHUNK_SIZE) - offset) };
   }
 
   async close(): Promise<void> {
@@ -88,11 +110,23 @@ export class MemoryStore implements BackingStore {
   private chunkForWrite(index: number): Buffer {
     let chunk = this.chunks.get(index);
     if (!chunk) {
-      chunk = Buffer.alloc(MEMORY_CHUNK_SIZE);
+      try {
+        chunk = Buffer.alloc(MEMORY_CHUNK_SIZE);
+      } catch {
+        // RangeError "Array buffer allocation failed": the RAM disk is out of space.
+        throw Object.assign(new Error('memory store: out of memory'), { code: 'ENOSPC' });
+      }
       this.chunks.set(index, chunk);
     }
     return chunk;
   }
+}
+
+/** A chunk of zeroes to compare against (memcmp); never written. */
+const ZERO_CHUNK = Buffer.alloc(MEMORY_CHUNK_SIZE);
+
+function isAllZero(chunk: Buffer): boolean {
+  return chunk.equals(ZERO_CHUNK);
 }
 
 export const memoryStoreType: StoreType = {

@@ -14,19 +14,32 @@
  *   that one write durable without flushing the whole file.
  * - Size: fstat for files; for block devices /sys/dev/block/MAJ:MIN/size (512-byte sectors),
  *   falling back to a binary search with 1-byte reads when sysfs is not mounted.
- * - Unmap: Node has no fallocate(2), so it runs util-linux `fallocate --punch-hole` on this
- *   process's descriptor (/proc/PID/fd/N; works for files and, since Linux 4.9, block devices,
- *   and reads of the range then return zeroes). When the binary is missing at open, unmap is
- *   not offered and the core emulates it; if punching fails at run time (filesystem without
- *   hole support) the range is overwritten with zeroes instead, so results stay correct.
+ * - Unmap: fallocate(2) PUNCH_HOLE|KEEP_SIZE through the fs-native-extensions binding on the
+ *   thread pool (punch.ts; no fork per command; works for files and, since Linux 4.9, block
+ *   devices; reads of the range then return zeroes). Without the binding unmap is not offered
+ *   and the core emulates it; if punching fails at run time (filesystem without hole support)
+ *   the range is overwritten with zeroes instead, so results stay correct.
+ * - Allocation map (GET LBA STATUS): Node has no SEEK_DATA/SEEK_HOLE, so the store tracks what
+ *   it wrote and punched in an AllocationMap at the filesystem block size. At open the map
+ *   starts all deallocated when the file has no blocks allocated (a fresh sparse file), else
+ *   all mapped: holes punched before this open, by us or anyone else, are reported as mapped,
+ *   which SBC-4 allows (mapped is always a truthful answer for data that reads back right).
+ * - Out of space: ENOSPC/EDQUOT from the kernel are passed through unchanged; the core answers
+ *   SPACE ALLOCATION FAILED WRITE PROTECT.
  * - Prefetch: bounded read-ahead into a scratch buffer to warm the page cache (no fadvise in Node).
  */
 import { constants as fsc, promises as fsp, read as fsRead, writev as fsWritev } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { execFile } from 'node:child_process';
-import { delimiter, join } from 'node:path';
-import type { BackingStore, StoreCapabilities, StoreOpenOptions, StoreType } from './store.js';
+import type {
+  AllocationExtent,
+  BackingStore,
+  StoreCapabilities,
+  StoreOpenOptions,
+  StoreType,
+} from './store.js';
+import { AllocationMap } from './allocation-map.js';
 import { checkRange, StoreError } from './errors.js';
+import { punchHole, type PunchHole } from './punch.js';
 
 const SECTOR = 512;
 /** Zeroes written per writev when emulating a punch; shared, never written to. */
@@ -39,6 +52,7 @@ class RdwrStore implements BackingStore {
   readonly type = 'rdwr';
   readonly capabilities: StoreCapabilities;
   private punchWorks = true;
+  readonly allocationGranularity: number;
 
   constructor(
     readonly path: string,
@@ -48,15 +62,17 @@ class RdwrStore implements BackingStore {
     private readonly fuaHandle: FileHandle | null,
     /** Buffered twin used when O_DIRECT refuses an unaligned request (null without direct). */
     private readonly bufferedHandle: FileHandle | null,
-    private readonly fallocatePath: string | null,
+    private readonly punch: PunchHole | null,
     readonly: boolean,
+    private readonly allocation: AllocationMap,
   ) {
     this.capabilities = {
       flush: !readonly,
       fua: !readonly,
-      unmap: !readonly && fallocatePath !== null,
+      unmap: !readonly && punch !== null,
       readonly,
     };
+    this.allocationGranularity = allocation.granule;
   }
 
   async read(into: Buffer, offset: number): Promise<void> {
@@ -82,6 +98,7 @@ class RdwrStore implements BackingStore {
       await writeFull(this.bufferedHandle, segments, offset);
       if (fua) await this.bufferedHandle.datasync();
     }
+    this.allocation.markMapped(offset, length);
   }
 
   async flush(): Promise<void> {
@@ -92,16 +109,24 @@ class RdwrStore implements BackingStore {
     this.assertWritable();
     checkRange(offset, length, this.size);
     if (length === 0) return;
-    if (this.fallocatePath && this.punchWorks) {
+    if (this.punch && this.punchWorks) {
       try {
-        await punchHole(this.fallocatePath, this.handle.fd, offset, length);
+        await this.punch(this.handle.fd, offset, length);
+        this.allocation.markUnmapped(offset, length);
         return;
-      } catch {
+      } catch (err) {
+        if (!isUnsupported(err)) throw err;
         // EOPNOTSUPP and friends: remember, and emulate from now on.
         this.punchWorks = false;
       }
     }
     await this.writeZeroes(offset, length);
+    this.allocation.markMapped(offset, length);
+  }
+
+  async allocationAt(offset: number, maxLength: number): Promise<AllocationExtent> {
+    checkRange(offset, 0, this.size);
+    return this.allocation.extentAt(offset, maxLength);
   }
 
   async prefetch(offset: number, length: number): Promise<void> {
@@ -190,35 +215,16 @@ function errnoCode(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | null)?.code;
 }
 
-function punchHole(fallocate: string, fd: number, offset: number, length: number): Promise<void> {
-  const args = ['--punch-hole', '--offset', String(offset), '--length', String(length)];
-  args.push(`/proc/${process.pid}/fd/${fd}`);
-  return new Promise((resolve, reject) => {
-    execFile(fallocate, args, { timeout: 60_000 }, (err) => (err ? reject(err) : resolve()));
-  });
+/** Errors that mean "this file cannot have holes punched", as opposed to an I/O failure. */
+function isUnsupported(err: unknown): boolean {
+  const code = errnoCode(err);
+  return code === 'EOPNOTSUPP' || code === 'ENOTSUP' || code === 'ENOSYS' || code === 'EINVAL';
 }
 
-let fallocateLookup: Promise<string | null> | undefined;
-
-/** Where util-linux fallocate(1) lives, looked up once per process. */
-function findFallocate(): Promise<string | null> {
-  fallocateLookup ??= (async () => {
-    const dirs = (process.env['PATH'] ?? '')
-      .split(delimiter)
-      .concat(['/usr/bin', '/bin', '/usr/sbin', '/sbin']);
-    for (const dir of dirs) {
-      if (!dir) continue;
-      const candidate = join(dir, 'fallocate');
-      try {
-        await fsp.access(candidate, fsc.X_OK);
-        return candidate;
-      } catch {
-        // keep looking
-      }
-    }
-    return null;
-  })();
-  return fallocateLookup;
+/** The filesystem's block size as allocation granule (a power of two in 512..1 MiB), else 4 KiB. */
+function granuleOf(blksize: bigint): number {
+  const n = Number(blksize);
+  return n >= 512 && n <= 2 ** 20 && (n & (n - 1)) === 0 ? n : 4096;
 }
 
 /** Size of a block device in bytes. */
@@ -292,8 +298,10 @@ async function openRdwr(path: string, options: StoreOpenOptions): Promise<Backin
     if (fuaHandle) others.push(fuaHandle);
     const bufferedHandle = direct ? await fsp.open(path, access | (sync ? fsc.O_SYNC : 0)) : null;
     if (bufferedHandle) others.push(bufferedHandle);
-    const fallocate = readonly ? null : await findFallocate();
-    return new RdwrStore(path, size, handle, fuaHandle, bufferedHandle, fallocate, readonly);
+    // A regular file with no blocks at all is a fresh sparse file: everything is a hole.
+    const allocation = new AllocationMap(size, granuleOf(st.blksize), !(st.isFile() && st.blocks === 0n));
+    const punch = readonly ? null : punchHole;
+    return new RdwrStore(path, size, handle, fuaHandle, bufferedHandle, punch, readonly, allocation);
   } catch (err) {
     await Promise.allSettled([handle.close(), ...others.map((h) => h.close())]);
     throw err;

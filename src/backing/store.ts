@@ -4,6 +4,9 @@
  * decodes CDBs, checks ranges and emulates whatever a store lacks (FUA by write + flush,
  * WRITE SAME by repeated writes, UNMAP by writing zeroes when asked to).
  */
+import type { AllocationExtent } from './allocation-map.js';
+
+export type { AllocationExtent };
 
 /** What a store can do natively. The core emulates or refuses the rest. */
 export interface StoreCapabilities {
@@ -44,6 +47,19 @@ export interface BackingStore {
 
   /** Deallocate a byte range (only called when capabilities.unmap). */
   unmap?(offset: number, length: number): Promise<void>;
+
+  /**
+   * Bytes per allocation unit: an unmap deallocates only the units it covers whole (the
+   * rest is zeroed). Reported to initiators as the OPTIMAL UNMAP GRANULARITY.
+   */
+  readonly allocationGranularity?: number;
+
+  /**
+   * Provisioning state at byte `offset`: allocated (mapped) or not, and how many bytes from
+   * `offset` (at most `maxLength`, at least 1) share that state. Stores without it are
+   * reported as fully mapped.
+   */
+  allocationAt?(offset: number, maxLength: number): Promise<AllocationExtent>;
 
   /** Advisory read-ahead (PRE-FETCH); may be a no-op. */
   prefetch?(offset: number, length: number): Promise<void>;

@@ -162,6 +162,12 @@ export class LogicalUnit {
     return this.thinProvisioning && (this.store?.capabilities.unmap ?? false) && !!this.store?.unmap;
   }
 
+  /** OPTIMAL UNMAP GRANULARITY in blocks: the store's allocation unit (at least one block). */
+  get unmapGranularity(): number {
+    const bytes = this.store?.allocationGranularity ?? this.blockSize;
+    return Math.max(1, Math.floor(bytes / this.blockSize));
+  }
+
   /** Some I_T nexus holds PREVENT ALLOW MEDIUM REMOVAL (shown as "Prevent removal"). */
   get preventRemoval(): boolean {
     for (const nexus of this.target.nexuses.values()) if (nexus.peekLuInfo(this)?.prevent) return true;

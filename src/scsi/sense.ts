@@ -49,6 +49,7 @@ export enum SenseReason {
   ReservationsReleased,
   RegistrationsPreempted,
   InvalidReleaseOfPersistentReservation,
+  SpaceAllocationFailed,
 }
 
 export interface SenseCode {
@@ -91,6 +92,7 @@ const SENSE_TABLE: readonly SenseCode[] = (() => {
   set(SenseReason.ReservationsReleased, SenseKey.UnitAttention, 0x2a, 0x04); // RESERVATIONS RELEASED
   set(SenseReason.RegistrationsPreempted, SenseKey.UnitAttention, 0x2a, 0x05); // REGISTRATIONS PREEMPTED
   set(SenseReason.InvalidReleaseOfPersistentReservation, SenseKey.IllegalRequest, 0x26, 0x04); // INVALID RELEASE OF PERSISTENT RESERVATION
+  set(SenseReason.SpaceAllocationFailed, SenseKey.DataProtect, 0x27, 0x07); // SPACE ALLOCATION FAILED WRITE PROTECT (SBC-4 4.7.3.6)
   return Object.freeze(t);
 })();
 

@@ -21,108 +21,18 @@ import { PrAccess } from '../pr.js';
 import { invalidCdbField, SenseError, SenseReason } from '../sense.js';
 import { PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT } from './pr.js';
 import {
-  MAX_COMPARE_AND_WRITE_BLOCKS,
-  MAX_TRANSFER_BYTES,
-  MAX_UNMAP_DESCRIPTORS,
-  replyData,
-  SPC_ENTRIES,
-  usage,
-} from './spc.js';
+  checkRange,
+  checkWritable,
+  firstMismatch,
+  receivedLength,
+  sliceSegments,
+  storeRead,
+  storeWrite,
+  transferBytes,
+} from './block-io.js';
+import { getLbaStatusHandler, unmapHandler, writeSameHandler } from './provisioning.js';
+import { MAX_COMPARE_AND_WRITE_BLOCKS, replyData, SPC_ENTRIES, usage } from './spc.js';
 import { opcodeTable, serviceActionTable, type DeviceType, type OpcodeEntry } from './types.js';
-
-/** Bytes written per store call when emulating WRITE SAME (bounded memory). */
-const WRITE_SAME_CHUNK_BYTES = 1024 * 1024;
-
-/** SBC-4 4.5: any block past the last LBA -> LOGICAL BLOCK ADDRESS OUT OF RANGE. */
-function checkRange(lu: LogicalUnit, lba: number, blocks: number): void {
-  const capacity = lu.blocks;
-  if (lba > capacity || blocks > capacity - lba) throw new SenseError(SenseReason.LbaOutOfRange);
-}
-
-/** SBC-4 4.12: writes to a write-protected LU -> DATA PROTECT, WRITE PROTECTED. */
-function checkWritable(lu: LogicalUnit): void {
-  if (lu.writeProtected) throw new SenseError(SenseReason.WriteProtected);
-}
-
-/** Store read; any store failure becomes MEDIUM ERROR, UNRECOVERED READ ERROR. */
-async function storeRead(lu: LogicalUnit, into: Buffer, offset: number): Promise<void> {
-  try {
-    await lu.store!.read(into, offset);
-  } catch {
-    throw new SenseError(SenseReason.UnrecoveredReadError);
-  }
-}
-
-/**
- * Store write; `durable` (FUA, or WCE=0) is met natively when the store has FUA, else by a
- * flush. Any store failure becomes MEDIUM ERROR, WRITE ERROR.
- */
-async function storeWrite(
-  lu: LogicalUnit,
-  segments: readonly Buffer[],
-  offset: number,
-  durable: boolean,
-): Promise<void> {
-  const store = lu.store!;
-  try {
-    if (durable && store.capabilities.fua) {
-      await store.write(segments, offset, true);
-    } else {
-      await store.write(segments, offset, false);
-      if (durable && store.capabilities.flush) await store.flush();
-    }
-  } catch {
-    throw new SenseError(SenseReason.WriteError);
-  }
-}
-
-/** Views covering bytes [start, start + length) of a segment list (no payload copy). */
-function sliceSegments(segments: readonly Buffer[], start: number, length: number): Buffer[] {
-  const out: Buffer[] = [];
-  let pos = 0;
-  const end = start + length;
-  for (const seg of segments) {
-    const segEnd = pos + seg.length;
-    if (segEnd > start && pos < end)
-      out.push(seg.subarray(Math.max(0, start - pos), Math.min(seg.length, end - pos)));
-    pos = segEnd;
-    if (pos >= end) break;
-  }
-  return out;
-}
-
-/** Offset of the first byte where `segments` (from `start`) differs from `data`, or -1. */
-function firstMismatch(segments: readonly Buffer[], start: number, data: Buffer): number {
-  let off = 0;
-  for (const seg of sliceSegments(segments, start, data.length)) {
-    const other = data.subarray(off, off + seg.length);
-    if (!seg.equals(other)) {
-      for (let i = 0; i < seg.length; i++) if (seg[i] !== other[i]) return off + i;
-    }
-    off += seg.length;
-  }
-  return -1;
-}
-
-/** Whole-block byte count of a transfer, refused above MAXIMUM TRANSFER LENGTH (SBC-4 6.6.4). */
-function transferBytes(lu: LogicalUnit, blocks: number): number {
-  const bytes = blocks * lu.blockSize;
-  if (bytes > MAX_TRANSFER_BYTES) throw new SenseError(SenseReason.InvalidFieldInCdb);
-  return bytes;
-}
-
-/**
- * Data-Out actually usable for a write of `bytes`. Fewer bytes than the CDB asked for
- * (iSCSI EDTL < SCSI transfer length) follow FCP-4 9.4.2 as libiscsi's test_write*_residuals
- * accepts: whole blocks received are written and GOOD returned (the fabric reports the
- * overflow residual); a partial block is refused with INVALID FIELD IN COMMAND INFORMATION UNIT
- * and nothing is written. Extra bytes beyond the transfer length are ignored.
- */
-function receivedLength(cmd: ScsiCommand, lu: LogicalUnit, bytes: number): number {
-  if (cmd.dataOutLength >= bytes) return bytes;
-  if (cmd.dataOutLength % lu.blockSize !== 0) throw new SenseError(SenseReason.InvalidFieldInInformationUnit);
-  return cmd.dataOutLength;
-}
 
 /** READ(6/10/12/16) (SBC-4 5.11-5.14). */
 async function readHandler(cmd: ScsiCommand, lu: LogicalUnit): Promise<void> {
@@ -328,23 +238,6 @@ function readCapacity16Handler(cmd: ScsiCommand, lu: LogicalUnit): void {
   replyData(cmd, d, cmd.cdb.readUInt32BE(10));
 }
 
-/**
- * GET LBA STATUS (SBC-4 5.7): stores cannot report holes, so one descriptor says the whole
- * range from the starting LBA to the end is mapped (a valid, if conservative, answer; on a
- * fully provisioned LU it is the only answer).
- */
-function getLbaStatusHandler(cmd: ScsiCommand, lu: LogicalUnit): void {
-  const cdb = cmd.cdb;
-  const lba = cdbLba(cdb);
-  if (lba >= lu.blocks) throw new SenseError(SenseReason.LbaOutOfRange);
-  const d = Buffer.alloc(24);
-  d.writeUInt32BE(20, 0);
-  d.writeBigUInt64BE(BigInt(lba), 8);
-  d.writeUInt32BE(Math.min(lu.blocks - lba, 0xffffffff), 16);
-  d[20] = 0x00; // PROVISIONING STATUS: mapped
-  replyData(cmd, d, cdb.readUInt32BE(10));
-}
-
 /** START STOP UNIT (SBC-4 5.23): LOEJ loads/ejects removable media (refused under PREVENT). */
 function startStopHandler(cmd: ScsiCommand, lu: LogicalUnit, nexus: ItNexus): void {
   const b4 = cmd.cdb[4]!;
@@ -377,87 +270,6 @@ function formatUnitHandler(cmd: ScsiCommand, lu: LogicalUnit): void {
   if ((b1 & 0x80) !== 0 || (b1 & 0x10) !== 0 || (b1 & 0x07) !== 0)
     throw new SenseError(SenseReason.InvalidFieldInCdb);
   checkWritable(lu);
-}
-
-/**
- * WRITE SAME(10/16) (SBC-4 5.47/5.48). UNMAP needs thin provisioning; an all-zero block (or
- * NDOB) with UNMAP deallocates, anything else is written block by block in bounded chunks.
- * NUMBER OF LOGICAL BLOCKS 0 means "to the end of the medium" (WSNZ = 0).
- */
-async function writeSameHandler(cmd: ScsiCommand, lu: LogicalUnit): Promise<void> {
-  const cdb = cmd.cdb;
-  const b1 = cdb[1]!;
-  const ndob = cdb[0] === Op.WriteSame16 && (b1 & 0x01) !== 0;
-  const unmap = (b1 & 0x08) !== 0;
-  const bs = lu.blockSize;
-  cmd.writeTransferLength = ndob ? 0 : bs;
-  // WRPROTECT, ANCHOR, PBDATA/LBDATA (no protection information, no anchored state)
-  if ((b1 & 0xe0) !== 0 || (b1 & 0x10) !== 0 || (b1 & 0x06) !== 0)
-    throw new SenseError(SenseReason.InvalidFieldInCdb);
-  // Without thin provisioning the UNMAP bit names a feature the LU does not have: answered like
-  // UNMAP itself (INVALID COMMAND OPERATION CODE, as tgt does for UNMAP and LIO for both), so
-  // initiators see it as unsupported, consistent with LBPWS/LBPWS10 = 0 in VPD B2h.
-  if (unmap && !lu.unmapSupported) throw new SenseError(SenseReason.InvalidOpcode);
-  if (ndob && !unmap) throw new SenseError(SenseReason.InvalidFieldInCdb);
-  const lba = cdbLba(cdb);
-  let blocks = cdbTransferLength(cdb);
-  checkRange(lu, lba, blocks);
-  if (blocks === 0) blocks = lu.blocks - lba;
-  checkWritable(lu);
-  if (!ndob && cmd.dataOutLength < bs) throw new SenseError(SenseReason.InvalidFieldInInformationUnit);
-  if (blocks === 0) return;
-  const block = ndob ? null : cmd.gatherDataOut(bs);
-  const offset = lba * bs;
-  if (unmap && (block === null || isZero(block))) {
-    try {
-      await lu.store!.unmap!(offset, blocks * bs);
-    } catch {
-      throw new SenseError(SenseReason.WriteError);
-    }
-    return;
-  }
-  const perChunk = Math.max(1, Math.min(blocks, Math.floor(WRITE_SAME_CHUNK_BYTES / bs)));
-  const chunk = Buffer.allocUnsafe(perChunk * bs);
-  for (let i = 0; i < perChunk; i++) block!.copy(chunk, i * bs);
-  const durable = !lu.writeCacheEnabled;
-  for (let done = 0; done < blocks; done += perChunk) {
-    const n = Math.min(perChunk, blocks - done);
-    await storeWrite(lu, [chunk.subarray(0, n * bs)], offset + done * bs, durable);
-  }
-}
-
-function isZero(buf: Buffer): boolean {
-  for (let i = 0; i < buf.length; i++) if (buf[i] !== 0) return false;
-  return true;
-}
-
-/** UNMAP (SBC-4 5.28): deallocate each block descriptor's range (thin-provisioned LUs only). */
-async function unmapHandler(cmd: ScsiCommand, lu: LogicalUnit): Promise<void> {
-  const cdb = cmd.cdb;
-  const listLen = cdb.readUInt16BE(7);
-  cmd.writeTransferLength = listLen;
-  if (!lu.unmapSupported) throw new SenseError(SenseReason.InvalidOpcode); // tgt: INVALID OPCODE without TP
-  if ((cdb[1]! & 0x01) !== 0) throw new SenseError(SenseReason.InvalidFieldInCdb); // ANCHOR
-  if (listLen === 0) return;
-  if (listLen < 8 || cmd.dataOutLength < listLen) throw new SenseError(SenseReason.ParameterListLengthError);
-  checkWritable(lu);
-  const data = cmd.gatherDataOut(listLen);
-  const descLen = Math.min(data.readUInt16BE(2), listLen - 8);
-  const count = Math.floor(descLen / 16);
-  if (count > MAX_UNMAP_DESCRIPTORS) throw new SenseError(SenseReason.InvalidFieldInParameterList);
-  const ranges: [number, number][] = [];
-  for (let i = 0; i < count; i++) {
-    const o = 8 + i * 16;
-    const lba = data.readUInt32BE(o) * 0x1_0000_0000 + data.readUInt32BE(o + 4);
-    const blocks = data.readUInt32BE(o + 8);
-    checkRange(lu, lba, blocks);
-    if (blocks > 0) ranges.push([lba, blocks]);
-  }
-  try {
-    for (const [lba, blocks] of ranges) await lu.store!.unmap!(lba * lu.blockSize, blocks * lu.blockSize);
-  } catch {
-    throw new SenseError(SenseReason.WriteError);
-  }
 }
 
 const rw10 = [0xfe, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff] as const;

@@ -128,12 +128,20 @@ function vpdBlockLimits(lu: LogicalUnit): Buffer {
   if (lu.unmapSupported) {
     b.writeUInt32BE(0xffffffff, 16); // MAXIMUM UNMAP LBA COUNT
     b.writeUInt32BE(MAX_UNMAP_DESCRIPTORS, 20); // MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT
+    b.writeUInt32BE(lu.unmapGranularity, 24); // OPTIMAL UNMAP GRANULARITY
+    b.writeUInt32BE(0x80000000, 28); // UGAVALID, UNMAP GRANULARITY ALIGNMENT 0
   }
+  b.writeBigUInt64BE(BigInt(MAX_WRITE_SAME_BLOCKS), 32); // MAXIMUM WRITE SAME LENGTH
   return b;
 }
 
 /** COMPARE AND WRITE limit advertised in VPD B0 (blocks). */
 export const MAX_COMPARE_AND_WRITE_BLOCKS = 128;
+/**
+ * MAXIMUM WRITE SAME LENGTH (VPD B0, blocks): bounds the work of one WRITE SAME, also when its
+ * count is 0 ("to the end of the medium").
+ */
+export const MAX_WRITE_SAME_BLOCKS = 0xffff;
 /** UNMAP descriptors accepted per command (VPD B0). */
 export const MAX_UNMAP_DESCRIPTORS = 256;
 

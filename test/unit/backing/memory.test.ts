@@ -79,3 +79,15 @@ test('memory store: readonly option refuses writes and unmap', async () => {
   assert.equal(store.capabilities.unmap, false);
   await assert.rejects(store.write([Buffer.alloc(512)], 0, false), { code: 'TGT_ERR_BS_READONLY' });
 });
+
+test('memory store: allocation map is the set of chunks; a partial unmap that leaves only zeroes frees the chunk', async () => {
+  const store = await openMemory('1M');
+  assert.equal(store.allocationGranularity, CHUNK);
+  assert.deepEqual(await store.allocationAt(0, 2 ** 20), { mapped: false, length: 2 ** 20 });
+  await store.write([Buffer.alloc(100, 1)], CHUNK + 10, false);
+  assert.deepEqual(await store.allocationAt(0, 2 ** 20), { mapped: false, length: CHUNK });
+  assert.deepEqual(await store.allocationAt(CHUNK + 5, 2 ** 20), { mapped: true, length: CHUNK - 5 });
+  await store.unmap(CHUNK, 200); // zeroes the only data of chunk 1: nothing left to keep
+  assert.equal(store.allocatedBytes, 0);
+  assert.deepEqual(await store.allocationAt(0, 2 ** 20), { mapped: false, length: 2 ** 20 });
+});
