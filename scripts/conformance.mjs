@@ -1,20 +1,86 @@
 #!/usr/bin/env node
-// libiscsi conformance: starts our tgtd on an ephemeral loopback port with a private control
-// socket, configures a plain 1 GiB disk LUN with our tgtadm, runs ../shared/conformance/libiscsi-suite
-// (iscsi-test-cu -t ALL, scored pass/skip/fail) and compares with the committed expectations
-// test/conformance/expected.json: any failure, or any test that passed there and does not pass now,
-// fails the run. `--update` rewrites the expectations from this run.
+// libiscsi conformance matrix (issue 4 item 8). Starts our tgtd on an ephemeral loopback port with
+// a private control socket, creates one target per LU configuration with our tgtadm, runs
+// ../shared/conformance/libiscsi-suite (iscsi-test-cu, scored pass/skip/fail) on each, and
+// compares every configuration with its committed expectations test/conformance/<name>.json:
+// any failure the expectations do not record, or any test that passed there and does not pass
+// now, fails the run. `--update` rewrites the expectations of the configurations that ran.
+//
+// Environment: CONFORMANCE_CONFIGS=plain,thin (subset of configurations), CONFORMANCE_TESTS=ALL.Unmap
+// (override every configuration's test selection; --update is refused then), LIBISCSI_SUITE.
+// Logs: ./conformance-<name>.log per configuration, ./conformance.log for the last one run.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, openSync, ftruncateSync, closeSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import {
+  mkdtempSync,
+  openSync,
+  ftruncateSync,
+  closeSync,
+  readFileSync,
+  writeFileSync,
+  existsSync,
+  rmSync,
+  copyFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const suite = process.env.LIBISCSI_SUITE ?? resolve(root, '../shared/conformance/libiscsi-suite');
-const expected = resolve(root, 'test/conformance/expected.json');
+const expectDir = resolve(root, 'test/conformance');
 const update = process.argv.includes('--update');
-const tests = process.env.CONFORMANCE_TESTS ?? 'ALL';
+const testsOverride = process.env.CONFORMANCE_TESTS;
+
+/**
+ * The matrix. Each configuration is one target with a 1 GiB sparse rdwr disk at LUN 1 and the
+ * given `logicalunit update --params`; `tests` is iscsi-test-cu's -t selection, restricted where
+ * only a few suites depend on the configuration (keeps the whole matrix near two minutes).
+ */
+const CONFIGS = [
+  { name: 'plain', tests: 'ALL', params: {} },
+  { name: 'thin', tests: 'ALL', params: { thin_provisioning: '1' } },
+  {
+    // A second session to the same thin LU (MultipathIO), with 4 KiB physical blocks (LBPPB 8)
+    // so that the tests needing LBPPB > 1 run. Only those suites: a session kept open through
+    // the whole run collects every unit attention the other one causes, which the remaining
+    // suites (written for a fresh second login) do not expect; and libiscsi 1.19's
+    // GetLBAStatus.UnmapSingle assumes LBPPB 1 (the thin configuration runs it).
+    name: 'multipath',
+    tests: [
+      'ALL.MultipathIO',
+      'ALL.Unmap',
+      'ALL.WriteSame10',
+      'ALL.WriteSame16',
+      'ALL.CompareAndWrite',
+      'ALL.Inquiry',
+      'ALL.ReadCapacity16',
+    ].join(','),
+    params: { thin_provisioning: '1', lbppbe: '3' },
+    multipath: true,
+  },
+  {
+    name: 'removable',
+    tests: 'ALL.PreventAllow,ALL.StartStopUnit,ALL.TestUnitReady,ALL.ReadCapacity10,ALL.ReadCapacity16',
+    params: { removable: '1' },
+  },
+  // thin as well, so that UNMAP and WRITE SAME UNMAP exist and must answer WRITE PROTECTED
+  { name: 'readonly', tests: 'ALL.ReadOnly', params: { readonly: '1', thin_provisioning: '1' } },
+  { name: 'sanitize', tests: 'ALL.Sanitize', params: { thin_provisioning: '1' }, sanitize: true },
+];
+
+const selected = (process.env.CONFORMANCE_CONFIGS ?? CONFIGS.map((c) => c.name).join(','))
+  .split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
+for (const n of selected)
+  if (!CONFIGS.some((c) => c.name === n)) {
+    console.error(`conformance: unknown configuration ${n} (have ${CONFIGS.map((c) => c.name).join(', ')})`);
+    process.exit(2);
+  }
+if (update && testsOverride) {
+  console.error('conformance: --update with CONFORMANCE_TESTS would record a partial run; refusing');
+  process.exit(2);
+}
 
 if (spawnSync('which', ['iscsi-test-cu']).status !== 0) {
   console.error('conformance: iscsi-test-cu not found (apt-get install libiscsi-bin)');
@@ -27,42 +93,49 @@ if (!existsSync(suite)) {
 
 const work = mkdtempSync(join(tmpdir(), 'tgt-ts-conf-'));
 const env = { ...process.env, TGT_IPC_SOCKET: join(work, 'socket') };
-const disk = join(work, 'disk.img');
-const fd = openSync(disk, 'w');
-ftruncateSync(fd, 1024 * 1024 * 1024);
-closeSync(fd);
 
-const tgtd = spawn(process.execPath, [resolve(root, 'bin/tgtd'), '-f', '-C', '0', '--iscsi', 'portal=127.0.0.1:0'], {
-  env,
-  stdio: ['ignore', 'ignore', 'pipe'],
-});
+const tgtd = spawn(
+  process.execPath,
+  [resolve(root, 'bin/tgtd'), '-f', '-C', '0', '--iscsi', 'portal=127.0.0.1:0'],
+  {
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  },
+);
 let daemonLog = '';
-tgtd.stderr.on('data', (d) => (daemonLog += d));
+tgtd.stderr.on('data', (d) => (daemonLog = (daemonLog + d).slice(-64 * 1024)));
 
 /**
  * A regression is a test that passed in the expectations and does not pass now, or any failure
  * the expectations do not already record (a test failing now that was skipped or absent).
  */
-function compare(result, expectedResult) {
+function compare(name, result, expectedResult, partial) {
   const was = expectedResult.tests ?? {};
   const now = result.tests ?? {};
   const problems = [];
-  for (const [name, r] of Object.entries(now)) {
-    const before = was[name]?.status;
-    if (before === 'pass' && r.status !== 'pass') problems.push(`${name}: was pass, now ${r.status} ${r.why}`);
-    else if (r.status === 'fail' && before !== 'fail') problems.push(`${name}: new failure ${r.why}`);
+  for (const [test, r] of Object.entries(now)) {
+    const before = was[test]?.status;
+    if (before === 'pass' && r.status !== 'pass')
+      problems.push(`${test}: was pass, now ${r.status} ${r.why}`);
+    else if (r.status === 'fail' && before !== 'fail') problems.push(`${test}: new failure ${r.why}`);
   }
-  for (const [name, r] of Object.entries(was)) {
-    if (r.status === 'pass' && !(name in now)) problems.push(`${name}: was pass, now missing`);
-  }
-  const gained = Object.entries(now).filter(([n, r]) => r.status === 'pass' && was[n]?.status !== 'pass');
-  for (const [name] of gained) console.log(`conformance: newly passing: ${name} (run with --update to record)`);
-  for (const p of problems) console.error(`conformance: REGRESSION ${p}`);
-  return problems.length ? 1 : 0;
+  if (!partial)
+    for (const [test, r] of Object.entries(was))
+      if (r.status === 'pass' && !(test in now)) problems.push(`${test}: was pass, now missing`);
+  const gained = Object.entries(now).filter(([t, r]) => r.status === 'pass' && was[t]?.status !== 'pass');
+  for (const [test] of gained)
+    console.log(`conformance[${name}]: newly passing: ${test} (run with --update to record)`);
+  for (const p of problems) console.error(`conformance[${name}]: REGRESSION ${p}`);
+  return problems.length;
 }
 
 function tgtadm(...args) {
   return spawnSync(process.execPath, [resolve(root, 'bin/tgtadm'), ...args], { env, encoding: 'utf8' });
+}
+
+function mustTgtadm(...args) {
+  const r = tgtadm(...args);
+  if (r.status !== 0) throw new Error(`tgtadm ${args.join(' ')}: ${r.stderr}`);
 }
 
 async function waitForDaemon() {
@@ -74,34 +147,94 @@ async function waitForDaemon() {
   throw new Error('tgtd did not come up:\n' + daemonLog);
 }
 
+/** Create target `tid` for a configuration: a fresh 1 GiB sparse disk at LUN 1 with its params. */
+function createTarget(tid, config) {
+  const disk = join(work, `${config.name}.img`);
+  const fd = openSync(disk, 'w');
+  ftruncateSync(fd, 1024 * 1024 * 1024);
+  closeSync(fd);
+  const iqn = `iqn.2026-11.io.tgt-ts:conformance-${config.name}`;
+  const t = ['--lld', 'iscsi', '--tid', String(tid)];
+  mustTgtadm(...t, '--mode', 'target', '--op', 'new', '-T', iqn);
+  mustTgtadm(...t, '--mode', 'logicalunit', '--op', 'new', '--lun', '1', '-b', disk);
+  const params = Object.entries(config.params).map(([k, v]) => `${k}=${v}`);
+  if (params.length > 0)
+    mustTgtadm(...t, '--mode', 'logicalunit', '--op', 'update', '--lun', '1', '--params', params.join(','));
+  mustTgtadm(...t, '--mode', 'target', '--op', 'bind', '-I', 'ALL');
+  return iqn;
+}
+
+/** Results of the configurations run so far, by name. */
+const results = new Map();
+
+/**
+ * The matrix as issue 4 judges it: a test counts when it passes in at least one configuration
+ * and fails in none. Prints the tests that fail somewhere and those that pass nowhere.
+ */
+function summarize() {
+  const all = new Map(); // test -> { pass: [], fail: [] }
+  for (const [name, result] of results)
+    for (const [test, r] of Object.entries(result.tests ?? {})) {
+      const e = all.get(test) ?? { pass: [], fail: [] };
+      if (r.status === 'pass') e.pass.push(name);
+      if (r.status === 'fail') e.fail.push(name);
+      all.set(test, e);
+    }
+  const good = [...all.values()].filter((e) => e.pass.length > 0 && e.fail.length === 0).length;
+  console.log(
+    `conformance: matrix: ${good} of ${all.size} tests pass in some configuration and fail in none`,
+  );
+  for (const [test, e] of [...all].sort())
+    if (e.fail.length > 0) console.log(`conformance: matrix: fails in ${e.fail.join(', ')}: ${test}`);
+  for (const [test, e] of [...all].sort())
+    if (e.pass.length === 0 && e.fail.length === 0)
+      console.log(`conformance: matrix: passes nowhere: ${test}`);
+}
+
+/** Run the suite on one configuration; returns the number of regressions. */
+function runConfig(portal, tid, config) {
+  const iqn = createTarget(tid, config);
+  const url = `iscsi://${portal}/${iqn}/1`;
+  const json = join(work, `${config.name}.json`);
+  const log = join(root, `conformance-${config.name}.log`);
+  const tests = testsOverride ?? config.tests;
+  const args = [suite, '--tests', tests, '--json', json, '--log', log, '--quiet'];
+  if (config.sanitize) args.push('--allow-sanitize');
+  args.push(url);
+  if (config.multipath) args.push(url);
+  console.log(`conformance[${config.name}]: ${args.slice(1).join(' ')}`);
+  const started = Date.now();
+  spawnSync('python3', args, { stdio: 'inherit' });
+  if (existsSync(log)) copyFileSync(log, join(root, 'conformance.log'));
+  if (!existsSync(json)) throw new Error(`${config.name}: the suite wrote no results`);
+  const result = JSON.parse(readFileSync(json, 'utf8'));
+  results.set(config.name, result);
+  const c = result.counts;
+  console.log(
+    `conformance[${config.name}]: ${c.pass} pass, ${c.fail} fail, ${c.skip} skip (${((Date.now() - started) / 1000).toFixed(0)} s)`,
+  );
+  const expected = join(expectDir, `${config.name}.json`);
+  if (update) {
+    writeFileSync(expected, JSON.stringify(result, null, 1) + '\n');
+    console.log(`conformance[${config.name}]: expectations written to ${expected}`);
+    return 0;
+  }
+  const before = existsSync(expected) ? JSON.parse(readFileSync(expected, 'utf8')) : { tests: {} };
+  return compare(config.name, result, before, testsOverride !== undefined);
+}
+
 let code = 1;
 try {
   const portals = await waitForDaemon();
   const m = /Portal: ([^,\n]+),/.exec(portals);
   if (!m) throw new Error('no portal in: ' + portals);
-  const iqn = 'iqn.2026-11.io.tgt-ts:conformance';
-  for (const args of [
-    ['--lld', 'iscsi', '--mode', 'target', '--op', 'new', '--tid', '1', '-T', iqn],
-    ['--lld', 'iscsi', '--mode', 'logicalunit', '--op', 'new', '--tid', '1', '--lun', '1', '-b', disk],
-    ['--lld', 'iscsi', '--mode', 'target', '--op', 'bind', '--tid', '1', '-I', 'ALL'],
-  ]) {
-    const r = tgtadm(...args);
-    if (r.status !== 0) throw new Error(`tgtadm ${args.join(' ')}: ${r.stderr}`);
-  }
-  const url = `iscsi://${m[1]}/${iqn}/1`;
-  const json = join(work, 'result.json');
-  const args = [suite, '--tests', tests, '--json', json, '--log', join(root, 'conformance.log'), url];
-  console.log(`conformance: ${args.slice(1).join(' ')}`);
-  spawnSync('python3', args, { stdio: 'inherit' });
-  if (!existsSync(json)) throw new Error('the suite wrote no results');
-  const result = JSON.parse(readFileSync(json, 'utf8'));
-  if (update) {
-    writeFileSync(expected, JSON.stringify(result, null, 1) + '\n');
-    console.log(`conformance: expectations written to ${expected}`);
-    code = 0;
-  } else {
-    code = compare(result, existsSync(expected) ? JSON.parse(readFileSync(expected, 'utf8')) : { tests: {} });
-  }
+  let regressions = 0;
+  CONFIGS.forEach((config, i) => {
+    if (selected.includes(config.name)) regressions += runConfig(m[1], i + 1, config);
+  });
+  if (results.size === CONFIGS.length && testsOverride === undefined) summarize();
+  if (regressions > 0) console.error(`conformance: ${regressions} regression(s)`);
+  code = regressions > 0 ? 1 : 0;
 } catch (e) {
   console.error(`conformance: ${e.message}`);
 } finally {
