@@ -215,6 +215,12 @@ function endsTask(bhs: Buffer): boolean {
   );
 }
 
+interface Waiter {
+  match: (p: Pdu) => boolean;
+  resolve: (p: Pdu) => void;
+  fail: (why: string) => void;
+}
+
 /** The live side of a replay: one connection to our target, recording everything it receives. */
 export class ReplayLink {
   /** Every PDU received, in order (copies). */
@@ -225,7 +231,7 @@ export class ReplayLink {
   fullFeature = false;
   /** Keys of every Login Response we got, in order. */
   readonly loginResponseKeys: TextPair[][] = [];
-  private waiters: { match: (p: Pdu) => boolean; resolve: (p: Pdu) => void }[] = [];
+  private waiters: Waiter[] = [];
   private readonly taken = new Set<Pdu>();
 
   private constructor(
@@ -235,6 +241,10 @@ export class ReplayLink {
     private readonly maxRecvDataSegmentLength: number,
   ) {
     conn.onPdu = (pdu) => this.onPdu(copyPdu(pdu));
+    conn.onClose((reason) => {
+      for (const w of this.waiters.splice(0))
+        w.fail(`connection closed (${reason?.message ?? 'by the target'})`);
+    });
   }
 
   /** Connect to the target's portal. */
@@ -277,24 +287,24 @@ export class ReplayLink {
       this.taken.add(have);
       return Promise.resolve(have);
     }
+    if (this.conn.closed) return Promise.reject(new ReplayError(`waiting for ${what}: connection closed`));
     return new Promise((resolve, reject) => {
-      const fail = (why: string): void => {
-        this.waiters = this.waiters.filter((x) => x !== waiter);
-        reject(new ReplayError(`waiting for ${what}: ${why}`));
-      };
-      const timer = setTimeout(() => fail(`nothing within ${this.timeoutMs} ms`), this.timeoutMs);
-      const waiter = {
+      const waiter: Waiter = {
         match,
-        resolve: (p: Pdu) => {
+        resolve: (p) => {
           clearTimeout(timer);
           resolve(p);
         },
+        fail: (why) => {
+          clearTimeout(timer);
+          reject(new ReplayError(`waiting for ${what}: ${why}`));
+        },
       };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((x) => x !== waiter);
+        waiter.fail(`nothing within ${this.timeoutMs} ms`);
+      }, this.timeoutMs);
       this.waiters.push(waiter);
-      this.conn.onClose((reason) => {
-        clearTimeout(timer);
-        if (this.waiters.includes(waiter)) fail(`connection closed (${reason?.message ?? 'by the target'})`);
-      });
     });
   }
 
@@ -495,12 +505,10 @@ export async function replayCapture(
         task();
         result.sent.push(link.send(pdu));
         const cmd = new ScsiCommandView(pdu.bhs);
-        const solicited = (tgtByItt.get(itt) ?? []).some((p) => bhsOpcode(p.bhs) === Opcode.R2T);
         if (cmd.write && cmd.edtl > pdu.data.length) {
+          // Completes after its last Data-Out (unsolicited or answering our R2Ts), not now.
           writes.set(itt, { edtl: cmd.edtl, sent: pdu.data.length, r2tsUsed: 0, lastDataSN: -1 });
-        }
-        // A command needing solicited data completes after its last Data-Out, not now.
-        if (!solicited && !(cmd.write && cmd.edtl > pdu.data.length && !bhsFinal(pdu.bhs))) {
+        } else {
           await finish(`response to SCSI command ITT 0x${itt.toString(16)}`);
         }
         break;

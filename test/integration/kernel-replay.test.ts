@@ -5,6 +5,15 @@
  * iscsi_tcp module), so its captured PDUs, sent one by one with only target-chosen fields
  * rewritten (test/helpers/replay.ts), are the evidence that we serve its exact traffic.
  *
+ * Login key answers: identical to tgt's, key for key, in both kernel sessions (neither target
+ * declares MaxRecvDataSegmentLength, so the kernel sends at most 8192 bytes per PDU). In libiscsi's
+ * discovery session we answer the eight session keys RFC 7143 marks "Irrelevant when
+ * SessionType=Discovery" with Irrelevant and send no TargetPortalGroupTag (13.9); tgt negotiates
+ * them and sends TargetPortalGroupTag=1.
+ *
+ * Not exercised by these captures (no such PDUs in them), though the replayer handles them: Login
+ * Requests carrying a non-zero TSIH, NOP-Outs answering a target NOP-In, unsolicited Data-Out.
+ *
  * Differences between our answers and tgt 1.0.85's that the assertions accept, each on purpose:
  *   - INQUIRY VPD page 0x00 on LUN 0 (the SCC-2 controller LU, type 0x0c): tgt lists the SBC pages
  *     0xb0/0xb1/0xb2 there too, we list 0x00/0x80/0x83 only, so the list is 3 bytes shorter, and
