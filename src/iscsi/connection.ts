@@ -13,13 +13,13 @@
 import type * as net from 'node:net';
 import { DataDirection, ScsiCommand } from '../scsi/command.js';
 import type { ConnectionStats } from '../scsi/driver.js';
-import { MAX_TRANSFER_BYTES } from '../scsi/device/spc.js';
 import { TmfFunction as CoreTmf } from '../scsi/tmf.js';
 import { encodeLogoutRequest } from './async.js';
 import { sendCommandResult, type PduSend, type StatusSequence } from './data-in.js';
 import { sendTargets } from './discovery.js';
 import type { IscsiDriver } from './driver.js';
 import { FramingError, PduFramer } from './framer.js';
+import type { IscsiLimits } from './limits.js';
 import { LoginPhase, loginText, type LoginReply } from './login.js';
 import type { NegotiatedParams } from './negotiate.js';
 import {
@@ -64,14 +64,6 @@ import {
 } from './spec.js';
 import type { TextPair } from './text.js';
 
-/**
- * Largest write a command may carry: the core's limit (VPD B0 MAXIMUM TRANSFER LENGTH), plus
- * slack for EDTLs larger than the CDB asks for. Data beyond it is received and dropped.
- */
-export const MAX_WRITE_LENGTH = 2 * MAX_TRANSFER_BYTES;
-/** Immediate commands are outside the CmdSN window; bound them separately (Reject reason 0x06). */
-const MAX_IMMEDIATE_OUTSTANDING = 64;
-
 type ConnState = 'login' | 'ffp' | 'logout' | 'closed';
 
 export class IscsiConnection implements StatusSequence {
@@ -95,6 +87,14 @@ export class IscsiConnection implements StatusSequence {
   private readonly byTtt = new Map<number, IscsiTask>();
   private nextTtt = 1;
   private immediateOutstanding = 0;
+  private readonly limits: IscsiLimits;
+  /** Data-Out bytes this connection holds or has solicited (limits.ts DataOutBudget). */
+  private dataOutHeld = 0;
+  /** Write tasks waiting for Data-Out budget before their first R2T, oldest first. */
+  private readonly awaitingBudget: IscsiTask[] = [];
+  /** Login and first-PDU deadlines (cleared in full feature phase). */
+  private loginTimer: NodeJS.Timeout | null = null;
+  private firstPduTimer: NodeJS.Timeout | null = null;
   private logoutPending: { itt: number; reason: number } | null = null;
   /** A Login Request is being answered asynchronously (redirect callback). */
   private loginWaiting = false;
@@ -146,7 +146,9 @@ export class IscsiConnection implements StatusSequence {
     this.remoteAddress = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
     this.localAddress = (socket.localAddress ?? '').replace(/^::ffff:/, '');
     this.localPort = socket.localPort ?? 0;
+    this.limits = driver.limits;
     this.login = new LoginPhase(driver, this.remoteAddress);
+    this.startLoginTimers();
     this.framer = new PduFramer(
       (pdu) => this.onPdu(pdu),
       (err) => this.onFramingError(err),
@@ -170,8 +172,32 @@ export class IscsiConnection implements StatusSequence {
 
   // --- receive dispatch ---------------------------------------------------------------------
 
+  /** Close connections that never send a PDU, or never finish logging in (docs/robustness.md). */
+  private startLoginTimers(): void {
+    const { loginTimeoutMs, firstPduTimeoutMs } = this.limits;
+    if (loginTimeoutMs > 0) {
+      this.loginTimer = setTimeout(() => this.close('login timeout'), loginTimeoutMs);
+      this.loginTimer.unref();
+    }
+    if (firstPduTimeoutMs > 0) {
+      this.firstPduTimer = setTimeout(() => this.close('no PDU received'), firstPduTimeoutMs);
+      this.firstPduTimer.unref();
+    }
+  }
+
+  private clearLoginTimers(): void {
+    if (this.loginTimer) clearTimeout(this.loginTimer);
+    if (this.firstPduTimer) clearTimeout(this.firstPduTimer);
+    this.loginTimer = null;
+    this.firstPduTimer = null;
+  }
+
   private onPdu(pdu: IncomingPdu): void {
     if (this.state === 'closed') return;
+    if (this.firstPduTimer) {
+      clearTimeout(this.firstPduTimer);
+      this.firstPduTimer = null;
+    }
     try {
       if (this.state === 'login') this.onLoginPdu(pdu);
       else this.onFfpPdu(pdu);
@@ -317,6 +343,7 @@ export class IscsiConnection implements StatusSequence {
       this.writer.setDigests(p.headerDigest, p.dataDigest);
       this.login = null;
       this.state = 'ffp';
+      this.clearLoginTimers();
       this.startNopTimer();
     }
   }
@@ -434,7 +461,7 @@ export class IscsiConnection implements StatusSequence {
       this.sendReject(pdu.bhs, RejectReason.ProtocolError);
       return;
     }
-    if (immediate && this.immediateOutstanding >= MAX_IMMEDIATE_OUTSTANDING) {
+    if (immediate && this.immediateOutstanding >= this.limits.maxImmediateCommands) {
       this.sendReject(pdu.bhs, RejectReason.ImmediateCommandReject);
       return;
     }
@@ -459,16 +486,20 @@ export class IscsiConnection implements StatusSequence {
       },
       (c) => this.onCommandComplete(c),
     );
-    const task = new IscsiTask(itt, cmd, immediate);
+    const task = new IscsiTask(itt, cmd, immediate, this.limits.maxWriteLength, v.cmdSN);
     cmd.fabricData = task;
     this.tasks.set(itt, task);
     if (immediate) this.immediateOutstanding++;
     if (write) {
-      if (edtl > MAX_WRITE_LENGTH) task.discardData = true;
       task.absorb(pdu.data);
-      task.unsolicitedEnd = v.final ? task.received : Math.min(edtl, p.firstBurstLength);
+      task.unsolicitedEnd = v.final ? task.received : Math.min(task.writeLength, p.firstBurstLength);
       task.unsolicitedDone = v.final || task.received >= task.unsolicitedEnd;
       task.nextR2tOffset = task.unsolicitedEnd;
+      // Unsolicited data arrives whatever we say: count it (FirstBurstLength bounds it).
+      task.reservedBytes = task.unsolicitedEnd;
+      this.dataOutHeld += task.reservedBytes;
+      this.driver.dataOutBudget.force(task.reservedBytes);
+      if (task.writeLength <= task.unsolicitedEnd) task.admitted = true;
     }
     if (immediate) {
       this.deliver(task);
@@ -478,6 +509,7 @@ export class IscsiConnection implements StatusSequence {
     if (verdict === 'outside-window') {
       // RFC 7143 4.2.2.1: commands outside the window are silently ignored.
       this.tasks.delete(itt);
+      this.releaseBudget(task);
       return;
     }
     // Solicit data for queued commands too; ordering applies to execution only.
@@ -495,12 +527,17 @@ export class IscsiConnection implements StatusSequence {
     this.maybeSubmit(task);
   }
 
-  /** Send R2Ts while the unsolicited part is done and MaxOutstandingR2T allows (RFC 7143 3.2.4.1). */
+  /**
+   * Send R2Ts while the unsolicited part is done and MaxOutstandingR2T allows (RFC 7143 3.2.4.1),
+   * once the task's solicited bytes fit in the Data-Out budget (limits.ts).
+   */
   private solicit(task: IscsiTask): void {
     if (!task.unsolicitedDone || task.done || this.state === 'closed') return;
+    if (!task.admitted && !this.admit(task)) return;
     const p = this.params!;
     const writeLength = task.writeLength;
-    while (task.r2tsInFlight < p.maxOutstandingR2T && task.nextR2tOffset < writeLength) {
+    const maxR2T = Math.min(p.maxOutstandingR2T, this.limits.maxOutstandingR2TPerTask);
+    while (task.r2tsInFlight < maxR2T && task.nextR2tOffset < writeLength) {
       if (task.ttt === RESERVED_TAG) {
         task.ttt = this.allocateTtt();
         this.byTtt.set(task.ttt, task);
@@ -523,6 +560,49 @@ export class IscsiConnection implements StatusSequence {
       task.nextR2tOffset += length;
       task.r2tsInFlight++;
     }
+  }
+
+  /** Reserve the task's solicited bytes, or queue it until budget is given back. */
+  private admit(task: IscsiTask): boolean {
+    const budget = this.driver.dataOutBudget;
+    const bytes = task.writeLength - task.unsolicitedEnd;
+    const first = this.awaitingBudget.length === 0 || this.awaitingBudget[0] === task;
+    if (first && budget.tryReserve(bytes, this.dataOutHeld, this.limits.maxDataOutBytesPerConnection)) {
+      if (this.awaitingBudget[0] === task) this.awaitingBudget.shift();
+      if (this.awaitingBudget.length === 0) budget.unsubscribe(this.retryAdmission);
+      task.admitted = true;
+      task.reservedBytes += bytes;
+      this.dataOutHeld += bytes;
+      return true;
+    }
+    if (!this.awaitingBudget.includes(task)) {
+      this.awaitingBudget.push(task);
+      budget.subscribe(this.retryAdmission);
+    }
+    return false;
+  }
+
+  /** Budget was given back somewhere: solicit the waiting tasks that now fit, in order. */
+  private readonly retryAdmission = (): void => {
+    while (this.awaitingBudget.length > 0 && this.state !== 'closed') {
+      const task = this.awaitingBudget[0]!;
+      if (task.done) {
+        this.awaitingBudget.shift();
+        continue;
+      }
+      if (!this.admit(task)) return;
+      this.solicit(task);
+    }
+    this.driver.dataOutBudget.unsubscribe(this.retryAdmission);
+  };
+
+  /** Give a task's Data-Out bytes back (it finished, was aborted or was dropped). */
+  private releaseBudget(task: IscsiTask): void {
+    const bytes = task.reservedBytes;
+    if (bytes === 0) return;
+    task.reservedBytes = 0;
+    this.dataOutHeld -= bytes;
+    this.driver.dataOutBudget.release(bytes);
   }
 
   private readonly dataOutView = new DataOutView(Buffer.alloc(BHS_LENGTH));
@@ -580,8 +660,8 @@ export class IscsiConnection implements StatusSequence {
     if (!task.ordered || task.submitted || task.done || !task.dataComplete) return;
     task.submitted = true;
     const session = this.session!;
-    // A write over the limit arrives without its data (it was discarded on receipt): the core
-    // then fails it with INVALID FIELD IN CDB or for the missing data, in the LU's sense format.
+    // A write whose EDTL is over the limit carries at most maxWriteLength bytes: the core fails
+    // a CDB that needs more (INVALID FIELD IN CDB), the rest is an underflow residual.
     session.nexus!.submit(task.cmd);
   }
 
@@ -590,8 +670,13 @@ export class IscsiConnection implements StatusSequence {
     if (task.done) return;
     task.done = true;
     this.releaseTask(task);
-    if (cmd.aborted || this.state === 'closed') return;
+    if (cmd.aborted || this.state === 'closed') {
+      this.releaseBudget(task);
+      return;
+    }
     this.sendResult(task);
+    // After the response, so an R2T this frees never overtakes it.
+    this.releaseBudget(task);
     this.checkLogout();
   }
 
@@ -740,6 +825,7 @@ export class IscsiConnection implements StatusSequence {
   private abortLocal(task: IscsiTask): void {
     task.done = true;
     task.cmd.aborted = true;
+    this.releaseBudget(task);
     this.tasks.delete(task.itt);
     if (task.ttt !== RESERVED_TAG) this.byTtt.delete(task.ttt);
     if (task.immediate) this.immediateOutstanding--;
@@ -929,6 +1015,9 @@ export class IscsiConnection implements StatusSequence {
     this.state = 'closed';
     this.driver.log(`iscsi: closing connection from ${this.remoteAddress}: ${reason}`);
     this.framer.stop();
+    this.clearLoginTimers();
+    this.driver.dataOutBudget.unsubscribe(this.retryAdmission);
+    this.awaitingBudget.length = 0;
     if (this.nopTimer) clearInterval(this.nopTimer);
     for (const task of [...this.tasks.values()]) {
       if (!task.submitted) this.abortLocal(task);

@@ -9,6 +9,7 @@ import type { TargetSystem } from '../scsi/system.js';
 import type { ScsiTarget } from '../scsi/target.js';
 import { DEFAULT_LOGOUT_GRACE_SECONDS, requestSessionLogout } from './async.js';
 import { IscsiConnection } from './connection.js';
+import { DataOutBudget, resolveLimits, type IscsiLimits } from './limits.js';
 import { TARGET_PARAM_NAMES, TargetParams } from './params.js';
 import { parsePortal, Portal, formatHostPort } from './portal.js';
 import { DEFAULT_CALLBACK_TIMEOUT_MS } from './redirect.js';
@@ -24,6 +25,8 @@ export interface IscsiDriverOptions {
   logoutGraceSeconds?: number;
   /** How long a RedirectCallback may run (redirect.ts). */
   redirectCallbackTimeoutMs?: number;
+  /** Resource limits (limits.ts); unset fields keep their defaults. */
+  limits?: Partial<IscsiLimits>;
 }
 
 /** TSIHs are 16-bit and never 0 (RFC 7143 11.12.6). */
@@ -44,6 +47,10 @@ export class IscsiDriver implements TargetDriver {
   readonly log: (message: string) => void;
   readonly redirectCallbackTimeoutMs: number;
   readonly logoutGraceSeconds: number;
+  /** Resource limits every connection applies (limits.ts). */
+  readonly limits: IscsiLimits;
+  /** Data-Out bytes held by all connections together. */
+  readonly dataOutBudget: DataOutBudget;
 
   constructor(
     readonly system: TargetSystem,
@@ -53,6 +60,8 @@ export class IscsiDriver implements TargetDriver {
     this.redirectCallbackTimeoutMs = options.redirectCallbackTimeoutMs ?? DEFAULT_CALLBACK_TIMEOUT_MS;
     this.logoutGraceSeconds = options.logoutGraceSeconds ?? DEFAULT_LOGOUT_GRACE_SECONDS;
     this.discoveryParams = this.newParams();
+    this.limits = resolveLimits(options.limits);
+    this.dataOutBudget = new DataOutBudget(this.limits.maxDataOutBytesTotal);
   }
 
   private newParams(): TargetParams {
@@ -75,6 +84,11 @@ export class IscsiDriver implements TargetDriver {
     // tgt §3.5: while the system is offline, or has no target at all, connections are accepted
     // and closed at once.
     if (this.system.state !== 'ready' || this.system.targets.size === 0) {
+      socket.destroy();
+      return;
+    }
+    if (this.connections.size >= this.limits.maxConnections) {
+      this.log(`iscsi: refusing a connection from ${socket.remoteAddress}: ${this.connections.size} open`);
       socket.destroy();
       return;
     }

@@ -31,9 +31,6 @@ export interface LoginReply {
   close: boolean;
 }
 
-/** Largest login text we accumulate over Continue PDUs (tgt uses 8 KiB buffers). */
-const MAX_LOGIN_TEXT = 64 * 1024;
-
 export class LoginPhase {
   private readonly view = new LoginRequestView(Buffer.alloc(48));
   private first = true;
@@ -98,12 +95,15 @@ export class LoginPhase {
 
     // Text spanning several PDUs (6.2.1): answer each piece with an empty response.
     this.textLength += pdu.data.length;
-    if (this.textLength > MAX_LOGIN_TEXT) return this.fail(LoginStatus.InitiatorError, csg);
+    if (this.textLength > this.driver.limits.maxLoginTextBytes)
+      return this.fail(LoginStatus.InitiatorError, csg);
     if (pdu.data.length) this.textParts.push(Buffer.from(pdu.data));
     if (v.continue) return this.reply(false, csg, csg, []);
     const text = this.textParts.length === 1 ? this.textParts[0]! : Buffer.concat(this.textParts);
     this.textParts = [];
     this.textLength = 0;
+    // RFC 7143 6.1: every key=value pair, the last one included, is followed by a NUL.
+    if (text.length > 0 && text[text.length - 1] !== 0) return this.fail(LoginStatus.InitiatorError, csg);
 
     let pairs: TextPair[];
     try {

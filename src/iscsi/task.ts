@@ -24,27 +24,36 @@ export class IscsiTask {
   ordered = false;
   submitted = false;
   done = false;
-  /** Received data is dropped (write over the size limit); the core then fails the command. */
-  discardData = false;
+  /** Data-Out bytes counted against the connection's budget (limits.ts), given back when gone. */
+  reservedBytes = 0;
+  /** The solicited part has been reserved: R2Ts may go out. */
+  admitted = false;
+  /**
+   * Data-Out bytes this task takes in: the EDTL, capped at the fabric's per-command limit. A
+   * larger EDTL is answered with an underflow residual (or the core's CHECK CONDITION for the
+   * CDB) instead of soliciting gigabytes.
+   */
+  readonly writeLength: number;
 
   constructor(
     readonly itt: number,
     readonly cmd: ScsiCommand,
     readonly immediate: boolean,
-  ) {}
-
-  get writeLength(): number {
-    return this.cmd.expectedWriteLength;
+    maxWriteLength = Number.MAX_SAFE_INTEGER,
+    /** CmdSN carried by the command (for ABORT TASK's RefCmdSN checks). */
+    readonly cmdSn = 0,
+  ) {
+    this.writeLength = Math.min(cmd.expectedWriteLength, maxWriteLength);
   }
 
   get dataComplete(): boolean {
     return this.received >= this.writeLength;
   }
 
-  /** Append received Data-Out bytes (a view; never copied) unless they are being discarded. */
+  /** Append received Data-Out bytes (a view; never copied). */
   absorb(data: Buffer): void {
     if (data.length === 0) return;
-    if (!this.discardData) this.cmd.addDataOut(data);
+    this.cmd.addDataOut(data);
     this.received += data.length;
   }
 }
