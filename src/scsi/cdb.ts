@@ -30,12 +30,15 @@ export enum Op {
   SyncCache10 = 0x35,
   WriteSame10 = 0x41,
   Unmap = 0x42,
+  Sanitize = 0x48,
   ModeSelect10 = 0x55,
   Reserve10 = 0x56,
   Release10 = 0x57,
   ModeSense10 = 0x5a,
   PersistentReserveIn = 0x5e,
   PersistentReserveOut = 0x5f,
+  ExtendedCopy = 0x83,
+  ReceiveCopyResults = 0x84,
   Read16 = 0x88,
   CompareAndWrite = 0x89,
   Write16 = 0x8a,
@@ -45,6 +48,7 @@ export enum Op {
   PreFetch16 = 0x90,
   SyncCache16 = 0x91,
   WriteSame16 = 0x93,
+  WriteAtomic16 = 0x9c,
   ServiceActionIn16 = 0x9e,
   ReportLuns = 0xa0,
   MaintenanceIn = 0xa3,
@@ -58,7 +62,8 @@ export enum Op {
 /** SERVICE ACTION IN(16) service actions. */
 export const SA_READ_CAPACITY_16 = 0x10;
 export const SA_GET_LBA_STATUS = 0x12;
-/** MAINTENANCE IN service action. */
+/** MAINTENANCE IN service actions. */
+export const SA_REPORT_TARGET_PORT_GROUPS = 0x0a;
 export const SA_REPORT_SUPPORTED_OPCODES = 0x0c;
 
 /**

@@ -74,9 +74,15 @@ function dispatch(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit): void | Pro
     cmd.status = ScsiStatus.ReservationConflict;
     return;
   }
+  // SBC-4 4.11: while a sanitize runs, only a few informational commands are processed
+  if (lu.sanitize !== null && !found.duringSanitize)
+    throw new SenseError(SenseReason.SanitizeInProgress, undefined, undefined, lu.sanitize.progress);
   if (found.needsMedia && (!lu.online || lu.store === null)) {
     throw new SenseError(lu.removable ? SenseReason.MediumNotPresent : SenseReason.LuBecomingReady);
   }
+  // SBC-4 4.11.4: after a failed sanitize the medium is unusable until a sanitize succeeds
+  if (lu.sanitizeFailure !== null && found.needsMedia && cdb[0] !== Op.Sanitize)
+    throw new SenseError(SenseReason.SanitizeFailed);
   return found.handler(cmd, lu, nexus);
 }
 
@@ -86,7 +92,7 @@ function setError(cmd: ScsiCommand, lu: LogicalUnit | null, err: unknown): void 
   cmd.dataInLength = 0;
   if (err instanceof SenseError) {
     cmd.status = ScsiStatus.CheckCondition;
-    cmd.sense = buildSense(err.reason, descriptor, err.information, err.field);
+    cmd.sense = buildSense(err.reason, descriptor, err.information, err.field, err.progress);
     return;
   }
   debug('command 0x%s failed unexpectedly: %s', cmd.opcode.toString(16), err);

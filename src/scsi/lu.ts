@@ -4,6 +4,7 @@
  */
 import type { BackingStore } from '../backing/store.js';
 import type { DeviceType } from './device/types.js';
+import type { SanitizeOperation } from './device/sanitize.js';
 import { executeCommand } from './execute.js';
 import { ModePages } from './mode-pages.js';
 import type { ItNexus } from './nexus.js';
@@ -39,6 +40,9 @@ export interface LuBacking {
   bsoflags: string;
 }
 
+/** WRITE ATOMIC(16) limit in bytes: the LU runs nothing else meanwhile, so keep it short. */
+export const MAX_ATOMIC_BYTES = 1024 * 1024;
+
 /** log2 of a power of two, or -1. */
 export function blockShiftOf(size: number): number {
   if (!Number.isInteger(size) || size < 1 || (size & (size - 1)) !== 0) return -1;
@@ -71,6 +75,11 @@ export class LogicalUnit {
   /** VPD B0 OPTIMAL TRANSFER LENGTH GRANULARITY / OPTIMAL TRANSFER LENGTH (blocks). */
   optimalXferGran = 0;
   optimalXferLen = 0;
+
+  /** The sanitize operation in progress (SBC-4 4.11), or null. */
+  sanitize: SanitizeOperation | null = null;
+  /** Set when the last sanitize failed (failure mode, SBC-4 4.11.4); `ause` as it was asked. */
+  sanitizeFailure: { ause: boolean } | null = null;
 
   readonly modePages = new ModePages();
   /** SPC-2 RESERVE holder (SPC-2 7.21), or null. */
@@ -160,6 +169,11 @@ export class LogicalUnit {
   /** Thin provisioning is advertised only when the store can really deallocate. */
   get unmapSupported(): boolean {
     return this.thinProvisioning && (this.store?.capabilities.unmap ?? false) && !!this.store?.unmap;
+  }
+
+  /** MAXIMUM ATOMIC TRANSFER LENGTH in blocks (VPD B0): 1 MiB, at least one block. */
+  get maxAtomicBlocks(): number {
+    return Math.max(1, Math.floor(MAX_ATOMIC_BYTES / this.blockSize));
   }
 
   /** OPTIMAL UNMAP GRANULARITY in blocks: the store's allocation unit (at least one block). */

@@ -200,6 +200,7 @@ export class ItNexus {
         finishAborted(cmd, this, lu);
         return TmfResult.FunctionComplete;
       }
+      lu.taskSet.interrupt([cmd]);
       await lu.taskSet.whenFinished([cmd]);
       return TmfResult.FunctionComplete;
     }
@@ -213,6 +214,7 @@ export class ItNexus {
     const nexuses = new Set(this.target.nexuses.values()).add(this);
     for (const nexus of nexuses)
       for (const [cmd, cmdLu] of nexus.outstanding) if (cmdLu === lu && match(cmd, nexus)) running.push(cmd);
+    lu.taskSet.interrupt(running);
     return lu.taskSet.whenFinished(running);
   }
 
@@ -243,5 +245,7 @@ export function resetLu(lu: LogicalUnit): Promise<void> {
     info.prevent = false;
     info.addUnitAttention(SenseReason.BusDeviceReset);
   }
-  return lu.taskSet.whenFinished(lu.taskSet.runningCommands());
+  const running = lu.taskSet.runningCommands();
+  lu.taskSet.interrupt(running);
+  return lu.taskSet.whenFinished(running);
 }

@@ -15,6 +15,7 @@ export enum SenseKey {
   UnitAttention = 0x6,
   DataProtect = 0x7,
   BlankCheck = 0x8,
+  CopyAborted = 0xa,
   AbortedCommand = 0xb,
   Miscompare = 0xe,
 }
@@ -50,6 +51,15 @@ export enum SenseReason {
   RegistrationsPreempted,
   InvalidReleaseOfPersistentReservation,
   SpaceAllocationFailed,
+  SanitizeInProgress,
+  SanitizeFailed,
+  CopyTargetDeviceNotReachable,
+  UnreachableCopyTarget,
+  TooManyTargetDescriptors,
+  TooManySegmentDescriptors,
+  UnsupportedTargetDescriptorType,
+  UnsupportedSegmentDescriptorType,
+  CopyAborted,
 }
 
 export interface SenseCode {
@@ -93,6 +103,15 @@ const SENSE_TABLE: readonly SenseCode[] = (() => {
   set(SenseReason.RegistrationsPreempted, SenseKey.UnitAttention, 0x2a, 0x05); // REGISTRATIONS PREEMPTED
   set(SenseReason.InvalidReleaseOfPersistentReservation, SenseKey.IllegalRequest, 0x26, 0x04); // INVALID RELEASE OF PERSISTENT RESERVATION
   set(SenseReason.SpaceAllocationFailed, SenseKey.DataProtect, 0x27, 0x07); // SPACE ALLOCATION FAILED WRITE PROTECT (SBC-4 4.7.3.6)
+  set(SenseReason.SanitizeInProgress, SenseKey.NotReady, 0x04, 0x1b); // LOGICAL UNIT NOT READY, SANITIZE IN PROGRESS
+  set(SenseReason.SanitizeFailed, SenseKey.MediumError, 0x31, 0x03); // SANITIZE COMMAND FAILED
+  set(SenseReason.CopyTargetDeviceNotReachable, SenseKey.CopyAborted, 0x0d, 0x02); // COPY TARGET DEVICE NOT REACHABLE
+  set(SenseReason.UnreachableCopyTarget, SenseKey.IllegalRequest, 0x08, 0x04); // UNREACHABLE COPY TARGET
+  set(SenseReason.TooManyTargetDescriptors, SenseKey.IllegalRequest, 0x26, 0x06); // TOO MANY TARGET DESCRIPTORS
+  set(SenseReason.TooManySegmentDescriptors, SenseKey.IllegalRequest, 0x26, 0x08); // TOO MANY SEGMENT DESCRIPTORS
+  set(SenseReason.UnsupportedTargetDescriptorType, SenseKey.IllegalRequest, 0x26, 0x07); // UNSUPPORTED TARGET DESCRIPTOR TYPE CODE
+  set(SenseReason.UnsupportedSegmentDescriptorType, SenseKey.IllegalRequest, 0x26, 0x09); // UNSUPPORTED SEGMENT DESCRIPTOR TYPE CODE
+  set(SenseReason.CopyAborted, SenseKey.CopyAborted, 0x0d, 0x00); // EXTENDED COPY failed (third-party device failure)
   return Object.freeze(t);
 })();
 
@@ -117,13 +136,16 @@ export class SenseError extends Error {
   readonly information: number | undefined;
   /** SPC-4 4.5.2.4.2 sense key specific field pointer (ILLEGAL REQUEST), or undefined. */
   readonly field: FieldPointer | undefined;
+  /** SPC-4 4.5.2.4.3 PROGRESS INDICATION (NOT READY), 0..65535 = fraction done x 65536. */
+  readonly progress: number | undefined;
 
-  constructor(reason: SenseReason, information?: number, field?: FieldPointer) {
+  constructor(reason: SenseReason, information?: number, field?: FieldPointer, progress?: number) {
     super(SenseReason[reason]);
     this.name = 'SenseError';
     this.reason = reason;
     this.information = information;
     this.field = field;
+    this.progress = progress;
   }
 }
 
@@ -150,11 +172,13 @@ export function buildSense(
   descriptor: boolean,
   information?: number,
   field?: FieldPointer,
+  progress?: number,
 ): Buffer {
   const { key, asc, ascq } = SENSE_TABLE[reason]!;
+  const specific = field !== undefined || progress !== undefined;
   if (descriptor) {
     const withInfo = information !== undefined;
-    const buf = Buffer.alloc(8 + (withInfo ? 12 : 0) + (field ? 8 : 0));
+    const buf = Buffer.alloc(8 + (withInfo ? 12 : 0) + (specific ? 8 : 0));
     buf[0] = 0x72;
     buf[1] = key;
     buf[2] = asc;
@@ -168,11 +192,10 @@ export function buildSense(
       buf.writeBigUInt64BE(BigInt(information), off + 4);
       off += 12;
     }
-    if (field) {
+    if (specific) {
       buf[off] = 0x02; // SPC-4 4.5.2.4 sense key specific descriptor
       buf[off + 1] = 0x06;
-      buf[off + 4] = fieldPointerFlags(field);
-      buf.writeUInt16BE(field.byte & 0xffff, off + 5);
+      writeSpecific(buf, off + 4, field, progress);
     }
     return buf;
   }
@@ -187,11 +210,19 @@ export function buildSense(
     // Fixed format carries 32 bits; larger values cannot be reported (VALID stays set with the low bits).
     buf.writeUInt32BE(information >>> 0, 3);
   }
-  if (field) {
-    buf[15] = fieldPointerFlags(field);
-    buf.writeUInt16BE(field.byte & 0xffff, 16);
-  }
+  if (specific) writeSpecific(buf, 15, field, progress);
   return buf;
+}
+
+/** The 3 SENSE KEY SPECIFIC bytes: a field pointer, else a progress indication (SKSV set). */
+function writeSpecific(buf: Buffer, off: number, field?: FieldPointer, progress?: number): void {
+  if (field) {
+    buf[off] = fieldPointerFlags(field);
+    buf.writeUInt16BE(field.byte & 0xffff, off + 1);
+  } else {
+    buf[off] = 0x80;
+    buf.writeUInt16BE(Math.max(0, Math.min(0xffff, Math.floor(progress ?? 0))), off + 1);
+  }
 }
 
 /** Decode key/asc/ascq from fixed or descriptor sense (for tests and REQUEST SENSE conversions). */

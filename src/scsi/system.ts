@@ -226,7 +226,7 @@ export class TargetSystem {
     if (lun === 0n) return AdminError.InvalidRequest;
     const lu = target.findLu(lun);
     if (!lu) return AdminError.NoLun;
-    if (lu.activeCommands > 0) return AdminError.LunActive;
+    if (lu.activeCommands > 0 || lu.sanitize !== null) return AdminError.LunActive;
     target.removeLu(lu);
     await lu.store?.close().catch(() => undefined);
     lu.store = null;

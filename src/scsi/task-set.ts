@@ -34,6 +34,8 @@ export class TaskSet {
   private barriers = 0;
   private exclusiveRunning: ScsiCommand | null = null;
   private readonly waiters = new Map<ScsiCommand, (() => void)[]>();
+  /** Running commands that task management may end early (their work goes on without them). */
+  private readonly interrupters = new Map<ScsiCommand, () => void>();
 
   constructor(
     private readonly start: TaskStarter,
@@ -84,6 +86,29 @@ export class TaskSet {
         this.waiters.delete(cmd);
         for (const fn of list) fn();
       }
+    }
+  }
+
+  /**
+   * While `cmd` runs, task management may end it at once by calling `fn` instead of waiting for
+   * it (SANITIZE: SBC-4 says the sanitize operation goes on when its command is aborted). Returns the
+   * unregistration.
+   */
+  onInterrupt(cmd: ScsiCommand, fn: () => void): () => void {
+    this.interrupters.set(cmd, fn);
+    return () => {
+      if (this.interrupters.get(cmd) === fn) this.interrupters.delete(cmd);
+    };
+  }
+
+  /** Ask the running commands among `cmds` that allow it to finish now (aborts, resets, nexus loss). */
+  interrupt(cmds: Iterable<ScsiCommand>): void {
+    if (this.interrupters.size === 0) return;
+    for (const cmd of cmds) {
+      const fn = this.interrupters.get(cmd);
+      if (!fn) continue;
+      this.interrupters.delete(cmd);
+      fn();
     }
   }
 

@@ -39,15 +39,15 @@ export async function writeSameHandler(cmd: ScsiCommand, lu: LogicalUnit): Promi
   // initiators see it as unsupported, consistent with LBPWS/LBPWS10 = 0 in VPD B2h.
   if (unmap && !lu.unmapSupported) throw new SenseError(SenseReason.InvalidOpcode);
   if (ndob && !unmap) throw new SenseError(SenseReason.InvalidFieldInCdb);
-  // SBC-4 5.47: the Data-Out is exactly one logical block; any other expected length is refused
-  // before anything is written (libiscsi WriteSame*.InvalidDataOutSize).
-  if (!ndob && cmd.expectedWriteLength !== bs) throw new SenseError(SenseReason.InvalidFieldInCdb);
   const lba = cdbLba(cdb);
   let blocks = cdbTransferLength(cdb);
   checkRange(lu, lba, blocks);
   if (blocks === 0) blocks = lu.blocks - lba;
   if (blocks > MAX_WRITE_SAME_BLOCKS) throw new SenseError(SenseReason.InvalidFieldInCdb);
   checkWritable(lu);
+  // SBC-4 5.47: the Data-Out is exactly one logical block; any other expected length is refused
+  // before anything is written (libiscsi WriteSame*.InvalidDataOutSize).
+  if (!ndob && cmd.expectedWriteLength !== bs) throw new SenseError(SenseReason.InvalidFieldInCdb);
   if (!ndob && cmd.dataOutLength < bs) throw new SenseError(SenseReason.InvalidFieldInInformationUnit);
   if (blocks === 0) return;
   const block = ndob ? null : cmd.gatherDataOut(bs);

@@ -31,6 +31,13 @@ import {
   transferBytes,
 } from './block-io.js';
 import { getLbaStatusHandler, unmapHandler, writeSameHandler } from './provisioning.js';
+import {
+  sanitizeHandler,
+  SA_SANITIZE_BLOCK_ERASE,
+  SA_SANITIZE_CRYPTO_ERASE,
+  SA_SANITIZE_EXIT_FAILURE_MODE,
+  SA_SANITIZE_OVERWRITE,
+} from './sanitize.js';
 import { MAX_COMPARE_AND_WRITE_BLOCKS, replyData, SPC_ENTRIES, usage } from './spc.js';
 import { opcodeTable, serviceActionTable, type DeviceType, type OpcodeEntry } from './types.js';
 
@@ -178,6 +185,29 @@ async function orWriteHandler(cmd: ScsiCommand, lu: LogicalUnit): Promise<void> 
 }
 
 /**
+ * WRITE ATOMIC(16) (SBC-4 5.48): the whole transfer or nothing. Atomic against every other
+ * command on the LU because the entry is `exclusive` (nothing else runs meanwhile) and because a
+ * short Data-Out writes nothing; up to MAXIMUM ATOMIC TRANSFER LENGTH blocks, no alignment or
+ * granularity constraints, no atomic boundaries (ATOMIC BOUNDARY must be 0).
+ */
+async function writeAtomicHandler(cmd: ScsiCommand, lu: LogicalUnit): Promise<void> {
+  const cdb = cmd.cdb;
+  const lba = cdbLba(cdb);
+  const blocks = cdb.readUInt16BE(12);
+  cmd.writeTransferLength = blocks * lu.blockSize;
+  if (cdbProtect(cdb) !== 0) throw new SenseError(SenseReason.InvalidFieldInCdb);
+  if (cdb.readUInt16BE(10) !== 0) throw invalidCdbField(10);
+  checkRange(lu, lba, blocks);
+  if (blocks > lu.maxAtomicBlocks) throw invalidCdbField(12);
+  checkWritable(lu);
+  const bytes = blocks * lu.blockSize;
+  if (bytes === 0) return;
+  if (cmd.dataOutLength < bytes) throw new SenseError(SenseReason.InvalidFieldInInformationUnit);
+  const segments = bytes === cmd.dataOutLength ? cmd.dataOut : sliceSegments(cmd.dataOut, 0, bytes);
+  await storeWrite(lu, segments, lba * lu.blockSize, cdbFua(cdb) || !lu.writeCacheEnabled);
+}
+
+/**
  * READ DEFECT DATA(10/12) (SBC-4 5.12/5.13): a virtual disk has no defects: the header echoes
  * the requested lists and format with an empty list.
  */
@@ -245,6 +275,8 @@ function startStopHandler(cmd: ScsiCommand, lu: LogicalUnit, nexus: ItNexus): vo
   const loej = (b4 & 0x02) !== 0;
   const start = (b4 & 0x01) !== 0;
   if (powerCondition !== 0 || !loej || !lu.removable) return; // power states are not modelled
+  // SBC-4 5.25: under PREVENT neither unload nor load may change the medium
+  if (lu.preventRemoval) throw new SenseError(SenseReason.MediumRemovalPrevented);
   if (start) {
     if (lu.store && !lu.online) {
       lu.online = true;
@@ -253,7 +285,6 @@ function startStopHandler(cmd: ScsiCommand, lu: LogicalUnit, nexus: ItNexus): vo
     }
     return;
   }
-  if (lu.preventRemoval) throw new SenseError(SenseReason.MediumRemovalPrevented);
   lu.online = false;
 }
 
@@ -363,6 +394,23 @@ export const SBC_OPS = opcodeTable([
       usage(Op.WriteSame10, 0x08, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff),
     ),
   ],
+  [
+    Op.Sanitize,
+    serviceActionTable(
+      'SANITIZE',
+      (
+        [
+          [SA_SANITIZE_OVERWRITE, 'SANITIZE OVERWRITE'],
+          [SA_SANITIZE_BLOCK_ERASE, 'SANITIZE BLOCK ERASE'],
+          [SA_SANITIZE_CRYPTO_ERASE, 'SANITIZE CRYPTO ERASE'],
+          [SA_SANITIZE_EXIT_FAILURE_MODE, 'SANITIZE EXIT FAILURE MODE'],
+        ] as const
+      ).map(([sa, name]) => [
+        sa,
+        media(name, sanitizeHandler, usage(Op.Sanitize, 0xa0 | sa, 0, 0, 0, 0, 0xff, 0xff)),
+      ]),
+    ),
+  ],
   [Op.Unmap, media('UNMAP', unmapHandler, usage(Op.Unmap, 0, 0, 0, 0, 0, 0x1f, 0xff, 0xff))],
   [Op.ModeSelect10, SPC_ENTRIES.modeSelect10],
   [Op.Reserve10, SPC_ENTRIES.reserve10],
@@ -393,6 +441,15 @@ export const SBC_OPS = opcodeTable([
   [
     Op.SyncCache16,
     media('SYNCHRONIZE CACHE(16)', syncCacheHandler, usage(Op.SyncCache16, 0x02, ...rw16.slice(1))),
+  ],
+  [
+    Op.WriteAtomic16,
+    media(
+      'WRITE ATOMIC(16)',
+      writeAtomicHandler,
+      usage(Op.WriteAtomic16, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0xff, 0xff, 0x1f),
+      { exclusive: true },
+    ),
   ],
   [Op.WriteSame16, media('WRITE SAME(16)', writeSameHandler, usage(Op.WriteSame16, 0x09, ...rw16.slice(1)))],
   [

@@ -132,6 +132,10 @@ function vpdBlockLimits(lu: LogicalUnit): Buffer {
     b.writeUInt32BE(0x80000000, 28); // UGAVALID, UNMAP GRANULARITY ALIGNMENT 0
   }
   b.writeBigUInt64BE(BigInt(MAX_WRITE_SAME_BLOCKS), 32); // MAXIMUM WRITE SAME LENGTH
+  if (lu.deviceType.ops[Op.WriteAtomic16]) {
+    b.writeUInt32BE(lu.maxAtomicBlocks, 40); // MAXIMUM ATOMIC TRANSFER LENGTH
+    // ATOMIC ALIGNMENT, ATOMIC TRANSFER LENGTH GRANULARITY: 0 (none); no atomic boundaries
+  }
   return b;
 }
 
@@ -149,6 +153,8 @@ export const MAX_UNMAP_DESCRIPTORS = 256;
 function vpdBlockCharacteristics(lu: LogicalUnit): Buffer {
   const b = Buffer.alloc(0x3c);
   b.writeUInt16BE(lu.rotationRate & 0xffff, 0);
+  // WABEREQ / WACEREQ 01b: a read after BLOCK / CRYPTO ERASE succeeds (it returns zeroes)
+  if (lu.deviceType.ops[Op.Sanitize]) b[3] = 0x50;
   return b;
 }
 
@@ -230,6 +236,12 @@ export function requestSenseHandler(cmd: ScsiCommand, lu: LogicalUnit, nexus: It
   const info = nexus.luInfo(lu);
   let reason = SenseReason.NoSense;
   if (info.unitAttentions.length > 0) reason = info.unitAttentions.shift()!;
+  else if (lu.sanitize !== null)
+    return replyData(
+      cmd,
+      buildSense(SenseReason.SanitizeInProgress, desc, undefined, undefined, lu.sanitize.progress),
+      cdb[4]!,
+    );
   else if (lu.deviceType.code === 0x00 && (!lu.online || lu.store === null))
     reason = lu.removable ? SenseReason.MediumNotPresent : SenseReason.LuBecomingReady;
   replyData(cmd, buildSense(reason, desc), cdb[4]!);
@@ -516,6 +528,7 @@ export const SPC_ENTRIES = {
     reservationExempt: true,
     pr: PrAccess.Allowed,
     ua: UaPolicy.Handler,
+    duringSanitize: true,
   },
   inquiry: {
     name: 'INQUIRY',
@@ -524,6 +537,7 @@ export const SPC_ENTRIES = {
     reservationExempt: true,
     pr: PrAccess.Allowed,
     ua: UaPolicy.Ignore,
+    duringSanitize: true,
   },
   reportLuns: {
     name: 'REPORT LUNS',
@@ -532,6 +546,7 @@ export const SPC_ENTRIES = {
     reservationExempt: true,
     pr: PrAccess.Allowed,
     ua: UaPolicy.ReportLuns,
+    duringSanitize: true,
   },
   modeSense6: {
     name: 'MODE SENSE(6)',

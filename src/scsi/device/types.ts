@@ -44,6 +44,8 @@ export interface OpcodeEntry {
   readonly pr?: PrAccess;
   /** Needs the medium (fails NOT READY while the LU is offline). */
   readonly needsMedia?: boolean;
+  /** Runs while a sanitize operation is in progress (SBC-4 4.11: INQUIRY, REPORT LUNS, REQUEST SENSE). */
+  readonly duringSanitize?: boolean;
   /** Must run alone on the LU (COMPARE AND WRITE atomicity). */
   readonly exclusive?: boolean;
   readonly ua?: UaPolicy;
