@@ -74,6 +74,15 @@ export class CmdSnWindow {
     return 'deliver';
   }
 
+  /**
+   * Consider `cmdSn` received without a command (RFC 7143 11.5.1 b, ABORT TASK of a command not
+   * yet arrived): the window moves past it, and the command is ignored when it comes. False when
+   * the CmdSN is outside the window or already taken.
+   */
+  consume(cmdSn: number): boolean {
+    return this.accept(cmdSn, () => this.finished()) !== 'outside-window';
+  }
+
   /** A command counted by accept() has finished (answered or aborted). */
   finished(): void {
     if (this.outstanding > 0) this.outstanding--;

@@ -46,6 +46,7 @@ import {
   type IncomingPdu,
 } from './pdu.js';
 import { PduWriter } from './pdu-writer.js';
+import { snLessOrEqual, snLessThan } from './cmdsn.js';
 import { IscsiSession } from './session.js';
 import { IscsiTask, taskAttribute } from './task.js';
 import { coreFunction, fabricOnlyResponse, tmfResponse } from './task-management.js';
@@ -63,6 +64,9 @@ import {
   TmfResponse,
 } from './spec.js';
 import type { TextPair } from './text.js';
+
+/** How many aborted ITTs a connection remembers for late Data-Out. */
+const RECENTLY_ABORTED_LIMIT = 256;
 
 type ConnState = 'login' | 'ffp' | 'logout' | 'closed';
 
@@ -87,6 +91,8 @@ export class IscsiConnection implements StatusSequence {
   private readonly byTtt = new Map<number, IscsiTask>();
   private nextTtt = 1;
   private immediateOutstanding = 0;
+  /** ITTs of tasks aborted before reaching the core; their late Data-Out is dropped silently. */
+  private readonly recentlyAborted = new Set<number>();
   private readonly limits: IscsiLimits;
   /** Data-Out bytes this connection holds or has solicited (limits.ts DataOutBudget). */
   private dataOutHeld = 0;
@@ -486,6 +492,7 @@ export class IscsiConnection implements StatusSequence {
       },
       (c) => this.onCommandComplete(c),
     );
+    this.recentlyAborted.delete(itt);
     const task = new IscsiTask(itt, cmd, immediate, this.limits.maxWriteLength, v.cmdSN);
     cmd.fabricData = task;
     this.tasks.set(itt, task);
@@ -613,6 +620,10 @@ export class IscsiConnection implements StatusSequence {
     this.counters.rxDataOctets += pdu.data.length;
     const ttt = v.ttt;
     const task = ttt === RESERVED_TAG ? this.tasks.get(v.itt) : this.byTtt.get(ttt);
+    if (!task && this.recentlyAborted.has(v.itt)) {
+      // Data-Out still in flight for a task a TMF aborted: dropped silently (RFC 7143 11.5.1).
+      return;
+    }
     if (!task || task.itt !== v.itt || task.done) {
       // 11.7.4 / 11.8.3: Data-Out for no known task (or a task already answered).
       this.sendReject(pdu.bhs, RejectReason.InvalidPduField);
@@ -762,6 +773,8 @@ export class IscsiConnection implements StatusSequence {
     const fn = v.function;
     const lun = Buffer.from(v.lun);
     const refTag = v.referencedTaskTag;
+    const refCmdSn = v.refCmdSN;
+    const tmfCmdSn = v.cmdSN;
     const session = this.session!;
     const coreFn = coreFunction(fn);
     let response: number;
@@ -770,11 +783,16 @@ export class IscsiConnection implements StatusSequence {
     } else if (coreFn === null) {
       response = fabricOnlyResponse(fn);
     } else if (fn === TmfFunction.AbortTask) {
-      response = await this.abortTask(refTag, lun);
+      response = await this.abortTask(refTag, refCmdSn, tmfCmdSn, lun);
     } else {
-      // Commands that never reached the core (waiting for Data-Out or CmdSN order) go first.
+      // Commands that never reached the core (queued in a CmdSN window or waiting for Data-Out)
+      // go first, in every session the function reaches (SAM-5 7.3-7.7): ABORT TASK SET this
+      // I_T nexus only, CLEAR TASK SET and LOGICAL UNIT RESET every nexus of the LU, the target
+      // resets every nexus of the target.
       const wholeTarget = fn === TmfFunction.TargetWarmReset || fn === TmfFunction.TargetColdReset;
-      this.abortLocalTasks(wholeTarget ? null : lun);
+      const sessions = fn === TmfFunction.AbortTaskSet ? [session] : this.driver.sessionsOf(session.target!);
+      for (const s of sessions) for (const conn of s.connections) conn.abortLocalTasks(wholeTarget ? null : lun);
+      // The core resolves once the aborted commands are gone and the running ones have answered.
       response = tmfResponse(await session.nexus!.taskManagement(coreFn, lun, refTag));
     }
     if (this.state === 'closed') return;
@@ -788,43 +806,61 @@ export class IscsiConnection implements StatusSequence {
     });
     this.statSn = (this.statSn + 1) >>> 0;
     this.send(bhs, null);
-    // 11.5.1: after a TARGET COLD RESET response the target drops all connections.
+    // 11.5.1: after a TARGET COLD RESET response the target closes all of its TCP connections to
+    // all initiators (of this target), which terminates their sessions.
     if (fn === TmfFunction.TargetColdReset && response === TmfResponse.FunctionComplete) {
-      this.endAfterFlush('target cold reset');
+      for (const s of this.driver.sessionsOf(session.target!)) {
+        for (const conn of s.connections) conn.endAfterFlush('target cold reset');
+      }
     }
   }
 
-  private async abortTask(refTag: number, lun: Buffer): Promise<number> {
-    for (const conn of this.session!.connections) {
+  /** ABORT TASK (RFC 7143 11.5.1 a-c, SAM-5 7.2). */
+  private async abortTask(refTag: number, refCmdSn: number, tmfCmdSn: number, lun: Buffer): Promise<number> {
+    const session = this.session!;
+    for (const conn of session.connections) {
       const task = conn.tasks.get(refTag);
       if (!task) continue;
       if (!task.submitted) {
         conn.abortLocal(task);
         return TmfResponse.FunctionComplete;
       }
-      const result = tmfResponse(await this.session!.nexus!.taskManagement(CoreTmf.AbortTask, lun, refTag));
+      const result = tmfResponse(await session.nexus!.taskManagement(CoreTmf.AbortTask, lun, refTag));
       // A command the core let finish has had its response sent: it no longer exists (11.5.1).
       if (task.done && !task.cmd.aborted) return TmfResponse.TaskDoesNotExist;
       return result;
     }
-    // 11.5.1: a task that is not known (already completed, or never received) does not exist.
+    // 11.5.1 b: a task not received yet whose RefCmdSN is in the window and before the TMF's
+    // CmdSN is considered received: its CmdSN is consumed, the command is dropped when it comes.
+    const w = session.window;
+    if (
+      snLessOrEqual(w.expCmdSn, refCmdSn) &&
+      snLessOrEqual(refCmdSn, w.maxCmdSn) &&
+      snLessThan(refCmdSn, tmfCmdSn) &&
+      w.consume(refCmdSn)
+    ) {
+      return TmfResponse.FunctionComplete;
+    }
+    // 11.5.1 c: otherwise (already completed, or outside the window) the task does not exist.
     return TmfResponse.TaskDoesNotExist;
   }
 
-  /** Abort tasks that never reached the core (waiting for data or CmdSN order). */
+  /** Abort tasks that never reached the core (waiting for data or CmdSN order); all LUNs if null. */
   private abortLocalTasks(lun: Buffer | null): void {
-    for (const conn of this.session!.connections) {
-      for (const task of [...conn.tasks.values()]) {
-        if (task.submitted) continue;
-        if (lun && !task.cmd.lun.equals(lun)) continue;
-        conn.abortLocal(task);
-      }
+    for (const task of [...this.tasks.values()]) {
+      if (task.submitted) continue;
+      if (lun && !task.cmd.lun.equals(lun)) continue;
+      this.abortLocal(task);
     }
   }
 
   private abortLocal(task: IscsiTask): void {
     task.done = true;
     task.cmd.aborted = true;
+    this.recentlyAborted.add(task.itt);
+    if (this.recentlyAborted.size > RECENTLY_ABORTED_LIMIT) {
+      this.recentlyAborted.delete(this.recentlyAborted.values().next().value!);
+    }
     this.releaseBudget(task);
     this.tasks.delete(task.itt);
     if (task.ttt !== RESERVED_TAG) this.byTtt.delete(task.ttt);
@@ -1002,7 +1038,7 @@ export class IscsiConnection implements StatusSequence {
   }
 
   /** Close after the queued responses have gone out. */
-  private endAfterFlush(reason: string): void {
+  endAfterFlush(reason: string): void {
     if (this.state === 'closed') return;
     this.socket.end();
     const timer = setTimeout(() => this.close(reason), 2000);

@@ -131,6 +131,11 @@ export class IscsiDriver implements TargetDriver {
     return undefined;
   }
 
+  /** The live sessions logged in to `target`. */
+  sessionsOf(target: ScsiTarget): IscsiSession[] {
+    return [...this.sessions.values()].filter((s) => s.target === target && !s.isClosed);
+  }
+
   // --- TargetDriver -------------------------------------------------------------------------
 
   targetCreated(target: ScsiTarget): void {

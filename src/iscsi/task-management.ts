@@ -22,16 +22,22 @@ export function coreFunction(fn: number): TmfFunction | null {
   }
 }
 
+/**
+ * RFC 7144 4.1 function codes (SAM-5 QUERY TASK, QUERY TASK SET, I_T NEXUS RESET, QUERY
+ * ASYNCHRONOUS EVENT). RFC 7143 11.5.1 defines 1-8 only; these are answered "not supported"
+ * (docs/robustness.md).
+ */
+export const RFC7144_FUNCTIONS: readonly number[] = [9, 10, 11, 12];
+
 /** The response for functions the fabric answers without the core (ERL 0, no ACA). */
 export function fabricOnlyResponse(fn: number): TmfResponse {
   switch (fn) {
     case TmfFunction.TaskReassign:
       // Allegiance reassignment needs ERL 2 (11.5.1).
       return TmfResponse.TaskAllegianceReassignmentNotSupported;
-    case TmfFunction.ClearAca:
-      return TmfResponse.NotSupported;
     default:
-      return TmfResponse.FunctionRejected;
+      // CLEAR ACA (no ACA support), the RFC 7144 functions and codes no RFC defines.
+      return TmfResponse.NotSupported;
   }
 }
 

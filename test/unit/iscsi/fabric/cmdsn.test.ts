@@ -94,3 +94,26 @@ test('CmdSN wraps from 0xffffffff to 0', () => {
   assert.deepEqual(order, [0xfffffffe, 0xffffffff, 0]);
   assert.equal(w.expCmdSn, 1);
 });
+
+test('rfc7143 11.5.1 b: consume() takes a CmdSN not received yet; the late command is then ignored', () => {
+  const w = new CmdSnWindow(100, 8);
+  const ran: number[] = [];
+  assert.equal(w.consume(101), true, 'ahead of a gap');
+  assert.equal(
+    w.accept(100, () => ran.push(100)),
+    'deliver',
+  );
+  assert.equal(w.expCmdSn, 102, 'the window moved past the consumed CmdSN');
+  assert.equal(
+    w.accept(101, () => ran.push(101)),
+    'outside-window',
+    'the late command is dropped',
+  );
+  assert.equal(w.consume(102), true, 'at ExpCmdSN');
+  assert.equal(w.expCmdSn, 103);
+  assert.equal(w.consume(99), false, 'already used');
+  assert.equal(w.consume(103 + 100), false, 'beyond MaxCmdSN');
+  assert.deepEqual(ran, [100]);
+  w.finished();
+  assert.equal(w.inFlight, 0, 'consumed CmdSNs hold no window slot');
+});
