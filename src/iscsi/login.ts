@@ -198,6 +198,7 @@ export class LoginPhase {
       const step = negotiator.processOperational(pairs);
       response.push(...step.response);
       if (step.error) return this.failWith(step.error, csg, response);
+      if (!this.requiredDigestsHeld(response)) return this.fail(LoginStatus.InitiatorError, csg, response);
       if (transit) {
         const proposals = negotiator.proposals();
         response.push(...proposals.response);
@@ -206,8 +207,31 @@ export class LoginPhase {
     }
 
     if (!transit) return this.reply(false, csg, csg, response);
+    if (nsg === LoginStage.FullFeaturePhase && !this.requiredDigestsHeld(null)) {
+      return this.fail(LoginStatus.InitiatorError, csg, response);
+    }
     this.stage = nsg;
     return this.reply(true, csg, nsg, response, nsg === LoginStage.FullFeaturePhase);
+  }
+
+  /**
+   * A target set to HeaderDigest/DataDigest=CRC32C-Required (params.ts) refuses a session without
+   * that digest (RFC 7143 13.1): with `response`, as soon as the answer settles on something else;
+   * without, for the negotiated result when full feature phase would start.
+   */
+  private requiredDigestsHeld(response: readonly TextPair[] | null): boolean {
+    const params = this.target ? this.driver.paramsFor(this.target) : this.driver.discoveryParams;
+    const negotiated = response ? null : this.negotiator!.result();
+    for (const key of ['HeaderDigest', 'DataDigest'] as const) {
+      const choice = params.digest(key);
+      if (!choice.crc32c || choice.none) continue;
+      if (negotiated) {
+        if (!(key === 'HeaderDigest' ? negotiated.headerDigest : negotiated.dataDigest)) return false;
+      } else if (response!.some(([k, v]) => k === key && v !== 'CRC32C')) {
+        return false;
+      }
+    }
+    return true;
   }
 
   /** Login keys of the first request (11.12, 13.4-13.7, 13.21) and the target lookup. */

@@ -548,13 +548,18 @@ function parseAdminNumber(value: string): number | undefined {
   return Number.isSafeInteger(n) ? n : undefined;
 }
 
+/** The value that makes a target require CRC32C (docs/robustness.md); tgt has no such value. */
+export const DIGEST_REQUIRED_VALUE = 'CRC32C-Required';
+
 function parseDigestList(value: string): number | undefined {
   let mask = 0;
   for (const item of value.split(',')) {
     const v = item.trim();
     if (v === 'None') mask |= DIGEST_NONE;
-    // tgt compatibility: "CRC32C" stores None|CRC32C, so the target offers but never requires digests.
+    // tgt compatibility: "CRC32C" stores None|CRC32C, so the target offers but does not require digests.
     else if (v === 'CRC32C') mask |= DIGEST_CRC32C | DIGEST_NONE;
+    // Our extension: CRC32C alone, a login without the digest fails (RFC 7143 13.1).
+    else if (v === DIGEST_REQUIRED_VALUE) mask |= DIGEST_CRC32C;
     else return undefined;
   }
   return mask;
@@ -685,7 +690,8 @@ function formatSettable(p: SettableParam, v: number): string {
     case 'boolean':
       return v ? 'Yes' : 'No';
     case 'digest':
-      return v & DIGEST_CRC32C ? 'CRC32C' : 'None';
+      if (!(v & DIGEST_CRC32C)) return 'None';
+      return v & DIGEST_NONE ? 'CRC32C' : DIGEST_REQUIRED_VALUE;
     case 'marker':
       // Markers are not implemented: tgt always prints (and answers) Reject.
       return 'Reject';
