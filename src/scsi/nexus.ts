@@ -28,6 +28,15 @@ export class LuStats {
   errors = 0;
 }
 
+/** What RECEIVE COPY RESULTS reports about one EXTENDED COPY (SPC-4 6.18.3). */
+export interface CopyResult {
+  /** COPY MANAGER STATUS: 00h in progress, 01h completed without errors, 02h completed with errors. */
+  status: 0 | 1 | 2;
+  segmentsProcessed: number;
+  /** Bytes copied. */
+  transferred: number;
+}
+
 /** Bound on queued unit attentions per nexus per LU (duplicates are merged anyway). */
 const MAX_PENDING_UA = 16;
 
@@ -38,6 +47,8 @@ export class NexusLuInfo {
   /** PREVENT ALLOW MEDIUM REMOVAL held by this nexus (SBC-4 5.14). */
   prevent = false;
   readonly stats = new LuStats();
+  /** EXTENDED COPY results held for RECEIVE COPY RESULTS, by list identifier (SPC-4 6.4.3). */
+  readonly copyResults = new Map<number, CopyResult>();
 
   constructor(readonly lu: LogicalUnit) {}
 

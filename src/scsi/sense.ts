@@ -106,12 +106,12 @@ const SENSE_TABLE: readonly SenseCode[] = (() => {
   set(SenseReason.SanitizeInProgress, SenseKey.NotReady, 0x04, 0x1b); // LOGICAL UNIT NOT READY, SANITIZE IN PROGRESS
   set(SenseReason.SanitizeFailed, SenseKey.MediumError, 0x31, 0x03); // SANITIZE COMMAND FAILED
   set(SenseReason.CopyTargetDeviceNotReachable, SenseKey.CopyAborted, 0x0d, 0x02); // COPY TARGET DEVICE NOT REACHABLE
-  set(SenseReason.UnreachableCopyTarget, SenseKey.IllegalRequest, 0x08, 0x04); // UNREACHABLE COPY TARGET
+  set(SenseReason.UnreachableCopyTarget, SenseKey.CopyAborted, 0x08, 0x04); // UNREACHABLE COPY TARGET
   set(SenseReason.TooManyTargetDescriptors, SenseKey.IllegalRequest, 0x26, 0x06); // TOO MANY TARGET DESCRIPTORS
   set(SenseReason.TooManySegmentDescriptors, SenseKey.IllegalRequest, 0x26, 0x08); // TOO MANY SEGMENT DESCRIPTORS
   set(SenseReason.UnsupportedTargetDescriptorType, SenseKey.IllegalRequest, 0x26, 0x07); // UNSUPPORTED TARGET DESCRIPTOR TYPE CODE
   set(SenseReason.UnsupportedSegmentDescriptorType, SenseKey.IllegalRequest, 0x26, 0x09); // UNSUPPORTED SEGMENT DESCRIPTOR TYPE CODE
-  set(SenseReason.CopyAborted, SenseKey.CopyAborted, 0x0d, 0x00); // EXTENDED COPY failed (third-party device failure)
+  set(SenseReason.CopyAborted, SenseKey.CopyAborted, 0x00, 0x00); // a copy segment failed (range or I/O)
   return Object.freeze(t);
 })();
 

@@ -129,6 +129,7 @@ export class TargetSystem {
     if (!validTargetName(name)) return AdminError.InvalidRequest;
     if (this.targets.has(tid) || this.findTargetByName(name)) return AdminError.TargetExist;
     const target = new ScsiTarget(tid, name, lld);
+    target.daemonTargets = () => this.targetsInOrder();
     const lun0 = new LogicalUnit(
       target,
       0n,

@@ -22,6 +22,11 @@ export class ScsiTarget {
   readonly acl: { addresses: string[]; names: string[] } = { addresses: [], names: [] };
   /** CHAP accounts bound to this target: incoming in bind order, at most one outgoing. */
   readonly accounts: { incoming: string[]; outgoing?: string } = { incoming: [] };
+  /**
+   * Every target of the daemon (set by TargetSystem): EXTENDED COPY finds its copy targets among
+   * their LUs.
+   */
+  daemonTargets: () => Iterable<ScsiTarget> = () => [this];
   /** Small LUNs (what initiators can address) for the per-command lookup. */
   private readonly byNumber = new Map<number, LogicalUnit>();
 

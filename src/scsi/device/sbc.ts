@@ -32,6 +32,13 @@ import {
 } from './block-io.js';
 import { getLbaStatusHandler, unmapHandler, writeSameHandler } from './provisioning.js';
 import {
+  copyStatusHandler,
+  extendedCopyHandler,
+  operatingParametersHandler,
+  SA_COPY_STATUS,
+  SA_OPERATING_PARAMETERS,
+} from './xcopy.js';
+import {
   sanitizeHandler,
   SA_SANITIZE_BLOCK_ERASE,
   SA_SANITIZE_CRYPTO_ERASE,
@@ -418,6 +425,39 @@ export const SBC_OPS = opcodeTable([
   [Op.ModeSense10, SPC_ENTRIES.modeSense10],
   [Op.PersistentReserveIn, PERSISTENT_RESERVE_IN],
   [Op.PersistentReserveOut, PERSISTENT_RESERVE_OUT],
+  [
+    Op.ExtendedCopy,
+    serviceActionTable('EXTENDED COPY', [
+      [
+        0x00,
+        media(
+          'EXTENDED COPY(LID1)',
+          extendedCopyHandler,
+          usage(Op.ExtendedCopy, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0),
+        ),
+      ],
+    ]),
+  ],
+  [
+    Op.ReceiveCopyResults,
+    serviceActionTable(
+      'RECEIVE COPY RESULTS',
+      (
+        [
+          [SA_COPY_STATUS, 'RECEIVE COPY RESULTS(COPY STATUS)', copyStatusHandler],
+          [SA_OPERATING_PARAMETERS, 'RECEIVE COPY RESULTS(OPERATING PARAMETERS)', operatingParametersHandler],
+        ] as const
+      ).map(([sa, name, handler]) => [
+        sa,
+        Object.freeze({
+          name,
+          handler,
+          usage: usage(Op.ReceiveCopyResults, sa, 0xff, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0),
+          pr: PrAccess.Allowed,
+        }),
+      ]),
+    ),
+  ],
   [Op.Read16, media('READ(16)', readHandler, usage(Op.Read16, ...rw16), { pr: PrAccess.Read })],
   [
     Op.CompareAndWrite,

@@ -41,6 +41,7 @@ function standardInquiry(lu: LogicalUnit): Buffer {
   d[2] = 0x05; // VERSION: SPC-3, as tgt claims
   d[3] = 0x12; // HISUP, RESPONSE DATA FORMAT 2
   d[4] = d.length - 5;
+  if (lu.deviceType.ops[Op.ExtendedCopy]) d[5] = 0x08; // 3PC: EXTENDED COPY
   d[7] = 0x02; // CMDQUE
   putAscii(d, 8, 8, lu.identity.vendorId);
   putAscii(d, 16, 16, lu.identity.productId);
@@ -86,6 +87,24 @@ function protocolId(lu: LogicalUnit): number {
  * the target's SCSI name string, which tgt omits.
  */
 function vpdDeviceId(lu: LogicalUnit): Buffer {
+  const parts = luDesignators(lu);
+  const proto = protocolId(lu);
+  const piv = proto >= 0;
+  const rel = Buffer.alloc(4);
+  rel.writeUInt16BE(1, 2);
+  parts.push(designator(1, piv, 1, 4, proto, rel)); // relative target port identifier, target port
+  const name = Buffer.from(lu.target.name, 'utf8');
+  const nameField = Buffer.alloc(Math.min(252, (name.length + 4) & ~3)); // NUL terminated, multiple of 4
+  name.copy(nameField, 0, 0, nameField.length - 1);
+  parts.push(designator(3, piv, 2, 8, proto, nameField)); // SCSI name string, target device
+  return Buffer.concat(parts);
+}
+
+/**
+ * The designation descriptors that name the LU itself in VPD 83h (association 0): T10 vendor ID,
+ * NAA-3 and NAA-6, as tgt builds them. EXTENDED COPY target descriptors are matched against these.
+ */
+export function luDesignators(lu: LogicalUnit): Buffer[] {
   const t10 = Buffer.alloc(36);
   t10.write(lu.identity.scsiId.slice(0, 36), 0, 'latin1');
   const naa3 = Buffer.alloc(8);
@@ -101,21 +120,11 @@ function vpdDeviceId(lu: LogicalUnit): Buffer {
   naa6.writeBigUInt64BE(v >> 64n, 0);
   naa6.writeBigUInt64BE(v & 0xffff_ffff_ffff_ffffn, 8);
   naa6[0] = (naa6[0]! & 0x0f) | 0x60;
-  const parts = [
+  return [
     designator(2, false, 0, 1, 0, t10),
     designator(1, false, 0, 3, 0, naa3),
     designator(1, false, 0, 3, 0, naa6),
   ];
-  const proto = protocolId(lu);
-  const piv = proto >= 0;
-  const rel = Buffer.alloc(4);
-  rel.writeUInt16BE(1, 2);
-  parts.push(designator(1, piv, 1, 4, proto, rel)); // relative target port identifier, target port
-  const name = Buffer.from(lu.target.name, 'utf8');
-  const nameField = Buffer.alloc(Math.min(252, (name.length + 4) & ~3)); // NUL terminated, multiple of 4
-  name.copy(nameField, 0, 0, nameField.length - 1);
-  parts.push(designator(3, piv, 2, 8, proto, nameField)); // SCSI name string, target device
-  return Buffer.concat(parts);
 }
 
 /** VPD page B0h BLOCK LIMITS (SBC-4 6.6.4), page length 3Ch. */
