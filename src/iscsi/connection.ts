@@ -448,8 +448,8 @@ export class IscsiConnection implements StatusSequence {
     const itt = v.itt;
     const immediate = v.immediate;
     const p = this.params!;
-    if (this.tasks.has(itt)) {
-      // 11.2.1.8: the ITT must be unique among the initiator's outstanding tasks.
+    if (this.ittInUse(session, itt)) {
+      // 11.2.1.8: the ITT must be unique among the session's outstanding tasks (all connections).
       this.sendReject(pdu.bhs, RejectReason.InvalidPduField);
       return;
     }
@@ -521,6 +521,12 @@ export class IscsiConnection implements StatusSequence {
     }
     // Solicit data for queued commands too; ordering applies to execution only.
     if (verdict === 'queued') this.solicit(task);
+  }
+
+  private ittInUse(session: IscsiSession, itt: number): boolean {
+    if (this.tasks.has(itt)) return true;
+    if (session.connections.size > 1) for (const c of session.connections) if (c.tasks.has(itt)) return true;
+    return false;
   }
 
   /** The CmdSN window released the task: collect its data, then execute. */
@@ -791,7 +797,8 @@ export class IscsiConnection implements StatusSequence {
       // resets every nexus of the target.
       const wholeTarget = fn === TmfFunction.TargetWarmReset || fn === TmfFunction.TargetColdReset;
       const sessions = fn === TmfFunction.AbortTaskSet ? [session] : this.driver.sessionsOf(session.target!);
-      for (const s of sessions) for (const conn of s.connections) conn.abortLocalTasks(wholeTarget ? null : lun);
+      for (const s of sessions)
+        for (const conn of s.connections) conn.abortLocalTasks(wholeTarget ? null : lun);
       // The core resolves once the aborted commands are gone and the running ones have answered.
       response = tmfResponse(await session.nexus!.taskManagement(coreFn, lun, refTag));
     }
