@@ -1,0 +1,169 @@
+/**
+ * `npm run bench`: the same workloads against our tgtd and, when Debian's tgt is installed,
+ * against tgt's tgtd, in turns (A B A B ...), with the in-repo initiator as the load generator,
+ * so the comparison needs no C tool. Both daemons run on loopback with private control sockets
+ * and 1 GiB sparse backing files in a temporary folder.
+ *
+ *   npm run bench -- [--seconds N] [--only NAME,...] [--no-tgt] [--rounds N]
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, openSync, ftruncateSync, closeSync, rmSync } from 'node:fs';
+import * as net from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runLoad, type LoadPattern, type LoadResult } from '../initiator/load.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const IQN = 'iqn.2026-11.io.tgt-ts:bench';
+
+interface Workload {
+  name: string;
+  pattern: LoadPattern;
+  ioSize: number;
+  queueDepth: number;
+  sessions: number;
+}
+
+const WORKLOADS: readonly Workload[] = [
+  { name: 'randread-4k-qd32', pattern: 'randread', ioSize: 4096, queueDepth: 32, sessions: 1 },
+  { name: 'randwrite-4k-qd32', pattern: 'randwrite', ioSize: 4096, queueDepth: 32, sessions: 1 },
+  { name: 'randread-4k-qd1', pattern: 'randread', ioSize: 4096, queueDepth: 1, sessions: 1 },
+  { name: 'read-128k-qd8', pattern: 'read', ioSize: 131072, queueDepth: 8, sessions: 1 },
+  { name: 'write-128k-qd8', pattern: 'write', ioSize: 131072, queueDepth: 8, sessions: 1 },
+  { name: 'randread-4k-4x16', pattern: 'randread', ioSize: 4096, queueDepth: 16, sessions: 4 },
+];
+
+interface Daemon {
+  label: string;
+  port: number;
+  process: ChildProcess;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const server = net.createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => ok(port));
+    });
+  });
+}
+
+function sparseFile(path: string): void {
+  const fd = openSync(path, 'w');
+  ftruncateSync(fd, 1024 * 1024 * 1024);
+  closeSync(fd);
+}
+
+/** Start a daemon (ours or tgt's), create the target and LUN 1, and wait until it answers. */
+async function startDaemon(label: string, tgtd: string[], tgtadm: string[], dir: string): Promise<Daemon> {
+  const port = await freePort();
+  const env = { ...process.env, TGT_IPC_SOCKET: join(dir, `${label}-socket`) };
+  const child = spawn(tgtd[0]!, [...tgtd.slice(1), '-f', '-C', '0', '--iscsi', `portal=127.0.0.1:${port}`], {
+    env,
+    stdio: 'ignore',
+  });
+  const adm = (...args: string[]): number =>
+    spawnSync(tgtadm[0]!, [...tgtadm.slice(1), '-C', '0', ...args], { env, stdio: 'ignore' }).status ?? 1;
+  for (let i = 0; adm('--mode', 'system', '--op', 'show') !== 0; i++) {
+    if (i > 100) throw new Error(`${label}: tgtd did not come up`);
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+  const disk = join(dir, `${label}.img`);
+  sparseFile(disk);
+  const steps = [
+    ['--lld', 'iscsi', '--mode', 'target', '--op', 'new', '--tid', '1', '-T', IQN],
+    ['--lld', 'iscsi', '--mode', 'logicalunit', '--op', 'new', '--tid', '1', '--lun', '1', '-b', disk],
+    ['--lld', 'iscsi', '--mode', 'target', '--op', 'bind', '--tid', '1', '-I', 'ALL'],
+  ];
+  for (const step of steps)
+    if (adm(...step) !== 0) throw new Error(`${label}: tgtadm ${step.join(' ')} failed`);
+  return { label, port, process: child };
+}
+
+function findTgtd(): string | null {
+  for (const p of ['/usr/sbin/tgtd', '/usr/local/sbin/tgtd']) if (existsSync(p)) return p;
+  return null;
+}
+
+function median(values: number[]): number {
+  const v = [...values].sort((a, b) => a - b);
+  return v[Math.floor(v.length / 2)] ?? 0;
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const opt = (name: string): string | undefined => {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const seconds = Number(opt('--seconds') ?? 3);
+  const rounds = Number(opt('--rounds') ?? 1);
+  const only = opt('--only')?.split(',');
+  const workloads = WORKLOADS.filter((w) => !only || only.includes(w.name));
+  const dir = mkdtempSync(join(tmpdir(), 'tgt-ts-bench-'));
+  const daemons: Daemon[] = [];
+  try {
+    const node = process.execPath;
+    daemons.push(
+      await startDaemon('tgt-ts', [node, join(ROOT, 'bin/tgtd')], [node, join(ROOT, 'bin/tgtadm')], dir),
+    );
+    const tgtd = args.includes('--no-tgt') ? null : findTgtd();
+    if (tgtd) daemons.push(await startDaemon('tgt', [tgtd], ['/usr/sbin/tgtadm'], dir));
+    else process.stderr.write('tgt not installed (apt-get install tgt): measuring tgt-ts alone\n');
+
+    const results = new Map<string, Map<string, LoadResult[]>>();
+    for (const w of workloads) {
+      const perDaemon = new Map<string, LoadResult[]>();
+      results.set(w.name, perDaemon);
+      for (let round = 0; round < rounds; round++) {
+        for (const d of daemons) {
+          const r = await runLoad({
+            host: '127.0.0.1',
+            port: d.port,
+            targetName: IQN,
+            lun: 1,
+            pattern: w.pattern,
+            ioSize: w.ioSize,
+            queueDepth: w.queueDepth,
+            sessions: w.sessions,
+            seconds,
+            rangeBytes: 512 * 1024 * 1024,
+            onProgress: (n) =>
+              process.stderr.write(`\r${w.name} ${d.label} round ${round + 1}: ${n} I/Os   `),
+          });
+          perDaemon.set(d.label, [...(perDaemon.get(d.label) ?? []), r]);
+        }
+      }
+      process.stderr.write('\r' + ' '.repeat(70) + '\r');
+    }
+
+    const labels = daemons.map((d) => d.label);
+    const header = ['workload'.padEnd(20), ...labels.map((l) => `${l} IOPS`.padStart(14))];
+    if (labels.length === 2) header.push('ratio'.padStart(8), 'p50 us'.padStart(16));
+    console.log(header.join(''));
+    for (const w of workloads) {
+      const per = results.get(w.name)!;
+      const iops = labels.map((l) => median(per.get(l)!.map((r) => r.iops)));
+      const row = [w.name.padEnd(20), ...iops.map((v) => String(v).padStart(14))];
+      if (labels.length === 2) {
+        row.push((iops[0]! / Math.max(1, iops[1]!)).toFixed(2).padStart(8));
+        const p50 = labels.map((l) => median(per.get(l)!.map((r) => r.p50us)));
+        row.push(`${p50[0]} / ${p50[1]}`.padStart(16));
+      }
+      const errors = labels.reduce((n, l) => n + per.get(l)!.reduce((m, r) => m + r.errors, 0), 0);
+      if (errors) row.push(`  (${errors} errors)`);
+      console.log(row.join(''));
+    }
+  } finally {
+    for (const d of daemons) d.process.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: Error) => {
+  process.stderr.write(`bench: ${e.message}\n`);
+  process.exit(1);
+});
