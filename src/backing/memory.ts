@@ -99,7 +99,15 @@ export class MemoryStore implements BackingStore {
     const end = Math.min(this.size, offset + Math.max(1, maxLength));
     let index = Math.floor(offset / MEMORY_CHUNK_SIZE);
     const mapped = this.chunks.has(index);
-    while ((index + 1) * MEMORY_CHUNK_SIZE < end && this.chunks.has(index + 1) === mapped) index++;
+    if (mapped) {
+      // a run of allocated chunks: bounded by the number of chunks
+      while ((index + 1) * MEMORY_CHUNK_SIZE < end && this.chunks.has(index + 1)) index++;
+    } else {
+      // a hole runs up to the next allocated chunk (one pass over the chunks, not over the hole)
+      let next = Infinity;
+      for (const k of this.chunks.keys()) if (k > index && k < next) next = k;
+      index = Math.min(next, Math.ceil(end / MEMORY_CHUNK_SIZE)) - 1;
+    }
     return { mapped, length: Math.max(1, Math.min(end, (index + 1) * MEMORY_CHUNK_SIZE) - offset) };
   }
 

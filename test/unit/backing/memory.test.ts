@@ -91,3 +91,16 @@ test('memory store: allocation map is the set of chunks; a partial unmap that le
   assert.equal(store.allocatedBytes, 0);
   assert.deepEqual(await store.allocationAt(0, 2 ** 20), { mapped: false, length: 2 ** 20 });
 });
+
+test('memory store: the allocation map of a huge unwritten LU is answered without walking the hole', async () => {
+  const store = await openMemory('1P');
+  await store.write([Buffer.alloc(1, 1)], 2 ** 49, false);
+  const started = Date.now();
+  assert.deepEqual(await store.allocationAt(0, 2 ** 50), { mapped: false, length: 2 ** 49 });
+  assert.deepEqual(await store.allocationAt(2 ** 49, 2 ** 50), { mapped: true, length: CHUNK });
+  assert.deepEqual(await store.allocationAt(2 ** 49 + CHUNK, 2 ** 50), {
+    mapped: false,
+    length: 2 ** 50 - 2 ** 49 - CHUNK,
+  });
+  assert.ok(Date.now() - started < 100);
+});
