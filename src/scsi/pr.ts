@@ -10,8 +10,12 @@
  * Identity: every LU of a target sits behind the same single target port (relative target
  * port 1), so an I_T nexus is identified by its initiator port name alone ("<InitiatorName>,i,
  * 0x<ISID>" for iSCSI, or the bare name when the fabric does not tell the ISID). Registrations
- * survive I_T nexus loss and LU reset (SPC-4 5.13.1); they do not survive a restart of tgtd
- * (PTPL_C is 0 and APTPL is refused).
+ * survive I_T nexus loss and LU reset (SPC-4 5.13.1). A registration made through a name-only
+ * TransportID (SPEC_I_PT, format 00b) covers every initiator port with that iSCSI name.
+ *
+ * Persistence (SPC-4 5.13.5, APTPL): when the LU has a `persistence` (see `pr-store.ts`) and the
+ * last REGISTER / REGISTER AND IGNORE EXISTING KEY / REGISTER AND MOVE had APTPL set, the whole
+ * state is saved after every change (`persist()`) and restored at LU creation (`restore()`).
  */
 import { SenseError, SenseReason } from './sense.js';
 
@@ -85,6 +89,28 @@ export function normalizePort(port: string): string {
   return port.toLowerCase();
 }
 
+/** The iSCSI name of an initiator port ("name,i,0xISID" -> "name"; a bare name stays as is). */
+export function initiatorNameOf(port: string): string {
+  const m = /^(.+),i,0x[0-9a-f]+$/i.exec(port);
+  return m ? m[1]! : port;
+}
+
+/** Everything APTPL preserves (SPC-4 5.13.5): registrations, reservation, generation. */
+export interface PrSnapshot {
+  generation: number;
+  /** The last APTPL value received with a registration. */
+  aptpl: boolean;
+  type: PrType | null;
+  /** Initiator port of the holder of a non all-registrants reservation. */
+  holder: string | null;
+  registrations: { port: string; key: bigint; allTargetPorts: boolean }[];
+}
+
+/** Where an LU's PR state is kept across restarts; `save(null)` forgets it. */
+export interface PrPersistence {
+  save(state: PrSnapshot | null): Promise<void>;
+}
+
 /** Persistent reservation state of one LU. */
 export class PersistentReservations {
   private gen = 0;
@@ -93,6 +119,12 @@ export class PersistentReservations {
   private type: PrType | null = null;
   /** The holder of a non all-registrants reservation. */
   private holder: Registration | null = null;
+  /** APTPL of the last registration (SPC-4 5.13.5): the state must survive power loss. */
+  private ptplActive = false;
+  /** A saved state exists that the next `persist()` must replace or remove. */
+  private saved = false;
+  /** Where the state is saved; null = APTPL is not supported (PTPL_C = 0). */
+  persistence: PrPersistence | null = null;
 
   constructor(private readonly notify: PrNotify = () => undefined) {}
 
@@ -121,9 +153,73 @@ export class PersistentReservations {
     return this.regs.size > 0;
   }
 
-  /** The registration of an initiator port, if any. */
+  /**
+   * The registration of an initiator port, if any: its own, else one made for its iSCSI name
+   * alone (a format 00b TransportID).
+   */
   registrationOf(port: string): Registration | undefined {
-    return this.regs.get(normalizePort(port));
+    const own = this.regs.get(normalizePort(port));
+    if (own !== undefined || this.regs.size === 0) return own;
+    return this.regs.get(normalizePort(initiatorNameOf(port)));
+  }
+
+  /** PTPL_A (SPC-4 6.15.4): persist through power loss is activated. */
+  get aptpl(): boolean {
+    return this.ptplActive;
+  }
+
+  /**
+   * Record the APTPL bit of a successful REGISTER, REGISTER AND IGNORE EXISTING KEY or REGISTER
+   * AND MOVE (SPC-4 6.16.3.1: ignored for the other service actions). Setting it without a
+   * `persistence` is INVALID FIELD IN PARAMETER LIST (PTPL_C = 0).
+   */
+  setAptpl(aptpl: boolean): void {
+    if (aptpl && this.persistence === null) throw new SenseError(SenseReason.InvalidFieldInParameterList);
+    this.ptplActive = aptpl;
+  }
+
+  /**
+   * Save the state after a change while APTPL is active (SPC-4 5.13.5), or remove the saved
+   * state once it is not; resolves when the state is durable.
+   */
+  async persist(): Promise<void> {
+    const store = this.persistence;
+    if (store === null || (!this.ptplActive && !this.saved)) return;
+    const state = this.ptplActive ? this.snapshot() : null;
+    this.saved = state !== null;
+    await store.save(state);
+  }
+
+  /** The state as APTPL preserves it. */
+  snapshot(): PrSnapshot {
+    return {
+      generation: this.gen,
+      aptpl: this.ptplActive,
+      type: this.type,
+      holder: this.holder?.port ?? null,
+      registrations: this.registrations().map((r) => ({
+        port: r.port,
+        key: r.key,
+        allTargetPorts: r.allTargetPorts,
+      })),
+    };
+  }
+
+  /** Replace the state with a saved one (LU creation at tgtd start). */
+  restore(state: PrSnapshot): void {
+    this.regs.clear();
+    for (const r of state.registrations)
+      this.regs.set(normalizePort(r.port), { port: r.port, key: r.key, allTargetPorts: r.allTargetPorts });
+    this.gen = state.generation >>> 0;
+    this.type = state.type;
+    this.holder =
+      state.type === null || isAllRegistrants(state.type) || state.holder === null
+        ? null
+        : (this.regs.get(normalizePort(state.holder)) ?? null);
+    // a holder-type reservation whose holder is not registered cannot exist
+    if (this.type !== null && !isAllRegistrants(this.type) && this.holder === null) this.type = null;
+    this.ptplActive = state.aptpl;
+    this.saved = true;
   }
 
   /** The I_T nexus is a reservation holder (SPC-4 5.13.10). */
@@ -180,6 +276,37 @@ export class PersistentReservations {
     } else {
       reg.key = sark;
     }
+    this.bump();
+    return true;
+  }
+
+  /**
+   * REGISTER with SPEC_I_PT (SPC-4 5.13.7, 6.16.3.1): register the issuing I_T nexus and every
+   * initiator port of `others` (from the parameter list's TransportIDs) with `sark`, all or none.
+   * A registered issuer gets INVALID FIELD IN CDB; a port named twice or already registered gets
+   * INVALID FIELD IN PARAMETER LIST.
+   */
+  registerSpecified(
+    port: string,
+    reservationKey: bigint,
+    sark: bigint,
+    allTargetPorts: boolean,
+    others: readonly string[],
+  ): boolean {
+    const reg = this.registrationOf(port);
+    if (reservationKey !== (reg?.key ?? 0n)) return false;
+    if (reg) throw new SenseError(SenseReason.InvalidFieldInCdb);
+    // SPC-4 5.13.7: an unregistered I_T nexus registering key zero changes nothing
+    if (sark === 0n) return true;
+    const wanted = new Set([normalizePort(port)]);
+    for (const other of others) {
+      const id = normalizePort(other);
+      if (wanted.has(id) || this.registrationOf(other))
+        throw new SenseError(SenseReason.InvalidFieldInParameterList);
+      wanted.add(id);
+    }
+    for (const p of [port, ...others])
+      this.regs.set(normalizePort(p), { port: p, key: sark, allTargetPorts });
     this.bump();
     return true;
   }

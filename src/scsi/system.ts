@@ -11,6 +11,8 @@ import { deviceTypes } from './device/index.js';
 import { modeParametersChanged } from './device/spc.js';
 import type { TargetDriver } from './driver.js';
 import { blockShiftOf, IDENTITY_LIMITS, LogicalUnit, type LuIdentity } from './lu.js';
+import type { PrSnapshot } from './pr.js';
+import { prStatePath, PrStateFile } from './pr-store.js';
 import { SenseReason } from './sense.js';
 import { ScsiTarget } from './target.js';
 
@@ -50,6 +52,21 @@ function parseOflags(text: string): ('sync' | 'direct')[] | undefined {
 }
 
 /** tgt's boolean params take 0/1 (any integer, non-zero = on). */
+/**
+ * Open an LU's store. The logical block size rides along for store filters that count in
+ * blocks (the fault filter's `lba=`); stores ignore it (StoreOpenOptions has no such field yet).
+ */
+function openStore(
+  type: StoreType,
+  path: string,
+  oflags: readonly string[],
+  bsopts: string | undefined,
+  blockSize: number,
+): Promise<BackingStore> {
+  const options = { sync: oflags.includes('sync'), direct: oflags.includes('direct'), bsopts, blockSize };
+  return type.open(path, options);
+}
+
 function parseFlag(v: string): boolean | undefined {
   if (!/^\d+$/.test(v)) return undefined;
   return Number(v) !== 0;
@@ -94,6 +111,12 @@ export class TargetSystem {
    * the administrator; the change itself stays in effect.
    */
   onConfigChange: (() => Promise<void>) | null = null;
+  /**
+   * Directory of the LUs' APTPL files (SPC-4 5.13.5, `pr-store.ts`); null = APTPL unsupported
+   * (PTPL_C = 0). tgtd sets it to the folder of its --state file. LUs created afterwards restore
+   * their saved persistent reservations.
+   */
+  prStateDir: string | null = null;
   /** LUNs being created (between the existence check and the store open). */
   private readonly pendingLuns = new Set<string>();
 
@@ -190,14 +213,22 @@ export class TargetSystem {
 
     this.pendingLuns.add(key);
     try {
+      // SPC-4 5.13.5: the persistent reservations saved with APTPL come back with the LU; an
+      // unusable file refuses the LU rather than silently dropping someone's reservation.
+      let prFile: PrStateFile | null = null;
+      let prState: PrSnapshot | null = null;
+      if (this.prStateDir !== null) {
+        prFile = new PrStateFile(prStatePath(this.prStateDir, target.name, lun), target.name, lun);
+        try {
+          prState = await prFile.load();
+        } catch {
+          return AdminError.InvalidRequest;
+        }
+      }
       let store: BackingStore | null = null;
       if (hasPath) {
         try {
-          store = await storeType!.open(opts.path!, {
-            sync: oflags.includes('sync'),
-            direct: oflags.includes('direct'),
-            bsopts: opts.bsopts,
-          });
+          store = await openStore(storeType!, opts.path!, oflags, opts.bsopts, blockSize);
         } catch {
           return AdminError.InvalidRequest;
         }
@@ -208,6 +239,8 @@ export class TargetSystem {
       }
       const backing = { storeType: bstype, bsopts: opts.bsopts ?? '', bsoflags: oflags.join(':') };
       const lu = new LogicalUnit(target, lun, deviceType, store, backing, blockSize);
+      lu.pr.persistence = prFile;
+      if (prState) lu.pr.restore(prState);
       if (!store) {
         // tgt: a disk created without a backing store is removable with no medium
         lu.removable = true;
@@ -350,11 +383,7 @@ export class TargetSystem {
     const oflags = lu.backing.bsoflags.split(':');
     let store: BackingStore;
     try {
-      store = await type.open(old.path, {
-        sync: oflags.includes('sync'),
-        direct: oflags.includes('direct'),
-        bsopts: lu.backing.bsopts,
-      });
+      store = await openStore(type, old.path, oflags, lu.backing.bsopts, lu.blockSize);
     } catch {
       return AdminError.InvalidRequest;
     }
@@ -382,11 +411,7 @@ export class TargetSystem {
     const oflags = lu.backing.bsoflags.split(':');
     let store: BackingStore;
     try {
-      store = await type.open(path, {
-        sync: oflags.includes('sync'),
-        direct: oflags.includes('direct'),
-        bsopts: lu.backing.bsopts,
-      });
+      store = await openStore(type, path, oflags, lu.backing.bsopts, lu.blockSize);
     } catch {
       return AdminError.InvalidRequest;
     }

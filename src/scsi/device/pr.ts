@@ -73,15 +73,16 @@ function readReservation(cmd: ScsiCommand, lu: LogicalUnit): void {
 }
 
 /**
- * REPORT CAPABILITIES (SPC-4 6.15.4): CRH (SPC-3 5.6.3 RESERVE/RELEASE handling), ATP_C
- * (ALL_TG_PT accepted: one target port), no SPEC_I_PT, no PTPL; TMV with ALLOW COMMANDS 001b
+ * REPORT CAPABILITIES (SPC-4 6.15.4): CRH (SPC-3 5.6.3 RESERVE/RELEASE handling), SIP_C
+ * (SPEC_I_PT with iSCSI TransportIDs), ATP_C (ALL_TG_PT: our one target port), PTPL_C when the
+ * LU can save its state (APTPL) and PTPL_A while that is active; TMV with ALLOW COMMANDS 001b
  * (TEST UNIT READY is allowed through every reservation); all six types.
  */
-function reportCapabilities(cmd: ScsiCommand): void {
+function reportCapabilities(cmd: ScsiCommand, lu: LogicalUnit): void {
   const d = Buffer.alloc(8);
   d.writeUInt16BE(8, 0);
-  d[2] = 0x10 | 0x04; // CRH, ATP_C
-  d[3] = 0x80 | (0x1 << 4); // TMV, ALLOW COMMANDS 001b
+  d[2] = 0x10 | 0x08 | 0x04 | (lu.pr.persistence !== null ? 0x01 : 0); // CRH, SIP_C, ATP_C, PTPL_C
+  d[3] = 0x80 | (0x1 << 4) | (lu.pr.aptpl ? 0x01 : 0); // TMV, ALLOW COMMANDS 001b, PTPL_A
   d[4] = 0x80 | 0x40 | 0x20 | 0x08 | 0x02; // WR_EX_AR, EX_AC_RO, WR_EX_RO, EX_AC, WR_EX
   d[5] = 0x01; // EX_AC_AR
   replyData(cmd, d, allocationLength(cmd));
@@ -144,8 +145,32 @@ function abortPreempted(cmd: ScsiCommand, lu: LogicalUnit, ports: readonly strin
   for (const w of removed) finishAborted(w.cmd, w.nexus, lu);
 }
 
+/**
+ * SPC-4 6.16.3.1: the TransportIDs after a SPEC_I_PT parameter list's TRANSPORTID PARAMETER
+ * DATA LENGTH, as initiator port names. The list must end exactly after them.
+ */
+function specifiedPorts(data: Buffer): string[] {
+  if (data.length < BASIC_PARAMETER_LENGTH + 4) throw new SenseError(SenseReason.ParameterListLengthError);
+  const length = data.readUInt32BE(BASIC_PARAMETER_LENGTH);
+  const start = BASIC_PARAMETER_LENGTH + 4;
+  if (start + length !== data.length) throw new SenseError(SenseReason.ParameterListLengthError);
+  const ports: string[] = [];
+  for (let o = start; o < data.length;) {
+    const { port, length: used } = decodeIscsiTransportId(data.subarray(o));
+    ports.push(port);
+    o += used;
+  }
+  return ports;
+}
+
+/** Save the PR state when APTPL asks for it (SPC-4 5.13.5) before GOOD is returned. */
+async function persisted(cmd: ScsiCommand, lu: LogicalUnit, ok: boolean): Promise<void> {
+  conflictUnless(cmd, ok);
+  if (ok) await lu.pr.persist();
+}
+
 /** PERSISTENT RESERVE OUT with the basic parameter list (every service action but REGISTER AND MOVE). */
-function persistentReserveOutHandler(cmd: ScsiCommand, lu: LogicalUnit, nexus: ItNexus): void {
+async function persistentReserveOutHandler(cmd: ScsiCommand, lu: LogicalUnit, nexus: ItNexus): Promise<void> {
   const action = cmd.cdb[1]! & 0x1f;
   const data = parameterList(cmd, BASIC_PARAMETER_LENGTH);
   const key = data.readBigUInt64BE(0);
@@ -155,31 +180,41 @@ function persistentReserveOutHandler(cmd: ScsiCommand, lu: LogicalUnit, nexus: I
   const allTgPt = (flags & 0x04) !== 0;
   const aptpl = (flags & 0x01) !== 0;
   const registering = action === PrOutAction.Register || action === PrOutAction.RegisterAndIgnoreExistingKey;
-  // SPC-4 6.16.3.1: SPEC_I_PT (SIP_C = 0) and APTPL (PTPL_C = 0) are not supported
-  if (registering && (specIpt || aptpl)) throw new SenseError(SenseReason.InvalidFieldInParameterList);
+  // SPC-4 6.16.3.1: SPEC_I_PT is valid for REGISTER only
+  if (specIpt && action !== PrOutAction.Register)
+    throw new SenseError(SenseReason.InvalidFieldInParameterList);
+  // SPC-4 6.16.3.1: APTPL without PTPL_C -> INVALID FIELD IN PARAMETER LIST (before any change)
+  if (registering && aptpl && lu.pr.persistence === null)
+    throw new SenseError(SenseReason.InvalidFieldInParameterList);
   // with SPEC_I_PT zero the list is exactly 24 bytes
-  if (data.length !== BASIC_PARAMETER_LENGTH) throw new SenseError(SenseReason.ParameterListLengthError);
+  const others = specIpt ? specifiedPorts(data) : null;
+  if (others === null && data.length !== BASIC_PARAMETER_LENGTH)
+    throw new SenseError(SenseReason.ParameterListLengthError);
   const pr = lu.pr;
   const port = nexus.initiatorPort;
   switch (action) {
     case PrOutAction.Register:
-    case PrOutAction.RegisterAndIgnoreExistingKey:
-      return conflictUnless(
-        cmd,
-        pr.register(port, key, sark, action === PrOutAction.RegisterAndIgnoreExistingKey, allTgPt),
-      );
+    case PrOutAction.RegisterAndIgnoreExistingKey: {
+      const ok =
+        others !== null
+          ? pr.registerSpecified(port, key, sark, allTgPt, others)
+          : pr.register(port, key, sark, action === PrOutAction.RegisterAndIgnoreExistingKey, allTgPt);
+      // SPC-4 5.13.5: the APTPL bit of the last registration decides whether the state persists
+      if (ok) pr.setAptpl(aptpl);
+      return persisted(cmd, lu, ok);
+    }
     case PrOutAction.Reserve:
-      return conflictUnless(cmd, pr.reserve(port, key, scopeAndType(cmd)));
+      return persisted(cmd, lu, pr.reserve(port, key, scopeAndType(cmd)));
     case PrOutAction.Release:
-      return conflictUnless(cmd, pr.release(port, key, scopeAndType(cmd)));
+      return persisted(cmd, lu, pr.release(port, key, scopeAndType(cmd)));
     case PrOutAction.Clear:
-      return conflictUnless(cmd, pr.clear(port, key));
+      return persisted(cmd, lu, pr.clear(port, key));
     case PrOutAction.Preempt:
     case PrOutAction.PreemptAndAbort: {
       const result = pr.preempt(port, key, sark, scopeAndType(cmd));
       if (result === false) return conflictUnless(cmd, false);
       if (action === PrOutAction.PreemptAndAbort) abortPreempted(cmd, lu, result);
-      return;
+      return persisted(cmd, lu, true);
     }
     default:
       throw new SenseError(SenseReason.InvalidFieldInCdb);
@@ -190,7 +225,7 @@ function persistentReserveOutHandler(cmd: ScsiCommand, lu: LogicalUnit, nexus: I
  * REGISTER AND MOVE (SPC-4 6.16.4): parameter list with the destination's relative target port
  * and TransportID. Our only target port is 1.
  */
-function registerAndMoveHandler(cmd: ScsiCommand, lu: LogicalUnit, nexus: ItNexus): void {
+async function registerAndMoveHandler(cmd: ScsiCommand, lu: LogicalUnit, nexus: ItNexus): Promise<void> {
   const data = parameterList(cmd, BASIC_PARAMETER_LENGTH);
   const key = data.readBigUInt64BE(0);
   const sark = data.readBigUInt64BE(8);
@@ -199,7 +234,8 @@ function registerAndMoveHandler(cmd: ScsiCommand, lu: LogicalUnit, nexus: ItNexu
   const relativePort = data.readUInt16BE(18);
   const tidLength = data.readUInt32BE(20);
   if (24 + tidLength > data.length) throw new SenseError(SenseReason.ParameterListLengthError);
-  if (aptpl || relativePort !== 1) throw new SenseError(SenseReason.InvalidFieldInParameterList);
+  if (relativePort !== 1) throw new SenseError(SenseReason.InvalidFieldInParameterList);
+  if (aptpl && lu.pr.persistence === null) throw new SenseError(SenseReason.InvalidFieldInParameterList);
   let dest = decodeIscsiTransportId(data.subarray(24, 24 + tidLength)).port;
   // A name-only TransportID (format 00b) means that initiator's port on this target, if logged in.
   if (!dest.includes(',i,0x')) {
@@ -210,7 +246,9 @@ function registerAndMoveHandler(cmd: ScsiCommand, lu: LogicalUnit, nexus: ItNexu
         break;
       }
   }
-  conflictUnless(cmd, lu.pr.registerAndMove(nexus.initiatorPort, key, sark, dest, unreg));
+  const ok = lu.pr.registerAndMove(nexus.initiatorPort, key, sark, dest, unreg);
+  if (ok) lu.pr.setAptpl(aptpl);
+  return persisted(cmd, lu, ok);
 }
 
 const prIn = (name: string, handler: OpcodeEntry['handler']): OpcodeEntry =>

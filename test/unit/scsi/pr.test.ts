@@ -113,9 +113,9 @@ test('spc4 5.13.7 REGISTER: register, wrong key -> RESERVATION CONFLICT, change 
   assert.equal((await readKeys(nexus)).generation, 4);
 });
 
-test('spc4 6.15.4 REPORT CAPABILITIES: length 8, CRH, ATP_C, TMV + ALLOW COMMANDS 001b, all six types', async () => {
+test('spc4 6.15.4 REPORT CAPABILITIES without APTPL storage: CRH, SIP_C, ATP_C, PTPL_C 0, TMV + ALLOW COMMANDS 001b, all six types', async () => {
   const { nexus } = await twoNexuses();
-  assert.deepEqual([...dataIn(await prIn(nexus, 2))], [0, 8, 0x14, 0x90, 0xea, 0x01, 0, 0]);
+  assert.deepEqual([...dataIn(await prIn(nexus, 2))], [0, 8, 0x1c, 0x90, 0xea, 0x01, 0, 0]);
 });
 
 test('spc4 6.15.1 PERSISTENT RESERVE IN service actions 4..1Fh -> INVALID FIELD IN CDB', async () => {
@@ -124,11 +124,15 @@ test('spc4 6.15.1 PERSISTENT RESERVE IN service actions 4..1Fh -> INVALID FIELD 
   for (const sa of [0, 1, 2, 3]) assert.equal((await prIn(nexus, sa)).status, ScsiStatus.Good);
 });
 
-test('spc4 6.16.3 PERSISTENT RESERVE OUT: list length, SCOPE, TYPE, APTPL and SPEC_I_PT checks', async () => {
+test('spc4 6.16.3 PERSISTENT RESERVE OUT: list length, SCOPE, TYPE, APTPL (no PTPL_C) and SPEC_I_PT checks', async () => {
   const { nexus } = await twoNexuses();
   assert.equal(senseText(await prOut(nexus, REGISTER, { sark: 1n, listLength: 23 })), '5/1a/0');
   assert.equal(senseText(await prOut(nexus, REGISTER, { sark: 1n, flags: 0x01 })), '5/26/0'); // APTPL
-  assert.equal(senseText(await prOut(nexus, REGISTER, { sark: 1n, flags: 0x08 })), '5/26/0'); // SPEC_I_PT
+  // SPEC_I_PT needs the TRANSPORTID PARAMETER DATA LENGTH field after the 24 bytes
+  assert.equal(senseText(await prOut(nexus, REGISTER, { sark: 1n, flags: 0x08 })), '5/1a/0');
+  // SPEC_I_PT is valid for REGISTER only
+  assert.equal(senseText(await prOut(nexus, REGISTER_IGNORE, { sark: 1n, flags: 0x08 })), '5/26/0');
+  assert.deepEqual((await readKeys(nexus)).keys, []);
   assert.equal((await prOut(nexus, REGISTER, { sark: 1n, flags: 0x04 })).status, ScsiStatus.Good); // ALL_TG_PT
   assert.equal(senseText(await prOut(nexus, RESERVE, { key: 1n, type: 2 })), '5/24/0');
   assert.equal(senseText(await prOut(nexus, RESERVE, { key: 1n, type: 1, scope: 1 })), '5/24/0');
