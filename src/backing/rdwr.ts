@@ -27,8 +27,21 @@
  * - Out of space: ENOSPC/EDQUOT from the kernel are passed through unchanged; the core answers
  *   SPACE ALLOCATION FAILED WRITE PROTECT.
  * - Prefetch: bounded read-ahead into a scratch buffer to warm the page cache (no fadvise in Node).
+ * - Inline I/O (buffered descriptors only, requests up to INLINE_MAX_BYTES): a page-cache hit
+ *   costs a few microseconds as a direct pread/pwritev, several times less than the libuv
+ *   thread-pool round trip, so small requests run inline while they stay fast. One that takes
+ *   longer than INLINE_SLOW_MS (cache miss, writeback throttling, a slow disk) sends every
+ *   request back to the thread pool for INLINE_BACKOFF_MS, so a slow medium stalls the event
+ *   loop for at most one request per back-off period. TGT_INLINE_IO=0 turns it off.
  */
-import { constants as fsc, promises as fsp, read as fsRead, writev as fsWritev } from 'node:fs';
+import {
+  constants as fsc,
+  promises as fsp,
+  read as fsRead,
+  readSync as fsReadSync,
+  writev as fsWritev,
+  writevSync as fsWritevSync,
+} from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type {
   AllocationExtent,
@@ -47,12 +60,47 @@ const ZERO_CHUNK = Buffer.alloc(1024 * 1024);
 /** Upper bound of one PRE-FETCH read-ahead, so a huge request cannot tie up the thread pool. */
 const PREFETCH_MAX = 16 * 1024 * 1024;
 let prefetchScratch: Buffer | undefined;
+/** Largest request done inline (one 128 KiB page-cache copy is well under INLINE_SLOW_MS). */
+const INLINE_MAX_BYTES = 128 * 1024;
+/** An inline request slower than this means the data is not in memory. */
+const INLINE_SLOW_MS = 0.5;
+/** How long the store stays on the thread pool after a slow inline request. */
+const INLINE_BACKOFF_MS = 1000;
+const INLINE_ENABLED = process.env.TGT_INLINE_IO !== '0';
+
+/** Decides whether a request runs inline, from how long the last inline ones took. */
+class InlineIoGate {
+  /** performance.now() before which everything goes to the thread pool. */
+  private asyncUntil = 0;
+
+  constructor(private readonly enabled: boolean) {}
+
+  /** True when a request of `bytes` may run inline now. */
+  allow(bytes: number): boolean {
+    return this.enabled && bytes <= INLINE_MAX_BYTES && (this.asyncUntil === 0 || this.expired());
+  }
+
+  /** Note how long an inline request took (ms). */
+  record(elapsed: number): void {
+    if (elapsed > INLINE_SLOW_MS) this.asyncUntil = performance.now() + INLINE_BACKOFF_MS;
+  }
+
+  private expired(): boolean {
+    if (performance.now() < this.asyncUntil) return false;
+    this.asyncUntil = 0;
+    return true;
+  }
+}
 
 class RdwrStore implements BackingStore {
   readonly type = 'rdwr';
   readonly capabilities: StoreCapabilities;
   private punchWorks = true;
   readonly allocationGranularity: number;
+  /** Inline reads; off with O_DIRECT (real device I/O every time). */
+  private readonly inlineReads: InlineIoGate;
+  /** Inline non-FUA writes; off with O_DIRECT or O_SYNC, where every write waits for the medium. */
+  private readonly inlineWrites: InlineIoGate;
 
   constructor(
     readonly path: string,
@@ -65,6 +113,7 @@ class RdwrStore implements BackingStore {
     private readonly punch: PunchHole | null,
     readonly: boolean,
     private readonly allocation: AllocationMap,
+    syncWrites: boolean,
   ) {
     this.capabilities = {
       flush: !readonly,
@@ -73,10 +122,18 @@ class RdwrStore implements BackingStore {
       readonly,
     };
     this.allocationGranularity = allocation.granule;
+    this.inlineReads = new InlineIoGate(INLINE_ENABLED && bufferedHandle === null);
+    this.inlineWrites = new InlineIoGate(INLINE_ENABLED && bufferedHandle === null && !syncWrites);
   }
 
   async read(into: Buffer, offset: number): Promise<void> {
     checkRange(offset, into.length, this.size);
+    if (this.inlineReads.allow(into.length)) {
+      const start = performance.now();
+      readFullInline(this.handle.fd, into, offset);
+      this.inlineReads.record(performance.now() - start);
+      return;
+    }
     try {
       await readFull(this.handle, into, offset);
     } catch (err) {
@@ -91,6 +148,13 @@ class RdwrStore implements BackingStore {
     for (const s of segments) length += s.length;
     checkRange(offset, length, this.size);
     const handle = fua && this.fuaHandle ? this.fuaHandle : this.handle;
+    if (handle === this.handle && this.inlineWrites.allow(length)) {
+      const start = performance.now();
+      writeFullInline(handle.fd, segments, offset);
+      this.inlineWrites.record(performance.now() - start);
+      this.allocation.markMapped(offset, length);
+      return;
+    }
     try {
       await writeFull(handle, segments, offset);
     } catch (err) {
@@ -187,6 +251,32 @@ async function readFull(handle: FileHandle, into: Buffer, offset: number): Promi
       return;
     }
     done += bytesRead;
+  }
+}
+
+/** readFull without the thread pool (see "Inline I/O" in the file header). */
+function readFullInline(fd: number, into: Buffer, offset: number): void {
+  let done = 0;
+  while (done < into.length) {
+    const bytesRead = fsReadSync(fd, into, done, into.length - done, offset + done);
+    if (bytesRead === 0) {
+      into.fill(0, done);
+      return;
+    }
+    done += bytesRead;
+  }
+}
+
+/** writeFull without the thread pool (see "Inline I/O" in the file header). */
+function writeFullInline(fd: number, segments: readonly Buffer[], offset: number): void {
+  let pending: readonly Buffer[] =
+    segments.length === 1 && segments[0]!.length > 0 ? segments : segments.filter((s) => s.length > 0);
+  let pos = offset;
+  while (pending.length > 0) {
+    const bytesWritten = fsWritevSync(fd, pending as Buffer[], pos);
+    if (bytesWritten === 0) throw Object.assign(new Error('write returned 0 bytes'), { code: 'EIO' });
+    pos += bytesWritten;
+    pending = dropBytes(pending, bytesWritten);
   }
 }
 
@@ -301,7 +391,7 @@ async function openRdwr(path: string, options: StoreOpenOptions): Promise<Backin
     // A regular file with no blocks at all is a fresh sparse file: everything is a hole.
     const allocation = new AllocationMap(size, granuleOf(st.blksize), !(st.isFile() && st.blocks === 0n));
     const punch = readonly ? null : punchHole;
-    return new RdwrStore(path, size, handle, fuaHandle, bufferedHandle, punch, readonly, allocation);
+    return new RdwrStore(path, size, handle, fuaHandle, bufferedHandle, punch, readonly, allocation, sync);
   } catch (err) {
     await Promise.allSettled([handle.close(), ...others.map((h) => h.close())]);
     throw err;
