@@ -1,7 +1,8 @@
 /**
  * tgtd: the target daemon. Wires the SCSI core, the backing stores, the iSCSI fabric and the
  * control socket together, like tgt's tgtd (tgt-behaviour.md §1.1, §1.7), with two fixes:
- * SIGTERM/SIGINT stop it cleanly, and it refuses to start (exit 1) when a portal cannot be bound.
+ * SIGTERM/SIGINT stop it cleanly (logins refused, sessions asked to log out, stores flushed and
+ * closed, exit 0; docs/robustness.md), and it refuses to start (exit 1) when a portal cannot be bound.
  *
  * With --state FILE the configuration is restored from FILE before the control socket and the
  * portals open, and saved to it after every change (src/mgmt/state.ts).
@@ -108,12 +109,10 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
   const stop = async (code: number): Promise<void> => {
     if (stopping) return;
     stopping = true;
+    log('stopping');
     await iscsi.shutdown();
     await control?.close();
-    // Close the stores so every completed write reaches the file (rdwr closes its descriptor).
-    for (const target of system.targetsInOrder()) {
-      for (const lu of target.luns) await lu.store?.close().catch(() => {});
-    }
+    await drainAndCloseStores(system, log);
     if (options.pidFile && isChild) rmSync(options.pidFile, { force: true });
     process.exit(code);
   };
@@ -175,6 +174,41 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
     process.disconnect?.();
   }
   log(`ready; portals ${iscsi.portals.map((p) => p.describe()).join(' ')}`);
+}
+
+/** Longest a stop waits for an LU's running commands, and then for its store's flush. */
+const STOP_STORE_TIMEOUT_MS = 3000;
+
+/** Resolve with `p`'s rejection reason (undefined when it fulfilled), or 'timeout' after `ms`. */
+function settleWithin(p: Promise<unknown>, ms: number): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise((resolve) => (timer = setTimeout(() => resolve('timeout'), ms)));
+  const settled = p.then(
+    () => undefined,
+    (e: unknown) => e ?? 'failed',
+  );
+  return Promise.race([settled, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Last step of a stop: let commands still running on a store finish (their sessions are gone,
+ * so nobody hears the answer, but a write that started completes), then flush and close every
+ * store so each completed write is durable. A stuck store is not flushed, only closed.
+ */
+async function drainAndCloseStores(system: TargetSystem, log: (m: string) => void): Promise<void> {
+  const luns = system.targetsInOrder().flatMap((t) => t.luns);
+  await Promise.all(
+    luns.map(async (lu) => {
+      const running = lu.taskSet.whenFinished(lu.taskSet.runningCommands());
+      const stuck = (await settleWithin(running, STOP_STORE_TIMEOUT_MS)) !== undefined;
+      const store = lu.store;
+      if (!store) return;
+      if (stuck) log(`store ${store.path}: commands still running, closing without a flush`);
+      else if (store.capabilities.flush && (await settleWithin(store.flush(), STOP_STORE_TIMEOUT_MS)))
+        log(`store ${store.path}: flush failed or timed out`);
+      await settleWithin(store.close(), STOP_STORE_TIMEOUT_MS);
+    }),
+  );
 }
 
 /**

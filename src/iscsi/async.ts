@@ -1,6 +1,6 @@
 /**
  * Target-initiated logout (RFC 7143 11.9.1, AsyncEvent 1 "logout requested"): used when a
- * target with sessions is deleted with --force. Each connection of the session gets an
+ * target with sessions is deleted with --force, and for every session when tgtd stops. Each connection of the session gets an
  * Asynchronous Message whose Parameter3 is the time (seconds) the initiator has to log out;
  * the session is closed when that time is up, whether or not the initiator complied.
  */
@@ -9,6 +9,12 @@ import { AsyncEvent } from './spec.js';
 
 /** Default time given to initiators to log out before their connections are closed. */
 export const DEFAULT_LOGOUT_GRACE_SECONDS = 5;
+
+/** Default time tgtd gives sessions to log out when it stops (SIGTERM/SIGINT). */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 2000;
+
+/** How often a shutdown looks whether the sessions it asked to log out have gone. */
+const SHUTDOWN_POLL_MS = 20;
 
 /** What a connection needs to ask for a logout. */
 export interface LogoutRequestable {
@@ -55,4 +61,18 @@ export function requestSessionLogout(session: LogoutSession, seconds: number): N
   );
   timer.unref();
   return timer;
+}
+
+/**
+ * Resolve once every session in `sessions` has closed (the initiators logged out or dropped),
+ * or after `graceMs`, whichever comes first.
+ */
+export async function waitForSessionsToEnd(
+  sessions: readonly Pick<LogoutSession, 'isClosed'>[],
+  graceMs: number,
+): Promise<void> {
+  const deadline = Date.now() + graceMs;
+  while (sessions.some((s) => !s.isClosed) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, Math.min(SHUTDOWN_POLL_MS, graceMs)));
+  }
 }

@@ -7,7 +7,12 @@ import { AdminError } from '../scsi/admin-error.js';
 import type { ConnectionStats, DriverState, TargetDriver } from '../scsi/driver.js';
 import type { TargetSystem } from '../scsi/system.js';
 import type { ScsiTarget } from '../scsi/target.js';
-import { DEFAULT_LOGOUT_GRACE_SECONDS, requestSessionLogout } from './async.js';
+import {
+  DEFAULT_LOGOUT_GRACE_SECONDS,
+  DEFAULT_SHUTDOWN_GRACE_MS,
+  requestSessionLogout,
+  waitForSessionsToEnd,
+} from './async.js';
 import { IscsiConnection } from './connection.js';
 import { DataOutBudget, resolveLimits, type IscsiLimits } from './limits.js';
 import { TARGET_PARAM_NAMES, TargetParams } from './params.js';
@@ -23,6 +28,8 @@ export interface IscsiDriverOptions {
   log?: (message: string) => void;
   /** Seconds initiators get to log out when their target is deleted with --force (async.ts). */
   logoutGraceSeconds?: number;
+  /** Milliseconds sessions get to log out when tgtd stops (SIGTERM/SIGINT, async.ts). */
+  shutdownGraceMs?: number;
   /** How long a RedirectCallback may run (redirect.ts). */
   redirectCallbackTimeoutMs?: number;
   /** Resource limits (limits.ts); unset fields keep their defaults. */
@@ -83,7 +90,7 @@ export class IscsiDriver implements TargetDriver {
   private accept(socket: net.Socket): void {
     // tgt §3.5: while the system is offline, or has no target at all, connections are accepted
     // and closed at once.
-    if (this.system.state !== 'ready' || this.system.targets.size === 0) {
+    if (this.system.state !== 'ready' || this.system.targets.size === 0 || this.state !== 'ready') {
       socket.destroy();
       return;
     }
@@ -276,10 +283,24 @@ export class IscsiDriver implements TargetDriver {
     return AdminError.InvalidRequest;
   }
 
-  async shutdown(): Promise<void> {
+  /**
+   * Stop the fabric (tgtd on SIGTERM/SIGINT): stop listening and drop connections still logging
+   * in, ask every session to log out (Async Message, RFC 7143 11.9.1) while its commands keep
+   * running, then, when all have gone or the grace period is over, close what is left (queued
+   * commands are aborted; the core lets running ones finish on their store).
+   */
+  async shutdown(graceMs = this.options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS): Promise<void> {
     this.state = 'stopped';
+    const portalsClosed = Promise.all(this.portals.splice(0).map((p) => p.close()));
+    for (const c of [...this.connections]) if (!c.session) c.close('shutdown');
+    const sessions = [...this.sessions.values()].filter((s) => !s.isClosed);
+    if (sessions.length > 0) {
+      this.log(`iscsi: shutdown: asking ${sessions.length} session(s) to log out`);
+      for (const s of sessions) s.connections.forEach((c) => c.requestLogout(Math.ceil(graceMs / 1000)));
+      await waitForSessionsToEnd(sessions, graceMs);
+    }
     for (const c of [...this.connections]) c.close('shutdown');
-    await Promise.all(this.portals.splice(0).map((p) => p.close()));
+    await portalsClosed;
   }
 
   /** "addr:port" of a portal for SendTargets, IPv6 bracketed. */
