@@ -688,6 +688,7 @@ export class IscsiConnection implements StatusSequence {
     task.done = true;
     this.releaseTask(task);
     if (cmd.aborted || this.state === 'closed') {
+      cmd.releaseBuffers();
       this.releaseBudget(task);
       return;
     }
@@ -709,6 +710,7 @@ export class IscsiConnection implements StatusSequence {
   private sendResult(task: IscsiTask): void {
     this.batch();
     const counts = sendCommandResult(task, this.params!, this, this.sendPdu);
+    if (task.cmd.onRelease !== null) this.sentPooled.push(task.cmd);
     this.counters.dataInPdus += counts.dataInPdus;
     this.counters.txDataOctets += counts.dataInBytes;
     this.counters.responsePdus += counts.responses;
@@ -1012,7 +1014,22 @@ export class IscsiConnection implements StatusSequence {
   private readonly flushBatch = (): void => {
     this.batchOpen = false;
     if (!this.writer.uncork()) this.pauseForDrain();
+    this.releaseSent();
   };
+
+  /**
+   * Commands whose pooled Data-In went out in the open batch. Once the socket has handed
+   * everything to the kernel (nothing left queued in the stream) their buffers go back to the
+   * pool; if some is still queued they are left to the garbage collector instead.
+   */
+  private readonly sentPooled: ScsiCommand[] = [];
+
+  private releaseSent(): void {
+    const sent = this.sentPooled;
+    if (sent.length === 0) return;
+    if (this.socket.writableLength === 0) for (const cmd of sent) cmd.releaseBuffers();
+    sent.length = 0;
+  }
 
   /** Backpressure: stop reading new requests until the socket drains. */
   private pauseForDrain(): void {

@@ -111,6 +111,13 @@ export class ScsiCommand {
   /** Opaque per-fabric state (e.g. the iSCSI task). The core never reads it. */
   fabricData: unknown = null;
 
+  /**
+   * Set by the core when `dataIn` came from a buffer pool: takes it back. Fabrics call
+   * releaseBuffers() once nothing of theirs references `dataIn` any more (the socket has
+   * flushed it); a fabric that never does only costs the pool a buffer.
+   */
+  onRelease: ((dataIn: Buffer) => void) | null = null;
+
   constructor(init: ScsiCommandInit, onComplete: CommandCallback) {
     this.cdb = init.cdb;
     this.lun = init.lun;
@@ -124,6 +131,16 @@ export class ScsiCommand {
 
   get opcode(): number {
     return this.cdb[0]!;
+  }
+
+  /** Give pooled buffers back (see onRelease); `dataIn` must not be used afterwards. Idempotent. */
+  releaseBuffers(): void {
+    const release = this.onRelease;
+    if (release === null) return;
+    const data = this.dataIn;
+    this.onRelease = null;
+    this.dataIn = null;
+    if (data) release(data);
   }
 
   /** Append a received Data-Out segment (a view; not copied). */

@@ -28,6 +28,7 @@ import {
   sliceSegments,
   storeRead,
   storeWrite,
+  acquireDataIn,
   transferBytes,
 } from './block-io.js';
 import { getLbaStatusHandler, unmapHandler, writeSameHandler } from './provisioning.js';
@@ -60,9 +61,9 @@ async function readHandler(cmd: ScsiCommand, lu: LogicalUnit): Promise<void> {
   // Read only what the initiator will take; dataInLength still says what the CDB asked for,
   // so the fabric reports the overflow residual.
   const wanted = Math.min(bytes, cmd.expectedReadLength);
-  const buf = Buffer.allocUnsafe(wanted);
-  if (wanted > 0) await storeRead(lu, buf, lba * lu.blockSize);
+  const buf = acquireDataIn(cmd, wanted);
   cmd.dataIn = buf;
+  if (wanted > 0) await storeRead(lu, buf, lba * lu.blockSize);
   cmd.dataInLength = bytes;
 }
 
