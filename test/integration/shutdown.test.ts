@@ -2,7 +2,8 @@
  * Stopping and killing tgtd (issue 5 item 8). SIGTERM: logins are refused, every session gets
  * an Async Message asking it to log out (RFC 7143 11.9.1), commands keep completing during the
  * grace period, the stores are flushed and closed, exit 0. SIGKILL at random moments of a
- * verified FUA write load, restart on the same backing file: every acknowledged write is there.
+ * verified FUA write load (or a plain one with WCE=0), restart on the same backing file: every
+ * acknowledged write is there.
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +18,21 @@ import { BLOCK, closeSession, GOOD, IQN, login, loginReady, pattern } from './ut
 const TARGET = `${IQN}:shutdown`;
 const LUN = 1;
 const FILE_SIZE = 1 << 20;
+/** Caching mode page (SBC-4 6.5.5) with WCE cleared, as tgt's `--params mode_page=`. */
+const WCE0_PARAMS = [
+  '--lld',
+  'iscsi',
+  '--mode',
+  'logicalunit',
+  '--op',
+  'update',
+  '--tid',
+  '1',
+  '--lun',
+  String(LUN),
+  '--params',
+  'mode_page=8:0:18:0x10:0:0xff:0xff:0:0:0xff:0xff:0xff:0xff:0x80:0x14:0:0:0:0:0:0',
+];
 
 async function startOn(file: string): Promise<TgtDaemon> {
   const d = await TgtDaemon.start();
@@ -70,7 +86,12 @@ describe('shutdown and restart', () => {
     assert.ok(disk.subarray(BLOCK * 8, BLOCK * 16).equals(during));
   });
 
-  test('kill -9 under a FUA write load, restart on the same file: no acknowledged write is lost', async () => {
+  /**
+   * Three rounds of: start on `file`, read back every acknowledged write, run the load, SIGKILL
+   * at a random moment. `fua`: FUA writes with the default WCE=1; `wce0`: plain writes with the
+   * caching page's WCE cleared (every write must then be durable when acknowledged).
+   */
+  async function killNineRounds(mode: 'fua' | 'wce0'): Promise<void> {
     const dir = await mkdtemp(join(tmpdir(), 'tgt-ts-kill9-'));
     dirs.push(dir);
     const file = await makeFile(dir);
@@ -87,7 +108,12 @@ describe('shutdown and restart', () => {
     for (let round = 0; round < 3; round++) {
       const d = await startOn(file);
       daemons.push(d);
+      if (mode === 'wce0') await d.adm(...WCE0_PARAMS);
       const s: Session = await loginReady(d, TARGET, LUN);
+      if (mode === 'wce0') {
+        const caching = await s.modeSense6(LUN, { page: 0x08, dbd: true });
+        assert.equal(caching.data[4 + 2]! & 0x04, 0, 'caching page: WCE = 0');
+      }
 
       // Everything acknowledged before the last kill reads back.
       for (let w = 0; w < WRITERS; w++) {
@@ -118,11 +144,11 @@ describe('shutdown and restart', () => {
           let r;
           inFlight.set(lba, mySeed);
           try {
-            r = await s.write10(LUN, lba, pattern(BLOCK * BLOCKS, mySeed), BLOCK, { fua: true });
+            r = await s.write10(LUN, lba, pattern(BLOCK * BLOCKS, mySeed), BLOCK, { fua: mode === 'fua' });
           } catch {
             return;
           }
-          if (r.status !== GOOD) assert.fail(`FUA write at LBA ${lba}: status ${r.status}`);
+          if (r.status !== GOOD) assert.fail(`write at LBA ${lba}: status ${r.status}`);
           acked.set(lba, mySeed);
           inFlight.delete(lba);
           acknowledged++;
@@ -143,5 +169,11 @@ describe('shutdown and restart', () => {
     for (const [lba, want] of acked)
       if (!inFlight.has(lba))
         assert.ok(disk.subarray(lba * BLOCK, (lba + BLOCKS) * BLOCK).equals(pattern(BLOCK * BLOCKS, want)));
-  });
+  }
+
+  test('kill -9 under a FUA write load, restart on the same file: no acknowledged write is lost', () =>
+    killNineRounds('fua'));
+
+  test('sbc4 6.5.5: with WCE=0, kill -9 under a plain write load loses no acknowledged write', () =>
+    killNineRounds('wce0'));
 });
