@@ -30,9 +30,9 @@
  * - Inline I/O (buffered descriptors only, requests up to INLINE_MAX_BYTES): a page-cache hit
  *   costs a few microseconds as a direct pread/pwritev, several times less than the libuv
  *   thread-pool round trip, so small requests run inline while they stay fast. One that takes
- *   longer than INLINE_SLOW_MS (cache miss, writeback throttling, a slow disk) sends every
- *   request back to the thread pool for INLINE_BACKOFF_MS, so a slow medium stalls the event
- *   loop for at most one request per back-off period. TGT_INLINE_IO=0 turns it off.
+ *   longer than INLINE_SLOW_MS twice in a row (cache misses, writeback throttling, a slow disk)
+ *   sends every request back to the thread pool for INLINE_BACKOFF_MS, so a slow medium stalls
+ *   the event loop for at most two requests per back-off period. TGT_INLINE_IO=0 turns it off.
  */
 import {
   constants as fsc,
@@ -80,9 +80,17 @@ class InlineIoGate {
     return this.enabled && bytes <= INLINE_MAX_BYTES && (this.asyncUntil === 0 || this.expired());
   }
 
-  /** Note how long an inline request took (ms). */
+  /** The previous inline request was slow too. */
+  private lastSlow = false;
+
+  /**
+   * Note how long an inline request took (ms). Two slow ones in a row mean the medium is slow
+   * (one alone is as likely the process being preempted on a busy machine).
+   */
   record(elapsed: number): void {
-    if (elapsed > INLINE_SLOW_MS) this.asyncUntil = performance.now() + INLINE_BACKOFF_MS;
+    const slow = elapsed > INLINE_SLOW_MS;
+    if (slow && this.lastSlow) this.asyncUntil = performance.now() + INLINE_BACKOFF_MS;
+    this.lastSlow = slow;
   }
 
   private expired(): boolean {

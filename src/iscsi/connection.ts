@@ -490,7 +490,7 @@ export class IscsiConnection implements StatusSequence {
         expectedReadLength: read ? (write ? (bidiRead ?? 0) : edtl) : 0,
         expectedWriteLength: write ? edtl : 0,
       },
-      (c) => this.onCommandComplete(c),
+      this.commandDone,
     );
     this.recentlyAborted.delete(itt);
     const task = new IscsiTask(itt, cmd, immediate, this.limits.maxWriteLength, v.cmdSN);
@@ -681,6 +681,9 @@ export class IscsiConnection implements StatusSequence {
     // a CDB that needs more (INVALID FIELD IN CDB), the rest is an underflow residual.
     session.nexus!.submit(task.cmd);
   }
+
+  /** onCommandComplete bound once, not one closure per command. */
+  private readonly commandDone = (cmd: ScsiCommand): void => this.onCommandComplete(cmd);
 
   private onCommandComplete(cmd: ScsiCommand): void {
     const task = cmd.fabricData as IscsiTask;
