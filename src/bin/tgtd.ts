@@ -75,6 +75,8 @@ function daemonize(ioThreads: number): Promise<void> {
 
 async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
   const system = new TargetSystem({ storeTypes: storeTypes.values() });
+  // APTPL reservations (SPC-4 5.13.5) are kept next to the --state file; without it APTPL is refused.
+  if (options.stateFile) system.prStateDir = dirname(options.stateFile);
   system.debug = options.debug;
   const log = (message: string): void => {
     if (system.debug && !isChild) process.stderr.write(`tgtd: ${message}\n`);

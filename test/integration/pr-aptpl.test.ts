@@ -62,54 +62,43 @@ async function session(d: TgtDaemon, initiatorName: string, isid?: Buffer): Prom
   return s;
 }
 
-/**
- * TODO until src/bin/tgtd.ts sets `system.prStateDir = dirname(options.stateFile)` when --state
- * is given (that file is outside this change): without it tgtd reports PTPL_C=0 and this test
- * fails at its first check. It passes with that one line (verified by injecting it).
- */
-const TGTD_WIRES_PR_STATE_DIR = false;
+test('spc4 5.13.5 APTPL: registration and reservation survive a tgtd restart; another initiator still conflicts', async () => {
+  const a = await startDaemon();
+  let b: TgtDaemon | undefined;
+  try {
+    await a.addTarget({ tid: 1, name: TARGET, luns: [{ lun: LUN, path: await sparseDisk() }] });
+    const holder = await session(a, HOLDER, HOLDER_ISID);
+    // SPC-4 6.15.4: PTPL_C is reported once tgtd has somewhere to keep the state
+    assert.equal((await prIn(holder, 2)).data[2]! & 0x01, 0x01, 'PTPL_C');
+    assert.equal((await prOut(holder, 0, { sark: 0xfeedn, aptpl: true })).status, GOOD);
+    assert.equal((await prOut(holder, 1, { key: 0xfeedn, type: WRITE_EXCLUSIVE })).status, GOOD);
+    await closeSession(holder);
+    await a.stopChecked();
 
-test(
-  'spc4 5.13.5 APTPL: registration and reservation survive a tgtd restart; another initiator still conflicts',
-  TGTD_WIRES_PR_STATE_DIR ? {} : { todo: 'src/bin/tgtd.ts must set system.prStateDir from --state' },
-  async () => {
-    const a = await startDaemon();
-    let b: TgtDaemon | undefined;
-    try {
-      await a.addTarget({ tid: 1, name: TARGET, luns: [{ lun: LUN, path: await sparseDisk() }] });
-      const holder = await session(a, HOLDER, HOLDER_ISID);
-      // SPC-4 6.15.4: PTPL_C is reported once tgtd has somewhere to keep the state
-      assert.equal((await prIn(holder, 2)).data[2]! & 0x01, 0x01, 'PTPL_C');
-      assert.equal((await prOut(holder, 0, { sark: 0xfeedn, aptpl: true })).status, GOOD);
-      assert.equal((await prOut(holder, 1, { key: 0xfeedn, type: WRITE_EXCLUSIVE })).status, GOOD);
-      await closeSession(holder);
-      await a.stopChecked();
+    b = await startDaemon();
+    const again = await session(b, HOLDER, HOLDER_ISID);
+    const keys = await prIn(again, 0);
+    assert.equal(keys.status, GOOD);
+    assert.equal(keys.data.readUInt32BE(4), 8);
+    assert.equal(keys.data.readBigUInt64BE(8), 0xfeedn);
+    const res = (await prIn(again, 1)).data;
+    assert.equal(res.readUInt32BE(4), 16, 'still reserved');
+    assert.equal(res.readBigUInt64BE(8), 0xfeedn);
+    assert.equal(res[21]! & 0x0f, WRITE_EXCLUSIVE);
+    assert.equal((await prIn(again, 2)).data[3]! & 0x01, 0x01, 'PTPL_A');
 
-      b = await startDaemon();
-      const again = await session(b, HOLDER, HOLDER_ISID);
-      const keys = await prIn(again, 0);
-      assert.equal(keys.status, GOOD);
-      assert.equal(keys.data.readUInt32BE(4), 8);
-      assert.equal(keys.data.readBigUInt64BE(8), 0xfeedn);
-      const res = (await prIn(again, 1)).data;
-      assert.equal(res.readUInt32BE(4), 16, 'still reserved');
-      assert.equal(res.readBigUInt64BE(8), 0xfeedn);
-      assert.equal(res[21]! & 0x0f, WRITE_EXCLUSIVE);
-      assert.equal((await prIn(again, 2)).data[3]! & 0x01, 0x01, 'PTPL_A');
-
-      const other = await session(b, OTHER);
-      const data = Buffer.alloc(BLOCK, 0x5a);
-      assert.equal((await other.write10(LUN, 0, data, BLOCK)).status, RESERVATION_CONFLICT);
-      assert.equal((await again.write10(LUN, 0, data, BLOCK)).status, GOOD);
-      await closeSession(other);
-      await closeSession(again);
-      await b.stopChecked();
-    } finally {
-      await a.cleanup();
-      await b?.cleanup();
-    }
-  },
-);
+    const other = await session(b, OTHER);
+    const data = Buffer.alloc(BLOCK, 0x5a);
+    assert.equal((await other.write10(LUN, 0, data, BLOCK)).status, RESERVATION_CONFLICT);
+    assert.equal((await again.write10(LUN, 0, data, BLOCK)).status, GOOD);
+    await closeSession(other);
+    await closeSession(again);
+    await b.stopChecked();
+  } finally {
+    await a.cleanup();
+    await b?.cleanup();
+  }
+});
 
 /** An 8 MiB sparse backing file that outlives the first daemon's temp dir. */
 async function sparseDisk(): Promise<string> {
