@@ -68,12 +68,15 @@ const INLINE_SLOW_MS = 0.5;
 const INLINE_BACKOFF_MS = 1000;
 const INLINE_ENABLED = process.env.TGT_INLINE_IO !== '0';
 
-/** Decides whether a request runs inline, from how long the last inline ones took. */
-class InlineIoGate {
+/** Decides whether a request runs inline, from how long the last inline ones took (exported for tests). */
+export class InlineIoGate {
   /** performance.now() before which everything goes to the thread pool. */
   private asyncUntil = 0;
 
-  constructor(private readonly enabled: boolean) {}
+  constructor(
+    private readonly enabled: boolean,
+    private readonly backoffMs = INLINE_BACKOFF_MS,
+  ) {}
 
   /** True when a request of `bytes` may run inline now. */
   allow(bytes: number): boolean {
@@ -89,7 +92,7 @@ class InlineIoGate {
    */
   record(elapsed: number): void {
     const slow = elapsed > INLINE_SLOW_MS;
-    if (slow && this.lastSlow) this.asyncUntil = performance.now() + INLINE_BACKOFF_MS;
+    if (slow && this.lastSlow) this.asyncUntil = performance.now() + this.backoffMs;
     this.lastSlow = slow;
   }
 
