@@ -4,6 +4,7 @@
  * Error choices follow tgt's usr/mgmt.c so that scripts see the same messages; where tgt is
  * plainly broken the deviation is commented here and listed in docs/errors.md.
  */
+import { isAclMatch } from '../scsi/acl.js';
 import { AdminError, GLOBAL_TID } from '../scsi/admin-error.js';
 import type { DriverState, TargetDriver } from '../scsi/driver.js';
 import { deviceTypes as registeredDeviceTypes } from '../scsi/device/index.js';
@@ -261,6 +262,9 @@ function systemShowInfo(system: MgmtSystem, driver: Driver): Parameters<typeof f
 
 const TARGET_NAME = /^[A-Za-z0-9:.-]+$/;
 
+/** `target update --name acl_match --value any|all` (tgt-ts; see AclMatch in src/scsi/acl.ts). */
+export const ACL_MATCH_PARAM = 'acl_match';
+
 function targetMgmt(system: MgmtSystem, driver: Driver, req: AdminRequest, p: ParsedPayload): DispatchResult {
   switch (req.op) {
     case MgmtOp.New: {
@@ -286,6 +290,11 @@ function targetMgmt(system: MgmtSystem, driver: Driver, req: AdminRequest, p: Pa
         target.state = value;
         return result(AdminError.Success);
       }
+      if (name === ACL_MATCH_PARAM) {
+        if (!isAclMatch(value)) return result(AdminError.InvalidRequest);
+        target.aclMatch = value;
+        return result(AdminError.Success);
+      }
       return result(driverOf(system, target, driver).targetUpdate(target, name, value));
     }
     case MgmtOp.Show: {
@@ -296,7 +305,9 @@ function targetMgmt(system: MgmtSystem, driver: Driver, req: AdminRequest, p: Pa
         );
       const target = system.targets.get(req.tid);
       if (!target) return result(AdminError.NoTarget);
-      return result(AdminError.Success, driverOf(system, target, driver).targetShowParams(target));
+      // acl_match is listed only when it differs from tgt's behaviour, so the layout stays tgt's.
+      const aclMatch = target.aclMatch === 'any' ? '' : `${ACL_MATCH_PARAM}=${target.aclMatch}\n`;
+      return result(AdminError.Success, driverOf(system, target, driver).targetShowParams(target) + aclMatch);
     }
     case MgmtOp.Stats: {
       const target = system.targets.get(req.tid);

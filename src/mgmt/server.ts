@@ -52,6 +52,16 @@ export class ControlServerError extends Error {
 }
 
 /** Start the control socket server for `system`. */
+/**
+ * Create (or tighten) the default socket directory to 0700: with the 0600 socket inside, only
+ * root reaches the control socket, twice over (tgt makes the directory 0755). Not used for a
+ * TGT_IPC_SOCKET path, whose directory (say /tmp) is not ours to change.
+ */
+export async function ensurePrivateDirectory(dir: string): Promise<void> {
+  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+  await fsp.chmod(dir, 0o700);
+}
+
 export async function startControlServer(
   system: MgmtSystem,
   opts: ControlServerOptions,
@@ -61,8 +71,7 @@ export async function startControlServer(
   const path = controlSocketPath(opts.controlPort, env);
   if (Buffer.byteLength(path) > MAX_SOCKET_PATH)
     throw new ControlServerError(`managment path too long: ${path}`);
-  if (env.TGT_IPC_SOCKET === undefined)
-    await fsp.mkdir(dirname(DEFAULT_SOCKET_PREFIX), { recursive: true, mode: 0o755 });
+  if (env.TGT_IPC_SOCKET === undefined) await ensurePrivateDirectory(dirname(DEFAULT_SOCKET_PREFIX));
 
   const lockPath = `${path}.lock`;
   await acquireLock(lockPath, path);

@@ -10,6 +10,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { type AclMatch, isAclMatch } from '../scsi/acl.js';
 import { AdminError, GLOBAL_TID } from '../scsi/admin-error.js';
 import type { TargetDriver } from '../scsi/driver.js';
 import type { ScsiTarget } from '../scsi/target.js';
@@ -28,7 +29,8 @@ export interface SavedTarget {
   /** `target update` name/value pairs, replayed in order. */
   params: Array<[string, string]>;
   luns: SnapshotLu[];
-  acl: { addresses: string[]; names: string[] };
+  /** `match` absent means tgt's `any` (files written before acl_match existed). */
+  acl: { addresses: string[]; names: string[]; match?: AclMatch };
   accounts: { incoming: string[]; outgoing?: string | undefined };
 }
 
@@ -130,6 +132,10 @@ function checkLu(v: unknown, where: string): void {
   if (!ok) throw new StateFileError(`${where}: malformed logical unit`);
 }
 
+function isOptionalAclMatch(v: unknown): boolean {
+  return v === undefined || (typeof v === 'string' && isAclMatch(v));
+}
+
 function checkTarget(v: unknown, where: string): void {
   const t = v as Record<string, unknown>;
   const ok =
@@ -145,6 +151,7 @@ function checkTarget(v: unknown, where: string): void {
     t.acl !== null &&
     isStringArray((t.acl as Record<string, unknown>).addresses) &&
     isStringArray((t.acl as Record<string, unknown>).names) &&
+    isOptionalAclMatch((t.acl as Record<string, unknown>).match) &&
     isBindings(t.accounts);
   if (!ok) throw new StateFileError(`${where}: malformed target`);
   (t.luns as unknown[]).forEach((lu, i) => checkLu(lu, `${where} lun #${i}`));
@@ -291,6 +298,7 @@ export async function restoreState(system: MgmtSystem, state: SavedState): Promi
     for (const u of t.accounts.incoming) must(system.accountBind(t.tid, u, false), `${where} account ${u}`);
     if (t.accounts.outgoing !== undefined)
       must(system.accountBind(t.tid, t.accounts.outgoing, true), `${where} outgoing account`);
+    target.aclMatch = t.acl.match ?? 'any';
     target.state = t.state;
   }
 }

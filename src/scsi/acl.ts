@@ -149,13 +149,28 @@ export function addressRuleMatches(rule: string, address: string): boolean {
   return prefixMatches(r.bytes, bytes, r.bits);
 }
 
-/** tgt §4.6: allowed when ANY address rule OR ANY name rule matches; empty lists allow nobody. */
+/**
+ * How address rules and name rules combine. `any` (tgt §4.6): an initiator may log in when ANY
+ * address rule OR ANY name rule matches. `all` (tgt-ts): it must match an address rule AND a name
+ * rule; a kind with no rule bound does not restrict. In both modes an empty ACL allows nobody.
+ */
+export type AclMatch = 'any' | 'all';
+
+/** Is `value` an ACL match mode (`target update --name acl_match --value any|all`)? */
+export function isAclMatch(value: string): value is AclMatch {
+  return value === 'any' || value === 'all';
+}
+
+/** May the initiator named `initiatorName` at `initiatorAddress` log in (see AclMatch)? */
 export function aclAllows(
   acl: { readonly addresses: readonly string[]; readonly names: readonly string[] },
   initiatorAddress: string,
   initiatorName: string,
+  match: AclMatch = 'any',
 ): boolean {
-  for (const rule of acl.addresses) if (addressRuleMatches(rule, initiatorAddress)) return true;
-  for (const name of acl.names) if (name === initiatorName) return true;
-  return false;
+  const addressOk = acl.addresses.some((rule) => addressRuleMatches(rule, initiatorAddress));
+  const nameOk = acl.names.includes(initiatorName);
+  if (match === 'any') return addressOk || nameOk;
+  if (acl.addresses.length === 0 && acl.names.length === 0) return false;
+  return (acl.addresses.length === 0 || addressOk) && (acl.names.length === 0 || nameOk);
 }

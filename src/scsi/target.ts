@@ -2,7 +2,7 @@
  * A SCSI target (tgt's struct target): its LUs in ascending order, I_T nexuses, initiator ACL
  * and CHAP account bindings.
  */
-import { aclAllows } from './acl.js';
+import { type AclMatch, aclAllows } from './acl.js';
 import type { LogicalUnit } from './lu.js';
 import { ItNexus, type NexusInfo } from './nexus.js';
 import { SenseReason } from './sense.js';
@@ -20,6 +20,8 @@ export class ScsiTarget {
   readonly nexuses = new Map<number, ItNexus>();
   /** Address rules then name rules, each in bind order (tgt §4.6). */
   readonly acl: { addresses: string[]; names: string[] } = { addresses: [], names: [] };
+  /** How address and name rules combine (`target update --name acl_match`); tgt's OR by default. */
+  aclMatch: AclMatch = 'any';
   /** CHAP accounts bound to this target: incoming in bind order, at most one outgoing. */
   readonly accounts: { incoming: string[]; outgoing?: string } = { incoming: [] };
   /**
@@ -36,9 +38,9 @@ export class ScsiTarget {
     this.lld = lld;
   }
 
-  /** tgt §4.6: ANY address rule OR ANY name rule; empty lists allow nobody. */
+  /** tgt §4.6 (ANY address rule OR ANY name rule), or both kinds with acl_match=all. */
   aclAllows(initiatorAddress: string, initiatorName: string): boolean {
-    return aclAllows(this.acl, initiatorAddress, initiatorName);
+    return aclAllows(this.acl, initiatorAddress, initiatorName, this.aclMatch);
   }
 
   /**

@@ -38,6 +38,7 @@ const ACL_ADDR_NO = `${IQN}:login-acl-addr-no`;
 const ACL_NAME = `${IQN}:login-acl-name`;
 const DIGESTS = `${IQN}:login-digests`;
 const ALLOWED_INITIATOR = `${IQN}:allowed-initiator`;
+const ACL_AND = `${IQN}:login-acl-and`;
 
 const CHAP_USER = 'alice';
 const CHAP_SECRET = 'alice-secret-12';
@@ -99,6 +100,15 @@ describe('login and discovery', () => {
     // tgt's targets default to digests None; `target update` lets them accept CRC32C (tgt §4.2).
     await d.addTarget({ tid: 7, name: DIGESTS, luns: lun() });
     for (const key of ['HeaderDigest', 'DataDigest']) await d.updateTarget(7, key, 'CRC32C');
+    // acl_match=all: the address rule AND the name rule must both match.
+    await d.addTarget({
+      tid: 8,
+      name: ACL_AND,
+      luns: lun(),
+      addresses: ['127.0.0.0/8'],
+      names: [ALLOWED_INITIATOR],
+    });
+    await d.updateTarget(8, 'acl_match', 'all');
   });
 
   after(async () => {
@@ -226,6 +236,21 @@ describe('login and discovery', () => {
       LoginStatus.AuthorizationFailure,
       'name not in ACL',
     );
+  });
+
+  test('tgt-ts acl_match=all: address AND name must match; either alone gets 0x0202', async () => {
+    const s = await login(d, ACL_AND, { initiatorName: ALLOWED_INITIATOR });
+    await closeSession(s);
+    // With tgt's OR, the 127.0.0.0/8 rule alone would let this initiator in.
+    await expectLoginStatus(
+      login(d, ACL_AND, { initiatorName: `${IQN}:other-initiator` }),
+      LoginStatus.AuthorizationFailure,
+      'address matches, name does not',
+    );
+    await d.updateTarget(8, 'acl_match', 'any');
+    const again = await login(d, ACL_AND, { initiatorName: `${IQN}:other-initiator` });
+    await closeSession(again);
+    await d.updateTarget(8, 'acl_match', 'all');
   });
 
   test('rfc7143 appendix C / tgt §4.4: SendTargets=All in a discovery session lists only allowed targets', async () => {

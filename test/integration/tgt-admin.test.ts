@@ -17,7 +17,8 @@ const DEBIAN_TGT_ADMIN = '/usr/sbin/tgt-admin';
 
 /**
  * A config with every directive our daemon can carry out (no iSNS, no direct-store device).
- * `memory`: add a LUN on tgt-ts's memory store (Debian's tgt-admin skips it: no such file).
+ * `memory`: add tgt-ts-only parts: a LUN on the memory store (Debian's tgt-admin skips it: no
+ * such file) and `acl_match all` (a key Debian's tgt-admin does not pass on).
  */
 function fullConfig(dir: string, memory = true, plainExtra = ''): string {
   const memoryLun = memory
@@ -74,7 +75,7 @@ outgoingdiscoveryuser discoout discopass34
 	outgoinguser tgtout outpassword12
 	initiator-address 127.0.0.1
 	initiator-address 192.168.1.0/24
-	initiator-name iqn.1994-05.test:ini
+	initiator-name iqn.1994-05.test:ini${memory ? '\n\tacl_match all' : ''}
 	state ready
 </target>
 
@@ -141,6 +142,7 @@ describe('tgt-admin against tgt-ts tgtd', () => {
     const params = await a.adm('--mode', 'target', '--op', 'show', '--tid', '5');
     assert.match(params, /^HeaderDigest=CRC32C$/m);
     assert.match(params, /^MaxRecvDataSegmentLength=65536$/m);
+    assert.match(params, /^acl_match=all$/m);
 
     const dump = await ok(a, ['--dump', '--with-passwords']);
     assert.match(dump, /incominguser bob bobpassword1/);

@@ -51,6 +51,7 @@ export const EXTRA_TARGET_KEYS: readonly string[] = [
   'RedirectPort',
   'RedirectReason',
   'RedirectCallback',
+  'acl_match',
 ];
 
 /** Is `key` passed to `target update --name key` (first value only)? */

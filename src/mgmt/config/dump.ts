@@ -124,6 +124,7 @@ function renderTarget(t: SnapshotTarget, withDriver: boolean, secret: (user: str
     for (const a of t.acl.addresses) out.push(`\tinitiator-address ${a}`);
     for (const n of t.acl.names) out.push(`\tinitiator-name ${n}`);
   }
+  if (t.acl.match !== undefined && t.acl.match !== 'any') out.push(`\tacl_match ${t.acl.match}`);
   if (t.acl.addresses.length === 0 && t.acl.names.length === 0) {
     out.push('\t# no ACL entry: tgt-admin -e would bind initiator-address ALL');
   }

@@ -12,6 +12,7 @@
  * (snapshotFromShow in dump.ts). The request travels on the control socket, which only root
  * (the daemon's owner) can open; `account new` already sends passwords over it.
  */
+import type { AclMatch } from '../../scsi/acl.js';
 import type { LogicalUnit } from '../../scsi/lu.js';
 import { ModePages } from '../../scsi/mode-pages.js';
 import type { ScsiTarget } from '../../scsi/target.js';
@@ -50,7 +51,8 @@ export interface SnapshotTarget {
   params: Record<string, string>;
   luns: SnapshotLu[];
   accounts: { incoming: string[]; outgoing?: string | undefined };
-  acl: { addresses: string[]; names: string[] };
+  /** `match` only when it is not tgt's `any` (acl_match, tgt-ts). */
+  acl: { addresses: string[]; names: string[]; match?: AclMatch };
 }
 
 export interface ConfigSnapshot {
@@ -198,7 +200,11 @@ export function buildSnapshot(system: MgmtSystem, withPasswords: boolean): Confi
       params: targetParams(system, t),
       luns: t.luns.filter((lu) => lu.lun !== 0n).map(snapshotLu),
       accounts: { incoming: [...t.accounts.incoming], outgoing: t.accounts.outgoing },
-      acl: { addresses: [...t.acl.addresses], names: [...t.acl.names] },
+      acl: {
+        addresses: [...t.acl.addresses],
+        names: [...t.acl.names],
+        ...(t.aclMatch === 'any' ? {} : { match: t.aclMatch }),
+      },
     })),
   };
 }

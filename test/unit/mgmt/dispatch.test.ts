@@ -279,3 +279,20 @@ test('tgt §2.6 target show goes through the core objects (LUN 0 controller, acc
   );
   assert.match(text!, /Account information:\n {8}u \(outgoing\)\n {4}ACL information:\n {8}ALL\n$/);
 });
+
+test('tgt-ts target update acl_match any|all: stored on the target, listed by show --tid only when all', async () => {
+  const { system, adm } = setup();
+  await adm('--mode', 'target', '--op', 'new', '--tid', '1', '-T', 'iqn.a:b');
+  const upd = (v: string) =>
+    adm('--mode', 'target', '--op', 'update', '--tid', '1', '--name', 'acl_match', '--value', v);
+  const show = async () => (await adm('--mode', 'target', '--op', 'show', '--tid', '1')).text ?? '';
+  const tgtLayout = await show();
+  assert.doesNotMatch(tgtLayout, /acl_match/, "tgt's layout while the default is in force");
+  assert.equal((await upd('all')).err, 0);
+  assert.equal(system.targets.get(1)!.aclMatch, 'all');
+  assert.equal(await show(), `${tgtLayout}acl_match=all\n`);
+  assert.equal((await upd('AND')).err, AdminError.InvalidRequest);
+  assert.equal(system.targets.get(1)!.aclMatch, 'all', 'a refused value changes nothing');
+  assert.equal((await upd('any')).err, 0);
+  assert.equal(await show(), tgtLayout);
+});

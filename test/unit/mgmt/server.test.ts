@@ -2,13 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { probeDaemon, sendRequest } from '../../../src/mgmt/client.js';
 import { type MgmtSystem } from '../../../src/mgmt/dispatch.js';
-import { ControlServerError, startControlServer } from '../../../src/mgmt/server.js';
+import { ControlServerError, ensurePrivateDirectory, startControlServer } from '../../../src/mgmt/server.js';
 import { MgmtMode, MgmtOp, defaultRequest, encodeRequest } from '../../../src/mgmt/wire.js';
 import { AdminError } from '../../../src/scsi/admin-error.js';
 import { TargetSystem } from '../../../src/scsi/system.js';
@@ -115,6 +115,22 @@ test('tgt §2.1: the socket is owner-only (mode 0600) since peer credentials are
     assert.equal((await stat(d.server.path)).mode & 0o777, 0o600);
   } finally {
     await d.stop();
+  }
+});
+
+test('issue 3 item 5: the default socket directory is made 0700, even when it already exists as 0755', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'sockdir-'));
+  try {
+    const fresh = join(root, 'run', 'tgtd');
+    await ensurePrivateDirectory(fresh);
+    assert.equal((await stat(fresh)).mode & 0o777, 0o700);
+    const old = join(root, 'old');
+    await mkdir(old);
+    await chmod(old, 0o755); // as tgt (or an older tgt-ts) left it
+    await ensurePrivateDirectory(old);
+    assert.equal((await stat(old)).mode & 0o777, 0o700);
+  } finally {
+    await rm(root, { recursive: true, force: true });
   }
 });
 

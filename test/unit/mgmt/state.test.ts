@@ -91,6 +91,8 @@ test('tgt-ts --state: capture -> restore on an empty daemon -> capture is identi
   );
   await ok('--mode', 'target', '--op', 'update', '--tid', '3', '--name', 'state', '--value', 'offline');
   await ok('--mode', 'target', '--op', 'bind', '--tid', '3', '-I', 'ALL');
+  await ok('--mode', 'target', '--op', 'bind', '--tid', '3', '-Q', 'iqn.2024-01.i:one');
+  await ok('--mode', 'target', '--op', 'update', '--tid', '3', '--name', 'acl_match', '--value', 'all');
   await ok('--mode', 'account', '--op', 'new', '--user', 'u1', '--password', 'p,1');
   await ok('--mode', 'account', '--op', 'bind', '--tid', '3', '--user', 'u1', '--outgoing');
   await ok('--mode', 'account', '--op', 'bind', '--user', 'u1');
@@ -106,6 +108,13 @@ test('tgt-ts --state: capture -> restore on an empty daemon -> capture is identi
   await restoreState(again.system, parseState(JSON.stringify(saved)));
   assert.deepEqual(captureState(again.system), saved);
   assert.equal(again.system.targets.get(3)!.state, 'offline');
+  assert.equal(again.system.targets.get(3)!.aclMatch, 'all');
+  // A file written before acl_match existed restores tgt's OR.
+  const old = structuredClone(saved);
+  delete old.targets[0]!.acl.match;
+  const older = newSystem();
+  await restoreState(older.system, parseState(JSON.stringify(old)));
+  assert.equal(older.system.targets.get(3)!.aclMatch, 'any');
 });
 
 test('tgt-ts --state: restore stops at the first step that fails, naming it', async () => {

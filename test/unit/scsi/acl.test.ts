@@ -1,6 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { aclAllows, addressRuleMatches, isValidAddressRule, parseIpv6 } from '../../../src/scsi/acl.js';
+import {
+  aclAllows,
+  addressRuleMatches,
+  isAclMatch,
+  isValidAddressRule,
+  parseIpv6,
+} from '../../../src/scsi/acl.js';
 
 test('tgt §4.6 ALL, exact IPv4 and IPv4/bits rules', () => {
   assert.ok(addressRuleMatches('ALL', '10.1.2.3'));
@@ -35,4 +41,22 @@ test('tgt §4.6 a login passes if ANY address rule OR ANY name rule matches; emp
   assert.ok(aclAllows({ addresses: ['5.5.5.5'], names: [iqn] }, '1.2.3.4', iqn));
   assert.ok(aclAllows({ addresses: ['1.2.3.0/24'], names: ['other'] }, '1.2.3.4', iqn));
   assert.ok(!aclAllows({ addresses: [], names: [iqn.toUpperCase()] }, '1.2.3.4', iqn)); // case-sensitive
+});
+
+test('tgt-ts acl_match=all: an address rule AND a name rule must match; an unbound kind does not restrict', () => {
+  const iqn = 'iqn.2024-01.x:init';
+  const both = { addresses: ['10.0.0.0/8'], names: [iqn] };
+  assert.ok(aclAllows(both, '10.1.2.3', iqn, 'all'));
+  assert.ok(!aclAllows(both, '10.1.2.3', 'iqn.2024-01.x:other', 'all'), 'name does not match');
+  assert.ok(!aclAllows(both, '192.168.1.1', iqn, 'all'), 'address does not match');
+  assert.ok(aclAllows(both, '192.168.1.1', iqn, 'any'), "tgt's OR lets the name alone in");
+  assert.ok(aclAllows({ addresses: [], names: [iqn] }, '192.168.1.1', iqn, 'all'), 'names only');
+  assert.ok(aclAllows({ addresses: ['ALL'], names: [iqn] }, '192.168.1.1', iqn, 'all'));
+  assert.ok(!aclAllows({ addresses: ['ALL'], names: [iqn] }, '192.168.1.1', 'iqn.x:y', 'all'));
+  assert.ok(!aclAllows({ addresses: [], names: [] }, '10.1.2.3', iqn, 'all'), 'empty ACL: nobody');
+});
+
+test('tgt-ts acl_match values are any and all only', () => {
+  assert.ok(isAclMatch('any') && isAclMatch('all'));
+  for (const v of ['AND', 'or', '', 'All']) assert.ok(!isAclMatch(v), v);
 });

@@ -62,7 +62,7 @@ const SNAP: ConfigSnapshot = {
         },
       ],
       accounts: { incoming: ['bob'] },
-      acl: { addresses: ['10.0.0.0/8'], names: ['iqn.x:ini'] },
+      acl: { addresses: ['10.0.0.0/8'], names: ['iqn.x:ini'], match: 'all' },
     },
   ],
 };
@@ -90,6 +90,7 @@ test('dump: a lossless targets.conf (tids, LUN blocks, LU params, write-cache, k
       '\tincominguser bob pw\\#1',
       '\tinitiator-address 10.0.0.0/8',
       '\tinitiator-name iqn.x:ini',
+      '\tacl_match all',
       '\tMaxRecvDataSegmentLength 65536',
       '\tstate offline',
       '</target>',
@@ -103,6 +104,7 @@ test('dump: a lossless targets.conf (tids, LUN blocks, LU params, write-cache, k
   const t = toPlain(conf) as { target: Record<string, Record<string, unknown>> };
   assert.deepEqual(t.target['iqn.2024-01.test:a']!['incominguser'], 'bob pw#1');
   assert.deepEqual(Object.keys(t.target['iqn.2024-01.test:a']!['backing-store'] as object), ['/srv/a b.img']);
+  assert.equal(t.target['iqn.2024-01.test:a']!['acl_match'], 'all');
 });
 
 test('tgt §3.1 --dump without --with-passwords writes PLEASE_CORRECT_THE_PASSWORD', () => {
