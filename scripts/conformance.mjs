@@ -59,8 +59,18 @@ const CONFIGS = [
     multipath: true,
   },
   {
+    // Each PreventAllow test in its own iscsi-test-cu process: libiscsi 1.19's ITNexusLoss and
+    // Logout tests replace the shared session with one made by iscsi_context_login, which (unlike
+    // the suite's own) does not swallow unit attentions when it reconnects. ColdReset, which
+    // reconnects, then sees the POWER ON unit attention every new session gets (RFC 7143 11.5.1:
+    // a cold reset is a power-on event) and fails, depending only on what ran before it.
     name: 'removable',
-    tests: 'ALL.PreventAllow,ALL.StartStopUnit,ALL.TestUnitReady,ALL.ReadCapacity10,ALL.ReadCapacity16',
+    tests: [
+      ...['Simple', 'Eject', 'ITNexusLoss', 'Logout', 'WarmReset', 'ColdReset', 'LUNReset', '2ITNexuses'].map(
+        (t) => `ALL.PreventAllow.${t}`,
+      ),
+      'ALL.StartStopUnit,ALL.TestUnitReady,ALL.ReadCapacity10,ALL.ReadCapacity16',
+    ],
     params: { removable: '1' },
   },
   // thin as well, so that UNMAP and WRITE SAME UNMAP exist and must answer WRITE PROTECTED
@@ -195,19 +205,31 @@ function summarize() {
 function runConfig(portal, tid, config) {
   const iqn = createTarget(tid, config);
   const url = `iscsi://${portal}/${iqn}/1`;
-  const json = join(work, `${config.name}.json`);
   const log = join(root, `conformance-${config.name}.log`);
-  const tests = testsOverride ?? config.tests;
-  const args = [suite, '--tests', tests, '--json', json, '--log', log, '--quiet'];
-  if (config.sanitize) args.push('--allow-sanitize');
-  args.push(url);
-  if (config.multipath) args.push(url);
-  console.log(`conformance[${config.name}]: ${args.slice(1).join(' ')}`);
+  // `tests` is one selection, or a list of selections each run in its own iscsi-test-cu process.
+  const runs = testsOverride ? [testsOverride] : [config.tests].flat();
   const started = Date.now();
-  spawnSync('python3', args, { stdio: 'inherit' });
-  if (existsSync(log)) copyFileSync(log, join(root, 'conformance.log'));
-  if (!existsSync(json)) throw new Error(`${config.name}: the suite wrote no results`);
-  const result = JSON.parse(readFileSync(json, 'utf8'));
+  const merged = { counts: { pass: 0, fail: 0, skip: 0 }, tests: {} };
+  let logText = '';
+  runs.forEach((tests, i) => {
+    const json = join(work, `${config.name}-${i}.json`);
+    const runLog = join(work, `${config.name}-${i}.log`);
+    const args = [suite, '--tests', tests, '--json', json, '--log', runLog, '--quiet'];
+    if (config.sanitize) args.push('--allow-sanitize');
+    args.push(url);
+    if (config.multipath) args.push(url);
+    console.log(`conformance[${config.name}]: ${args.slice(1).join(' ')}`);
+    spawnSync('python3', args, { stdio: 'inherit' });
+    if (existsSync(runLog)) logText += readFileSync(runLog, 'utf8');
+    if (!existsSync(json)) throw new Error(`${config.name}: the suite wrote no results for ${tests}`);
+    const part = JSON.parse(readFileSync(json, 'utf8'));
+    for (const k of ['pass', 'fail', 'skip']) merged.counts[k] += part.counts[k];
+    Object.assign(merged.tests, part.tests);
+  });
+  writeFileSync(log, logText);
+  copyFileSync(log, join(root, 'conformance.log'));
+  merged.tests = Object.fromEntries(Object.entries(merged.tests).sort(([a], [b]) => (a < b ? -1 : 1)));
+  const result = merged;
   results.set(config.name, result);
   const c = result.counts;
   console.log(

@@ -1064,9 +1064,14 @@ export class IscsiConnection implements StatusSequence {
     return ttt;
   }
 
-  /** Close after the queued responses have gone out. */
+  /**
+   * Close after the queued responses have gone out. Nothing the initiator sends from now on is
+   * acted on (after a logout, a failed login, a cold reset, a fatal sequence error): a command
+   * that crosses our FIN is retried by the initiator on its next connection instead.
+   */
   endAfterFlush(reason: string): void {
     if (this.state === 'closed') return;
+    this.framer.stop();
     this.socket.end();
     const timer = setTimeout(() => this.close(reason), 2000);
     timer.unref();
