@@ -3,7 +3,8 @@
  * every target ("Controller"). Only the informational commands; VERIFY answers like TEST
  * UNIT READY, as in tgt's scc.c.
  */
-import { Op, SA_REPORT_SUPPORTED_OPCODES } from '../cdb.js';
+import { Op, SA_REPORT_SUPPORTED_OPCODES, SA_REPORT_TARGET_PORT_GROUPS } from '../cdb.js';
+import { REPORT_TARGET_PORT_GROUPS } from './alua.js';
 import { SPC_ENTRIES, usage } from './spc.js';
 import { opcodeTable, serviceActionTable, type DeviceType } from './types.js';
 
@@ -20,7 +21,10 @@ export const CONTROLLER_OPS = opcodeTable([
   [Op.ReportLuns, SPC_ENTRIES.reportLuns],
   [
     Op.MaintenanceIn,
-    serviceActionTable('MAINTENANCE IN', [[SA_REPORT_SUPPORTED_OPCODES, SPC_ENTRIES.reportSupportedOpcodes]]),
+    serviceActionTable('MAINTENANCE IN', [
+      [SA_REPORT_TARGET_PORT_GROUPS, REPORT_TARGET_PORT_GROUPS],
+      [SA_REPORT_SUPPORTED_OPCODES, SPC_ENTRIES.reportSupportedOpcodes],
+    ]),
   ],
   [Op.Verify12, verifyAsTur(Op.Verify12, 'VERIFY(12)')],
 ]);

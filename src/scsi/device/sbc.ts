@@ -14,11 +14,13 @@ import {
   SA_GET_LBA_STATUS,
   SA_READ_CAPACITY_16,
   SA_REPORT_SUPPORTED_OPCODES,
+  SA_REPORT_TARGET_PORT_GROUPS,
 } from '../cdb.js';
 import type { LogicalUnit } from '../lu.js';
 import type { ItNexus } from '../nexus.js';
 import { PrAccess } from '../pr.js';
 import { invalidCdbField, SenseError, SenseReason } from '../sense.js';
+import { REPORT_TARGET_PORT_GROUPS } from './alua.js';
 import { PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT } from './pr.js';
 import {
   checkRange,
@@ -519,7 +521,10 @@ export const SBC_OPS = opcodeTable([
   [Op.ReportLuns, SPC_ENTRIES.reportLuns],
   [
     Op.MaintenanceIn,
-    serviceActionTable('MAINTENANCE IN', [[SA_REPORT_SUPPORTED_OPCODES, SPC_ENTRIES.reportSupportedOpcodes]]),
+    serviceActionTable('MAINTENANCE IN', [
+      [SA_REPORT_TARGET_PORT_GROUPS, REPORT_TARGET_PORT_GROUPS],
+      [SA_REPORT_SUPPORTED_OPCODES, SPC_ENTRIES.reportSupportedOpcodes],
+    ]),
   ],
   [Op.Read12, media('READ(12)', readHandler, usage(Op.Read12, ...rw12), { pr: PrAccess.Read })],
   [Op.Write12, media('WRITE(12)', writeHandler, usage(Op.Write12, ...rw12))],

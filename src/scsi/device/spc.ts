@@ -4,7 +4,7 @@
  * REPORT SUPPORTED OPERATION CODES and SEND DIAGNOSTIC.
  */
 import { ScsiStatus, type ScsiCommand } from '../command.js';
-import { cdbLength, Op } from '../cdb.js';
+import { cdbLength, Op, SA_REPORT_TARGET_PORT_GROUPS } from '../cdb.js';
 import { encodeLun } from '../lun-address.js';
 import type { LogicalUnit } from '../lu.js';
 import type { ModePage } from '../mode-pages.js';
@@ -12,6 +12,14 @@ import type { ItNexus } from '../nexus.js';
 import { PrAccess } from '../pr.js';
 import { buildSense, invalidCdbField, SenseError, SenseReason } from '../sense.js';
 import { isServiceActionEntry, UaPolicy, type OpcodeEntry, type TableEntry } from './types.js';
+
+/**
+ * The one target port every LU of a target is reached through (for iSCSI the target's
+ * portal group, TPGT 1): its RELATIVE TARGET PORT IDENTIFIER and its TARGET PORT GROUP (SPC-4
+ * 5.15), as VPD 83h and REPORT TARGET PORT GROUPS report them.
+ */
+export const RELATIVE_TARGET_PORT = 1;
+export const TARGET_PORT_GROUP = 1;
 
 /** VPD B0 MAXIMUM TRANSFER LENGTH in bytes: larger READ/WRITE commands are refused (SBC-4 6.6.4). */
 export const MAX_TRANSFER_BYTES = 8 * 1024 * 1024;
@@ -33,6 +41,14 @@ function peripheral(lu: LogicalUnit): number {
   return lu.deviceType.code & 0x1f;
 }
 
+/** The device type answers REPORT TARGET PORT GROUPS, i.e. it reports implicit ALUA (alua.ts). */
+function reportsTargetPortGroups(lu: LogicalUnit): boolean {
+  const t = lu.deviceType.ops[Op.MaintenanceIn];
+  return (
+    t !== undefined && isServiceActionEntry(t) && t.serviceActions[SA_REPORT_TARGET_PORT_GROUPS] !== undefined
+  );
+}
+
 /** Standard INQUIRY data (SPC-4 6.6.2), 66 bytes as tgt sends. */
 function standardInquiry(lu: LogicalUnit): Buffer {
   const d = Buffer.alloc(66);
@@ -41,7 +57,9 @@ function standardInquiry(lu: LogicalUnit): Buffer {
   d[2] = 0x05; // VERSION: SPC-3, as tgt claims
   d[3] = 0x12; // HISUP, RESPONSE DATA FORMAT 2
   d[4] = d.length - 5;
-  if (lu.deviceType.ops[Op.ExtendedCopy]) d[5] = 0x08; // 3PC: EXTENDED COPY
+  d[5] =
+    (reportsTargetPortGroups(lu) ? 0x10 : 0) | // TPGS 01b: implicit ALUA only (SPC-4 6.6.2)
+    (lu.deviceType.ops[Op.ExtendedCopy] ? 0x08 : 0); // 3PC: EXTENDED COPY
   d[7] = 0x02; // CMDQUE
   putAscii(d, 8, 8, lu.identity.vendorId);
   putAscii(d, 16, 16, lu.identity.productId);
@@ -83,16 +101,22 @@ function protocolId(lu: LogicalUnit): number {
 /**
  * VPD page 83h DEVICE IDENTIFICATION. The three LU designators are byte-for-byte tgt's (T10
  * vendor id = scsi_id, NAA-3 = tid<<32|lun, NAA-6 from the hex digits of scsi_id) so WWIDs
- * (multipath, /dev/disk/by-id) survive a switch from tgt. Added: relative target port (1) and
- * the target's SCSI name string, which tgt omits.
+ * (multipath, /dev/disk/by-id) survive a switch from tgt. Added: relative target port (1), its
+ * target port group (1) when the LU reports ALUA, and the target's SCSI name string, which tgt
+ * omits.
  */
 function vpdDeviceId(lu: LogicalUnit): Buffer {
   const parts = luDesignators(lu);
   const proto = protocolId(lu);
   const piv = proto >= 0;
   const rel = Buffer.alloc(4);
-  rel.writeUInt16BE(1, 2);
+  rel.writeUInt16BE(RELATIVE_TARGET_PORT, 2);
   parts.push(designator(1, piv, 1, 4, proto, rel)); // relative target port identifier, target port
+  if (reportsTargetPortGroups(lu)) {
+    const group = Buffer.alloc(4);
+    group.writeUInt16BE(TARGET_PORT_GROUP, 2);
+    parts.push(designator(1, piv, 1, 5, proto, group)); // target port group (designator type 5h), target port
+  }
   const name = Buffer.from(lu.target.name, 'utf8');
   const nameField = Buffer.alloc(Math.min(252, (name.length + 4) & ~3)); // NUL terminated, multiple of 4
   name.copy(nameField, 0, 0, nameField.length - 1);

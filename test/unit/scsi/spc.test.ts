@@ -35,7 +35,7 @@ test('spc4 7.7 VPD 00h lists 00 80 83 B0 B1 B2 for a disk; 80h serial right-alig
   assert.equal(p80.subarray(4).toString().trimStart(), 'beaf11');
 });
 
-test('spc4 7.7.3 VPD 83h: tgt-compatible T10/NAA-3/NAA-6 ids plus target port and name', async () => {
+test('spc4 7.7.3 VPD 83h: tgt-compatible T10/NAA-3/NAA-6 ids plus target port, its group and name', async () => {
   const { nexus } = await makeHarness();
   const d = dataIn(await submit(nexus, [0x12, 1, 0x83, 0, 255, 0]));
   let off = 4;
@@ -62,10 +62,11 @@ test('spc4 7.7.3 VPD 83h: tgt-compatible T10/NAA-3/NAA-6 ids plus target port an
       [0, 3],
       [0, 3],
       [1, 4],
+      [1, 5],
       [2, 8],
     ],
   );
-  assert.equal(desc[4]!.value.toString('utf8').replace(/\0+$/, ''), 'iqn.2024-01.test:t1');
+  assert.equal(desc[5]!.value.toString('utf8').replace(/\0+$/, ''), 'iqn.2024-01.test:t1');
 });
 
 test('sbc4 6.6.4/6.6.6 VPD B0/B2 advertise unmap only when thin provisioned', async () => {
