@@ -11,7 +11,9 @@
  *     -> onComplete: Data-In (status in the last one when allowed) or SCSI Response
  */
 import type * as net from 'node:net';
-import { DataDirection, ScsiCommand } from '../scsi/command.js';
+import { DataDirection, ScsiCommand, ScsiStatus } from '../scsi/command.js';
+import { decodeLun } from '../scsi/lun-address.js';
+import type { ItNexus } from '../scsi/nexus.js';
 import type { ConnectionStats } from '../scsi/driver.js';
 import { TmfFunction as CoreTmf } from '../scsi/tmf.js';
 import { encodeLogoutRequest } from './async.js';
@@ -49,7 +51,13 @@ import { PduWriter } from './pdu-writer.js';
 import { snLessOrEqual, snLessThan } from './cmdsn.js';
 import { IscsiSession } from './session.js';
 import { IscsiTask, taskAttribute } from './task.js';
-import { coreFunction, fabricOnlyResponse, tmfResponse } from './task-management.js';
+import {
+  coreFunction,
+  fabricOnlyResponse,
+  queryResponse,
+  setAdditionalResponseInfo,
+  tmfResponse,
+} from './task-management.js';
 import { TextExchange } from './text-exchange.js';
 import {
   BHS_LENGTH,
@@ -789,21 +797,34 @@ export class IscsiConnection implements StatusSequence {
     const session = this.session!;
     const coreFn = coreFunction(fn);
     let response: number;
+    let additionalInfo = 0;
     if (session.isDiscovery) {
       response = TmfResponse.NotSupported;
     } else if (coreFn === null) {
       response = fabricOnlyResponse(fn);
     } else if (fn === TmfFunction.AbortTask) {
       response = await this.abortTask(refTag, refCmdSn, tmfCmdSn, lun);
+    } else if (fn === TmfFunction.QueryTask || fn === TmfFunction.QueryTaskSet) {
+      // RFC 7144 4.1 / SAM-5 7.x: commands this session still holds exist as much as the core's.
+      const held = this.sessionHolds(lun, fn === TmfFunction.QueryTask ? refTag : null);
+      response = queryResponse(await session.nexus!.taskManagement(coreFn, lun, refTag), held);
+    } else if (fn === TmfFunction.QueryAsyncEvent) {
+      const answer = session.nexus!.queryAsyncEvent(lun);
+      response = tmfResponse(answer.result);
+      additionalInfo = answer.additionalInfo;
     } else {
       // Commands that never reached the core (queued in a CmdSN window or waiting for Data-Out)
-      // go first, in every session the function reaches (SAM-5 7.3-7.7): ABORT TASK SET this
-      // I_T nexus only, CLEAR TASK SET and LOGICAL UNIT RESET every nexus of the LU, the target
-      // resets every nexus of the target.
-      const wholeTarget = fn === TmfFunction.TargetWarmReset || fn === TmfFunction.TargetColdReset;
-      const sessions = fn === TmfFunction.AbortTaskSet ? [session] : this.driver.sessionsOf(session.target!);
+      // go first, in every session the function reaches (SAM-5 7.3-7.7): ABORT TASK SET and
+      // I_T NEXUS RESET this I_T nexus only, CLEAR TASK SET and LOGICAL UNIT RESET every nexus
+      // of the LU, the target resets every nexus of the target.
+      const everyLun =
+        fn === TmfFunction.TargetWarmReset ||
+        fn === TmfFunction.TargetColdReset ||
+        fn === TmfFunction.ItNexusReset;
+      const ownOnly = fn === TmfFunction.AbortTaskSet || fn === TmfFunction.ItNexusReset;
+      const sessions = ownOnly ? [session] : this.driver.sessionsOf(session.target!);
       for (const s of sessions)
-        for (const conn of s.connections) conn.abortLocalTasks(wholeTarget ? null : lun);
+        for (const conn of s.connections) conn.abortLocalTasks(everyLun ? null : lun, session.nexus!);
       // The core resolves once the aborted commands are gone and the running ones have answered.
       response = tmfResponse(await session.nexus!.taskManagement(coreFn, lun, refTag));
     }
@@ -816,6 +837,7 @@ export class IscsiConnection implements StatusSequence {
       expCmdSN: session.window.expCmdSn,
       maxCmdSN: session.window.maxCmdSn,
     });
+    setAdditionalResponseInfo(bhs, additionalInfo);
     this.statSn = (this.statSn + 1) >>> 0;
     this.send(bhs, null);
     // 11.5.1: after a TARGET COLD RESET response the target closes all of its TCP connections to
@@ -857,13 +879,45 @@ export class IscsiConnection implements StatusSequence {
     return TmfResponse.TaskDoesNotExist;
   }
 
-  /** Abort tasks that never reached the core (waiting for data or CmdSN order); all LUNs if null. */
-  private abortLocalTasks(lun: Buffer | null): void {
+  /**
+   * Abort tasks that never reached the core (waiting for data or CmdSN order); all LUNs if null.
+   * `issuer` is the nexus whose TMF aborts them: with TAS=1 another session's tasks are answered
+   * TASK ABORTED (SAM-5 5.6), the issuer's never are.
+   */
+  private abortLocalTasks(lun: Buffer | null, issuer: ItNexus): void {
+    const nexus = this.session?.nexus ?? null;
     for (const task of [...this.tasks.values()]) {
       if (task.submitted) continue;
       if (lun && !task.cmd.lun.equals(lun)) continue;
+      const report = nexus !== null && nexus.reportsAbort(task.cmd.lun, issuer);
       this.abortLocal(task);
+      if (report) this.answerTaskAborted(task);
     }
+  }
+
+  /** A task aborted in the fabric while TAS=1: status TASK ABORTED; late Data-Out stays dropped. */
+  private answerTaskAborted(task: IscsiTask): void {
+    const cmd = task.cmd;
+    cmd.aborted = false;
+    cmd.status = ScsiStatus.TaskAborted;
+    cmd.dataInLength = 0;
+    if (this.state === 'closed') return;
+    this.sendResult(task);
+    this.checkLogout();
+  }
+
+  /**
+   * Whether a task of this session that has not reached the core is for `lun` (and has the tag
+   * `tag`, unless null): QUERY TASK / QUERY TASK SET count those as existing (RFC 7144 4.1).
+   */
+  private sessionHolds(lun: Buffer, tag: number | null): boolean {
+    const n = decodeLun(lun);
+    for (const conn of this.session!.connections)
+      for (const task of conn.tasks.values()) {
+        if (task.submitted || task.done || decodeLun(task.cmd.lun) !== n) continue;
+        if (tag === null || task.itt === tag) return true;
+      }
+    return false;
   }
 
   private abortLocal(task: IscsiTask): void {

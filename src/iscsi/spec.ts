@@ -189,15 +189,15 @@ export const LoginStatus = {
 export type LoginStatus = (typeof LoginStatus)[keyof typeof LoginStatus];
 
 /**
- * 11.5.1: Task Management Function codes (byte 1, low 7 bits). The SCSI core numbers its
- * transport-neutral functions the same way, so the wire value is the core's enum.
+ * 11.5.1 and RFC 7144 4.1: Task Management Function codes (byte 1, low 7 bits). The SCSI core
+ * numbers its transport-neutral functions the same way, so the wire value is the core's enum.
  */
 export { TmfFunction } from '../scsi/tmf.js';
 
 /** 11.5.1: the function code occupies the low 7 bits of byte 1. */
 export const TMF_FUNCTION_MASK = 0x7f;
 
-/** 11.6.1: Task Management Function Response codes. */
+/** 11.6.1: Task Management Function Response codes (7: RFC 7144 4.1). */
 export enum TmfResponse {
   FunctionComplete = 0,
   TaskDoesNotExist = 1,
@@ -206,6 +206,8 @@ export enum TmfResponse {
   TaskAllegianceReassignmentNotSupported = 4,
   NotSupported = 5,
   AuthorizationFailed = 6,
+  /** RFC 7144 4.1: SAM-5 FUNCTION SUCCEEDED (QUERY TASK, QUERY TASK SET, QUERY ASYNCHRONOUS EVENT). */
+  FunctionSucceeded = 7,
   FunctionRejected = 255,
 }
 

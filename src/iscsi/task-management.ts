@@ -1,6 +1,6 @@
 /**
- * Mapping between iSCSI task management (RFC 7143 11.5, 11.6) and the core's transport-neutral
- * TMF functions and results.
+ * Mapping between iSCSI task management (RFC 7143 11.5, 11.6, RFC 7144 4.1) and the core's
+ * transport-neutral TMF functions and results.
  */
 import { TmfFunction, TmfResult } from '../scsi/tmf.js';
 import { TmfResponse } from './spec.js';
@@ -13,6 +13,10 @@ export function coreFunction(fn: number): TmfFunction | null {
     case TmfFunction.ClearTaskSet:
     case TmfFunction.LogicalUnitReset:
     case TmfFunction.TargetWarmReset:
+    case TmfFunction.QueryTask:
+    case TmfFunction.QueryTaskSet:
+    case TmfFunction.ItNexusReset:
+    case TmfFunction.QueryAsyncEvent:
       return fn;
     // A cold reset is a warm reset plus dropping every connection (11.5.1), which the fabric does.
     case TmfFunction.TargetColdReset:
@@ -24,10 +28,14 @@ export function coreFunction(fn: number): TmfFunction | null {
 
 /**
  * RFC 7144 4.1 function codes (SAM-5 QUERY TASK, QUERY TASK SET, I_T NEXUS RESET, QUERY
- * ASYNCHRONOUS EVENT). RFC 7143 11.5.1 defines 1-8 only; these are answered "not supported"
- * (docs/robustness.md).
+ * ASYNCHRONOUS EVENT), beyond the 1-8 of RFC 7143 11.5.1.
  */
-export const RFC7144_FUNCTIONS: readonly number[] = [9, 10, 11, 12];
+export const RFC7144_FUNCTIONS: readonly number[] = [
+  TmfFunction.QueryTask,
+  TmfFunction.QueryTaskSet,
+  TmfFunction.ItNexusReset,
+  TmfFunction.QueryAsyncEvent,
+];
 
 /** The response for functions the fabric answers without the core (ERL 0, no ACA). */
 export function fabricOnlyResponse(fn: number): TmfResponse {
@@ -36,16 +44,18 @@ export function fabricOnlyResponse(fn: number): TmfResponse {
       // Allegiance reassignment needs ERL 2 (11.5.1).
       return TmfResponse.TaskAllegianceReassignmentNotSupported;
     default:
-      // CLEAR ACA (no ACA support), the RFC 7144 functions and codes no RFC defines.
+      // CLEAR ACA (no ACA support) and codes no RFC defines.
       return TmfResponse.NotSupported;
   }
 }
 
-/** RFC 7143 11.6.1 response code for a core result. */
+/** RFC 7143 11.6.1 / RFC 7144 4.1 response code for a core result. */
 export function tmfResponse(r: TmfResult): TmfResponse {
   switch (r) {
     case TmfResult.FunctionComplete:
       return TmfResponse.FunctionComplete;
+    case TmfResult.FunctionSucceeded:
+      return TmfResponse.FunctionSucceeded;
     case TmfResult.TaskNotFound:
       return TmfResponse.TaskDoesNotExist;
     case TmfResult.LunNotFound:
@@ -55,4 +65,20 @@ export function tmfResponse(r: TmfResult): TmfResponse {
     default:
       return TmfResponse.FunctionRejected;
   }
+}
+
+/**
+ * QUERY TASK / QUERY TASK SET: the core knows the commands submitted to it, the fabric those it
+ * still holds (in the CmdSN window or waiting for Data-Out); either one makes the task exist.
+ */
+export function queryResponse(core: TmfResult, heldByFabric: boolean): TmfResponse {
+  if (core === TmfResult.FunctionComplete && heldByFabric) return TmfResponse.FunctionSucceeded;
+  return tmfResponse(core);
+}
+
+/** RFC 7144 4.1: ADDITIONAL RESPONSE INFORMATION (24 bits) in bytes 8-10 of the TMF response BHS. */
+export function setAdditionalResponseInfo(bhs: Buffer, info: number): void {
+  bhs[8] = (info >>> 16) & 0xff;
+  bhs[9] = (info >>> 8) & 0xff;
+  bhs[10] = info & 0xff;
 }

@@ -138,12 +138,32 @@ export function completeWithStatus(
   queueMicrotask(() => completeCommand(cmd, nexus, lu));
 }
 
-/** Complete a command aborted before it started (SAM-5 7.1: no status is delivered). */
-export function finishAborted(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit | null): void {
-  cmd.aborted = true;
+/**
+ * Complete a command aborted before it started. SAM-5 5.6: no status is delivered (the fabric
+ * sends nothing for `cmd.aborted`), except that when the LU's TAS bit is set a command of an I_T
+ * nexus other than `issuer` (the one whose request aborted it) ends with TASK ABORTED. `issuer`
+ * null: the abort came from no nexus's task management (PREEMPT AND ABORT of other nexuses).
+ */
+export function finishAborted(
+  cmd: ScsiCommand,
+  nexus: ItNexus,
+  lu: LogicalUnit | null,
+  issuer: ItNexus | null = null,
+): void {
+  cmd.aborted = !(lu !== null && nexus !== issuer && taskAbortedStatus(lu));
   cmd.status = ScsiStatus.TaskAborted;
+  cmd.sense = null;
   cmd.dataInLength = 0;
   completeCommand(cmd, nexus, lu);
+}
+
+/**
+ * Control mode page TAS (SPC-4 7.5.8, byte 5 bit 6): commands aborted by another I_T nexus's
+ * task management, or by PREEMPT AND ABORT, complete with TASK ABORTED instead of silently.
+ */
+export function taskAbortedStatus(lu: LogicalUnit): boolean {
+  const page = lu.modePages.get(0x0a, 0);
+  return page !== undefined && (page.current[5]! & 0x40) !== 0;
 }
 
 /**

@@ -4,13 +4,13 @@
  * the LUs' task sets, and runs task management.
  */
 import { ScsiStatus, type ScsiCommand } from './command.js';
-import { completeWithStatus, executeWithoutLu, finishAborted } from './execute.js';
+import { completeWithStatus, executeWithoutLu, finishAborted, taskAbortedStatus } from './execute.js';
 import { resolveOpcode, UNSUPPORTED_SERVICE_ACTION } from './device/types.js';
 import { decodeLun } from './lun-address.js';
 import type { LogicalUnit } from './lu.js';
-import { SenseReason } from './sense.js';
+import { senseCode, SenseReason } from './sense.js';
 import type { ScsiTarget } from './target.js';
-import { TmfFunction, TmfResult } from './tmf.js';
+import { TmfFunction, TmfResult, type TmfAnswer } from './tmf.js';
 
 /** What `target show` prints for the nexus (tgt captures this text when the session starts). */
 export type NexusInfo = string;
@@ -39,6 +39,13 @@ export interface CopyResult {
 
 /** Bound on queued unit attentions per nexus per LU (duplicates are merged anyway). */
 const MAX_PENDING_UA = 16;
+
+/**
+ * The unit attention I_T NEXUS RESET leaves on every LU (SAM-5 6.3.4). SAM-5 names I_T NEXUS
+ * LOSS OCCURRED (29/07), which sense.ts does not define yet; 29/00 (POWER ON, RESET, OR BUS
+ * DEVICE RESET OCCURRED) is the code SPC-4 allows for any of the 29h events.
+ */
+const IT_NEXUS_LOSS_UA = SenseReason.PowerOnReset;
 
 /** State an I_T nexus keeps for one LU (tgt's it_nexus_lu_info). */
 export class NexusLuInfo {
@@ -159,30 +166,79 @@ export class ItNexus {
 
   /**
    * Task management (SAM-5 7). Resolves once the function has taken effect: commands that
-   * had not started complete with `aborted = true` first; commands already running complete
-   * normally before the result is given (tgt §4.13).
+   * had not started complete with `aborted = true` first (or with TASK ABORTED, see
+   * finishAborted); commands already running complete normally before the result is given
+   * (tgt §4.13). The queries look at the core only: a fabric that holds commands of its own
+   * (not submitted yet) answers for those itself.
    */
   async taskManagement(fn: TmfFunction, lun: Buffer, refTag: number): Promise<TmfResult> {
     switch (fn) {
       case TmfFunction.AbortTask:
         return this.abortTask(refTag);
+      case TmfFunction.TargetWarmReset:
+        await Promise.all(this.target.luns.map((lu) => resetLu(lu, this)));
+        return TmfResult.FunctionComplete;
+      case TmfFunction.ItNexusReset:
+        await this.itNexusReset();
+        return TmfResult.FunctionComplete;
+      case TmfFunction.QueryAsyncEvent:
+        return this.queryAsyncEvent(lun).result;
+      default:
+        break;
+    }
+    const lu = this.lunToLu(lun);
+    switch (fn) {
       case TmfFunction.AbortTaskSet:
       case TmfFunction.ClearTaskSet:
-      case TmfFunction.LogicalUnitReset: {
-        const n = decodeLun(lun);
-        const lu = n >= 0 ? this.target.luByNumber(n) : undefined;
+      case TmfFunction.LogicalUnitReset:
         if (!lu) return TmfResult.LunNotFound;
         if (fn === TmfFunction.AbortTaskSet) await this.abortOnLu(lu, (_c, nexus) => nexus === this);
         else if (fn === TmfFunction.ClearTaskSet) await this.clearTaskSet(lu);
-        else await resetLu(lu);
+        else await resetLu(lu, this);
+        return TmfResult.FunctionComplete;
+      case TmfFunction.QueryTask:
+      case TmfFunction.QueryTaskSet: {
+        if (!lu) return TmfResult.LunNotFound;
+        // SAM-5 7.x: FUNCTION SUCCEEDED when the task (any task of this nexus) is in the task set.
+        const all = fn === TmfFunction.QueryTaskSet;
+        for (const [cmd, cmdLu] of this.outstanding)
+          if (cmdLu === lu && (all || cmd.tag === refTag)) return TmfResult.FunctionSucceeded;
         return TmfResult.FunctionComplete;
       }
-      case TmfFunction.TargetWarmReset:
-        await Promise.all(this.target.luns.map((lu) => resetLu(lu)));
-        return TmfResult.FunctionComplete;
       default:
         return TmfResult.NotSupported;
     }
+  }
+
+  /**
+   * QUERY ASYNCHRONOUS EVENT (SAM-5 7.x, RFC 7144 4.1): FUNCTION SUCCEEDED with the sense key,
+   * ASC and ASCQ of the unit attention the next command on the LU would get, and UADE DEPTH
+   * (01b: the only one pending, 10b: more are pending). The unit attention stays pending.
+   */
+  queryAsyncEvent(lun: Buffer): TmfAnswer {
+    const lu = this.lunToLu(lun);
+    if (!lu) return { result: TmfResult.LunNotFound, additionalInfo: 0 };
+    const pending = this.peekLuInfo(lu)?.unitAttentions ?? [];
+    if (pending.length === 0) return { result: TmfResult.FunctionComplete, additionalInfo: 0 };
+    const { key, asc, ascq } = senseCode(pending[0]!);
+    const depth = pending.length === 1 ? 0x10 : 0x20;
+    return { result: TmfResult.FunctionSucceeded, additionalInfo: ((depth | key) << 16) | (asc << 8) | ascq };
+  }
+
+  /**
+   * Whether a command of this nexus for `lun` that `issuer`'s task management aborts is told so
+   * with TASK ABORTED (the LU's TAS bit; never for the issuer's own commands). For fabrics that
+   * abort commands they still hold.
+   */
+  reportsAbort(lun: Buffer, issuer: ItNexus): boolean {
+    if (issuer === this) return false;
+    const lu = this.lunToLu(lun);
+    return lu !== undefined && taskAbortedStatus(lu);
+  }
+
+  private lunToLu(lun: Buffer): LogicalUnit | undefined {
+    const n = decodeLun(lun);
+    return n >= 0 ? this.target.luByNumber(n) : undefined;
   }
 
   /**
@@ -208,7 +264,7 @@ export class ItNexus {
       if (!lu) return TmfResult.FunctionComplete; // completes on its own (no LU path)
       const removed = lu.taskSet.removeWaiting((c) => c === cmd);
       if (removed.length > 0) {
-        finishAborted(cmd, this, lu);
+        finishAborted(cmd, this, lu, this);
         return TmfResult.FunctionComplete;
       }
       lu.taskSet.interrupt([cmd]);
@@ -220,7 +276,7 @@ export class ItNexus {
 
   /** Abort queued commands on `lu` that `match`, then wait for matching running ones. */
   private abortOnLu(lu: LogicalUnit, match: (cmd: ScsiCommand, nexus: ItNexus) => boolean): Promise<void> {
-    for (const w of lu.taskSet.removeWaiting(match)) finishAborted(w.cmd, w.nexus, lu);
+    for (const w of lu.taskSet.removeWaiting(match)) finishAborted(w.cmd, w.nexus, lu, this);
     const running: ScsiCommand[] = [];
     const nexuses = new Set(this.target.nexuses.values()).add(this);
     for (const nexus of nexuses)
@@ -229,27 +285,49 @@ export class ItNexus {
     return lu.taskSet.whenFinished(running);
   }
 
-  /** CLEAR TASK SET: every nexus's commands; others learn it by UA (SAM-5 7.4). */
+  /**
+   * CLEAR TASK SET: every nexus's commands (SAM-5 7.4). With TAS=0 the other nexuses learn it
+   * by unit attention; with TAS=1 their queued commands end with TASK ABORTED instead (5.6).
+   */
   private clearTaskSet(lu: LogicalUnit): Promise<void> {
     const cleared = new Set<ItNexus>();
     const done = this.abortOnLu(lu, (_c, nexus) => {
       cleared.add(nexus);
       return true;
     });
-    for (const nexus of cleared)
-      if (nexus !== this) nexus.luInfo(lu).addUnitAttention(SenseReason.CommandsClearedByAnotherInitiator);
+    if (!taskAbortedStatus(lu))
+      for (const nexus of cleared)
+        if (nexus !== this) nexus.luInfo(lu).addUnitAttention(SenseReason.CommandsClearedByAnotherInitiator);
     return done;
+  }
+
+  /**
+   * I_T NEXUS RESET (SAM-5 7.x): the I_T nexus loss actions (6.3.4) without losing the nexus:
+   * abort its commands on every LU, release its SPC-2 reservations and PREVENT states (persistent
+   * reservations stay), and report the reset to it by unit attention on every LU.
+   */
+  private itNexusReset(): Promise<void> {
+    const pending: Promise<void>[] = [];
+    for (const lu of this.target.luns) {
+      pending.push(this.abortOnLu(lu, (_c, nexus) => nexus === this));
+      if (lu.reservation === this) lu.reservation = null;
+      const info = this.luInfo(lu);
+      info.prevent = false;
+      info.addUnitAttention(IT_NEXUS_LOSS_UA);
+    }
+    return Promise.all(pending).then(() => undefined);
   }
 }
 
 /**
  * LOGICAL UNIT RESET (SAM-5 7.7): abort every queued command of every nexus, drop the SPC-2
  * reservation and all PREVENT states, and report BUS DEVICE RESET FUNCTION OCCURRED to every
- * nexus. Resolves when the commands that were already running have finished.
+ * nexus. With TAS=1 the queued commands of nexuses other than `issuer` end with TASK ABORTED.
+ * Resolves when the commands that were already running have finished.
  */
-export function resetLu(lu: LogicalUnit): Promise<void> {
+export function resetLu(lu: LogicalUnit, issuer: ItNexus | null = null): Promise<void> {
   const target = lu.target;
-  for (const w of lu.taskSet.removeWaiting(() => true)) finishAborted(w.cmd, w.nexus, lu);
+  for (const w of lu.taskSet.removeWaiting(() => true)) finishAborted(w.cmd, w.nexus, lu, issuer);
   lu.reservation = null;
   for (const nexus of target.nexuses.values()) {
     const info = nexus.luInfo(lu);
