@@ -7,12 +7,15 @@
  * LU copy like memmove. Results are held per I_T nexus and LU by list identifier for RECEIVE COPY
  * RESULTS (COPY STATUS, OPERATING PARAMETERS).
  *
- * The copy goes straight to the other LU's store: it is not queued in that LU's task set and is
- * not checked against reservations held on it (the copy manager is not an I_T nexus of its own).
+ * The copy manager reads and writes on behalf of the I_T nexus that sent EXTENDED COPY: a source
+ * or destination LU whose reservation (SPC-2, or persistent) would refuse that nexus a READ or a
+ * WRITE ends the copy with COPY TARGET DEVICE NOT REACHABLE before any data moves. The copy goes
+ * to the stores directly: it is not queued in the other LU's task set.
  */
 import type { ScsiCommand } from '../command.js';
 import type { LogicalUnit } from '../lu.js';
 import type { CopyResult, ItNexus } from '../nexus.js';
+import { PrAccess } from '../pr.js';
 import { invalidCdbField, SenseError, SenseReason } from '../sense.js';
 import { writeFailure } from './block-io.js';
 import { luDesignators, replyData } from './spc.js';
@@ -124,8 +127,18 @@ function countSegments(list: Buffer): number {
   return n;
 }
 
+/**
+ * Would `nexus` get RESERVATION CONFLICT for this access to `lu` (SPC-2 5.5.1, SPC-4 5.13.1)? A
+ * nexus of another target never holds an SPC-2 reservation of `lu`; persistent reservations are
+ * matched by initiator port.
+ */
+function reservationRefuses(lu: LogicalUnit, nexus: ItNexus, access: PrAccess): boolean {
+  if (lu.reservation !== null && lu.reservation !== nexus) return true;
+  return lu.pr.reservationType !== null && lu.pr.conflicts(nexus.initiatorPort, access);
+}
+
 /** Copy one segment store to store; returns the bytes copied. Errors: COPY ABORTED. */
-async function copySegment(seg: Segment, targets: readonly CopyTarget[]): Promise<number> {
+async function copySegment(seg: Segment, targets: readonly CopyTarget[], nexus: ItNexus): Promise<number> {
   const src = targets[seg.src];
   const dst = targets[seg.dst];
   if (!src || !dst) throw new SenseError(SenseReason.UnreachableCopyTarget);
@@ -142,6 +155,8 @@ async function copySegment(seg: Segment, targets: readonly CopyTarget[]): Promis
   if (!from.online || !to.online || !from.store || !to.store)
     throw new SenseError(SenseReason.CopyTargetDeviceNotReachable);
   if (to.writeProtected) throw new SenseError(SenseReason.WriteProtected);
+  if (reservationRefuses(from, nexus, PrAccess.Read) || reservationRefuses(to, nexus, PrAccess.Write))
+    throw new SenseError(SenseReason.CopyTargetDeviceNotReachable);
   const srcOff = seg.srcLba * from.blockSize;
   const dstOff = seg.dstLba * to.blockSize;
   // overlapping ranges of one store copy backwards when the destination is above the source
@@ -215,7 +230,7 @@ export async function extendedCopyHandler(cmd: ScsiCommand, lu: LogicalUnit, nex
   if (held) hold(results, listId, result);
   try {
     for (const seg of segments) {
-      result.transferred += await copySegment(seg, targets);
+      result.transferred += await copySegment(seg, targets, nexus);
       result.segmentsProcessed++;
     }
     result.status = 1;

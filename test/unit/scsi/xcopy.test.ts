@@ -159,3 +159,52 @@ test('spc4 6.18.4 RECEIVE COPY RESULTS OPERATING PARAMETERS reports the limits t
   // unknown list identifier before any copy
   assert.equal(senseText(await submit(nexus, rcr(0, 5))), '5/24/0');
 });
+
+/** PERSISTENT RESERVE OUT with the basic 24-byte parameter list (key, service action key). */
+function prOutCdb(action: number, type: number, key: bigint, sark: bigint) {
+  const list = Buffer.alloc(24);
+  list.writeBigUInt64BE(key, 0);
+  list.writeBigUInt64BE(sark, 8);
+  return { cdb: [0x5f, action, type, 0, 0, 0, 0, 0, 24, 0], dataOut: list };
+}
+
+test('spc4 6.4 / 5.13.1 EXTENDED COPY honours reservations on its copy targets as the sending I_T nexus', async () => {
+  const { system, nexus } = await makeHarness();
+  assert.equal(system.createTarget('iscsi', 2, 'iqn.2024-01.test:t2'), AdminError.Success);
+  assert.equal(await system.createLu(2, 3n, { path: String(1024 * 1024) }), AdminError.Success);
+  const other = system.targets.get(2)!.createNexus(9, 'iqn.2024-01.test:other', 'info');
+  for (const lu of system.targets.get(2)!.luns) other.luInfo(lu).unitAttentions.length = 0;
+  const data = Buffer.alloc(4 * BS, 0x5a);
+  await submit(nexus, cdb10(0x2a, 10, 4), { dataOut: data });
+  const copy = (listId: number, from: Buffer, to: Buffer) => {
+    const list = paramList(listId, [from, to], [segment(0, 1, 4, 10, 20)]);
+    return submit(nexus, xcopyCdb(list.length), { dataOut: list });
+  };
+  const readDst = async () => dataIn(await submit(other, cdb10(0x28, 20, 4), { lun: 3 }));
+
+  // SPC-2 RESERVE(6) held by another nexus on the destination: nothing is written.
+  assert.equal((await submit(other, [0x16, 0, 0, 0, 0, 0], { lun: 3 })).status, ScsiStatus.Good);
+  assert.equal(senseText(await copy(1, target(naa3(1, 1)), target(naa3(2, 3)))), 'a/d/2');
+  assert.deepEqual(await readDst(), Buffer.alloc(4 * BS));
+  assert.equal((await submit(other, [0x17, 0, 0, 0, 0, 0], { lun: 3 })).status, ScsiStatus.Good);
+
+  // WRITE EXCLUSIVE persistent reservation on the destination: the copy cannot write there...
+  const reg = prOutCdb(0, 0, 0n, 0xabn);
+  assert.equal((await submit(other, reg.cdb, { dataOut: reg.dataOut, lun: 3 })).status, ScsiStatus.Good);
+  const we = prOutCdb(1, 1, 0xabn, 0n);
+  assert.equal((await submit(other, we.cdb, { dataOut: we.dataOut, lun: 3 })).status, ScsiStatus.Good);
+  assert.equal(senseText(await copy(2, target(naa3(1, 1)), target(naa3(2, 3)))), 'a/d/2');
+  assert.deepEqual(await readDst(), Buffer.alloc(4 * BS));
+  // ...but it may read from it (Write Exclusive lets everybody read) into our own LU.
+  const back = paramList(3, [target(naa3(2, 3)), target(naa3(1, 1))], [segment(0, 1, 4, 20, 40)]);
+  assert.equal((await submit(nexus, xcopyCdb(back.length), { dataOut: back })).status, ScsiStatus.Good);
+
+  // Released: the same copy goes through.
+  const release = prOutCdb(2, 1, 0xabn, 0n);
+  assert.equal(
+    (await submit(other, release.cdb, { dataOut: release.dataOut, lun: 3 })).status,
+    ScsiStatus.Good,
+  );
+  assert.equal((await copy(4, target(naa3(1, 1)), target(naa3(2, 3)))).status, ScsiStatus.Good);
+  assert.deepEqual(await readDst(), data);
+});
