@@ -8,7 +8,7 @@ import type { SanitizeOperation } from './device/sanitize.js';
 import { executeCommand } from './execute.js';
 import { ModePages } from './mode-pages.js';
 import type { ItNexus } from './nexus.js';
-import { normalizePort, PersistentReservations } from './pr.js';
+import { PersistentReservations, registrationCovers } from './pr.js';
 import { TaskSet } from './task-set.js';
 import type { ScsiTarget } from './target.js';
 
@@ -84,11 +84,13 @@ export class LogicalUnit {
   readonly modePages = new ModePages();
   /** SPC-2 RESERVE holder (SPC-2 7.21), or null. */
   reservation: ItNexus | null = null;
-  /** Persistent reservations (SPC-4 5.13); unit attentions go to the nexuses of the named port. */
+  /**
+   * Persistent reservations (SPC-4 5.13); unit attentions go to the nexuses of the registered
+   * port, or of every port of the name for a name-only registration.
+   */
   readonly pr = new PersistentReservations((port, reason) => {
-    const wanted = normalizePort(port);
     for (const nexus of this.target.nexuses.values())
-      if (normalizePort(nexus.initiatorPort) === wanted) nexus.luInfo(this).addUnitAttention(reason);
+      if (registrationCovers(port, nexus.initiatorPort)) nexus.luInfo(this).addUnitAttention(reason);
   });
   readonly taskSet: TaskSet;
 

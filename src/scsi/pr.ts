@@ -95,6 +95,16 @@ export function initiatorNameOf(port: string): string {
   return m ? m[1]! : port;
 }
 
+/**
+ * Is the I_T nexus of initiator port `nexusPort` covered by a registration made for `registered`:
+ * the same port, or (name-only TransportID, SPC-4 7.6.4.6 format 00b) any port of that name?
+ */
+export function registrationCovers(registered: string, nexusPort: string): boolean {
+  const r = normalizePort(registered);
+  const n = normalizePort(nexusPort);
+  return r === n || (initiatorNameOf(r) === r && initiatorNameOf(n) === r);
+}
+
 /** Everything APTPL preserves (SPC-4 5.13.5): registrations, reservation, generation. */
 export interface PrSnapshot {
   generation: number;

@@ -318,6 +318,25 @@ test('spc4 7.6.4.6 SPEC_I_PT with a name-only TransportID registers every initia
   assert.equal((await write10(n3)).status, ScsiStatus.ReservationConflict);
 });
 
+test('spc4 5.13.11.4 unit attentions reach every I_T nexus a name-only registration covers', async () => {
+  const { system, n1 } = await daemon(null);
+  const target = system.targets.get(1)!;
+  const lu = target.luns[1]!;
+  const n3 = target.createNexus(3, NAME3, 'info', PORT3);
+  const other = target.createNexus(4, NAME3, 'info', `${NAME3},i,0x400000000009`);
+  for (const n of [n3, other]) n.luInfo(lu).unitAttentions.length = 0;
+  // n1 registers itself and NAME3 (every port of that name) with key 1; NAME3 changes its key to 3
+  await prOut(n1, REGISTER, { sark: 1n, flags: SPEC_I_PT, extra: transportIds(NAME3) });
+  assert.equal((await prOut(n3, REGISTER, { key: 1n, sark: 3n })).status, ScsiStatus.Good);
+  // n1 preempts key 3
+  assert.equal(
+    (await prOut(n1, PREEMPT, { key: 1n, sark: 3n, type: PrType.WriteExclusive })).status,
+    ScsiStatus.Good,
+  );
+  // REGISTRATIONS PREEMPTED (2A/05) for both ports of NAME3
+  for (const n of [n3, other]) assert.equal(senseText(await write10(n)), '6/2a/5');
+});
+
 test('spc4 6.16.3.1 SPEC_I_PT errors: registered issuer, duplicate or registered TransportID, bad lengths; all or nothing', async () => {
   const { n1, n2 } = await daemon(null);
   await prOut(n2, REGISTER, { sark: 2n });
