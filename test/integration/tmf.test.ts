@@ -25,6 +25,7 @@ import { TgtDaemon } from '../helpers/daemon.js';
 import {
   BLOCK,
   CHECK_CONDITION,
+  clearUnitAttention,
   closeSession,
   GOOD,
   IQN,
@@ -63,11 +64,21 @@ function sendRawTmf(
   return cmdSN;
 }
 
-/** Receive until the TMF response of `itt`; returns its response code and the PDUs before it. */
-async function tmfResult(s: Session, itt: number): Promise<{ response: number; before: Pdu[] }> {
+/**
+ * Receive until the TMF response of `itt`; returns its response code, its RFC 7144 4.1
+ * ADDITIONAL RESPONSE INFORMATION (bytes 8-10) and the PDUs before it.
+ */
+async function tmfResult(
+  s: Session,
+  itt: number,
+): Promise<{ response: number; info: number; before: Pdu[] }> {
   const pdus = await receiveUntil(s, Opcode.TaskMgmtResponse, itt, 10_000);
   const last = pdus.pop()!;
-  return { response: new TaskMgmtResponseView(last.bhs).response, before: pdus };
+  return {
+    response: new TaskMgmtResponseView(last.bhs).response,
+    info: last.bhs.readUIntBE(8, 3),
+    before: pdus,
+  };
 }
 
 /** Nothing more arrives for these ITTs (within `ms`); other PDUs are returned. */
@@ -324,9 +335,9 @@ describe('task management at every stage of a command', () => {
     await assertWindowMoves(s, itt(), 'window untouched by refused aborts');
   });
 
-  test('rfc7143 11.5.1 / rfc7144 4.1: QUERY TASK, QUERY TASK SET, I_T NEXUS RESET, QUERY ASYNC EVENT, CLEAR ACA -> not supported', async () => {
+  test('rfc7143 11.5.1: CLEAR ACA and undefined function codes -> not supported; TASK REASSIGN -> 4', async () => {
     await fresh();
-    for (const fn of [9, 10, 11, 12, TmfFunction.ClearAca, 0x55]) {
+    for (const fn of [TmfFunction.ClearAca, 13, 0x55]) {
       const m = itt();
       sendRawTmf(s, { itt: m, fn, refTag: 0x1 });
       assert.equal((await tmfResult(s, m)).response, TmfResponse.NotSupported, `function ${fn}`);
@@ -356,5 +367,187 @@ describe('task management at every stage of a command', () => {
     const again = await loginReady(d, TARGET, LUN, { initiatorName: `${IQN}:after-cold-reset` });
     assert.equal((await again.read10(LUN, 0, 1, BLOCK)).status, GOOD);
     await closeSession(again);
+  });
+  /** Send a WRITE(10) of `blocks` blocks and wait for its first R2T; returns its TTT. */
+  async function writeWaitingForData(x: Session, w: number, lba: number, blocks = 1): Promise<number> {
+    sendRawCommand(x, { itt: w, lun: LUN, cdb: write10Cdb(lba, blocks), write: true, edtl: blocks * BLOCK });
+    const [r2tPdu] = await receiveUntil(x, Opcode.R2T, w, 5000);
+    return new R2TView(r2tPdu!.bhs).ttt;
+  }
+
+  /** Send a TMF and return its response code and additional response information. */
+  async function tmf(
+    x: Session,
+    o: { fn: number; lun?: number; refTag?: number },
+  ): Promise<{ response: number; info: number }> {
+    const m = itt();
+    sendRawTmf(x, { itt: m, ...o });
+    const { response, info } = await tmfResult(x, m);
+    return { response, info };
+  }
+
+  /** MODE SELECT(6) of the control mode page with TAS (SPC-4 7.5.8 byte 5 bit 6) set or cleared. */
+  async function setTas(x: Session, on: boolean): Promise<void> {
+    const sensed = await x.modeSense6(LUN, { page: 0x0a });
+    assert.equal(sensed.status, GOOD);
+    const list = Buffer.from(sensed.data);
+    list[0] = 0; // MODE DATA LENGTH is reserved in MODE SELECT
+    const tas = 4 + list[3]! + 5;
+    list[tas] = on ? list[tas]! | 0x40 : list[tas]! & ~0x40;
+    const cdb = Buffer.from([0x15, 0x10, 0, 0, list.length, 0]);
+    assert.equal((await x.command({ lun: LUN, cdb, dataOut: list })).status, GOOD, 'MODE SELECT TAS');
+  }
+
+  test('rfc7144 4.1 / sam5 7.x QUERY TASK and QUERY TASK SET: a write waiting for Data-Out exists (7); once answered it does not (0)', async () => {
+    await fresh();
+    const w = itt();
+    const ttt = await writeWaitingForData(s, w, 9000, 2);
+    const succeeded = TmfResponse.FunctionSucceeded;
+    assert.equal((await tmf(s, { fn: TmfFunction.QueryTask, refTag: w })).response, succeeded);
+    assert.equal((await tmf(s, { fn: TmfFunction.QueryTaskSet })).response, succeeded);
+    assert.equal(
+      (await tmf(s, { fn: TmfFunction.QueryTask, refTag: w + 1000 })).response,
+      TmfResponse.FunctionComplete,
+    );
+    assert.equal(
+      (await tmf(s, { fn: TmfFunction.QueryTask, refTag: w, lun: OTHER_LUN })).response,
+      0,
+      'other LU',
+    );
+    assert.equal((await tmf(s, { fn: TmfFunction.QueryTaskSet, lun: OTHER_LUN })).response, 0, 'other LU');
+    assert.equal(
+      (await tmf(s, { fn: TmfFunction.QueryTask, refTag: w, lun: 9 })).response,
+      TmfResponse.LunDoesNotExist,
+    );
+    // Another session's task set does not count.
+    observer.setRawMode(true);
+    assert.equal(
+      (await tmf(observer, { fn: TmfFunction.QueryTaskSet })).response,
+      TmfResponse.FunctionComplete,
+    );
+    observer.setRawMode(false);
+    // The query did not disturb the write: it completes, and then no longer exists.
+    sendRawDataOut(s, {
+      itt: w,
+      lun: LUN,
+      ttt,
+      data: pattern(2 * BLOCK, 9),
+      from: 0,
+      to: 2 * BLOCK,
+      segment: BLOCK,
+    });
+    const done = await receiveUntil(s, Opcode.ScsiResponse, w, 5000);
+    assert.equal(new ScsiResponseView(done[done.length - 1]!.bhs).status, GOOD);
+    assert.equal(
+      (await tmf(s, { fn: TmfFunction.QueryTask, refTag: w })).response,
+      TmfResponse.FunctionComplete,
+    );
+    assert.equal((await tmf(s, { fn: TmfFunction.QueryTaskSet })).response, TmfResponse.FunctionComplete);
+    assert.ok((await observer.read10(LUN, 9000, 2, BLOCK)).data.equals(pattern(2 * BLOCK, 9)));
+  });
+
+  test('rfc7144 4.1 / sam5 7.x QUERY ASYNCHRONOUS EVENT: the pending UA in bytes 8-10 (function succeeded), not cleared', async () => {
+    await fresh();
+    // The observer's LOGICAL UNIT RESET leaves BUS DEVICE RESET FUNCTION OCCURRED (29/03) for `s`.
+    assert.equal(await observer.taskManagement(TmfFunction.LogicalUnitReset, { lun: LUN }), 0);
+    for (let i = 0; i < 2; i++) {
+      const r = await tmf(s, { fn: TmfFunction.QueryAsyncEvent });
+      assert.equal(r.response, TmfResponse.FunctionSucceeded, `query ${i}`);
+      // UADE DEPTH 01b (one pending), sense key UNIT ATTENTION; ASC 29h, ASCQ 03h.
+      assert.equal(r.info, 0x162903, `query ${i}: 0x${r.info.toString(16)}`);
+    }
+    // OTHER_LUN still has the POWER ON, RESET the session started with.
+    assert.equal((await tmf(s, { fn: TmfFunction.QueryAsyncEvent, lun: OTHER_LUN })).info, 0x162900);
+    assert.equal(
+      (await tmf(s, { fn: TmfFunction.QueryAsyncEvent, lun: 9 })).response,
+      TmfResponse.LunDoesNotExist,
+    );
+    s.setRawMode(false);
+    const r = await s.testUnitReady(LUN);
+    assert.equal(r.status, CHECK_CONDITION, 'the query left the unit attention pending');
+    assert.deepEqual([r.sense?.key, r.sense?.asc, r.sense?.ascq], [0x06, 0x29, 0x03]);
+    s.setRawMode(true);
+    assert.deepEqual(await tmf(s, { fn: TmfFunction.QueryAsyncEvent }), {
+      response: TmfResponse.FunctionComplete,
+      info: 0,
+    });
+  });
+
+  test('sam5 7.x I_T NEXUS RESET: a write waiting for Data-Out is aborted silently; the session stays, with a 29h UA on every LU', async () => {
+    await fresh();
+    const w = itt();
+    const ttt = await writeWaitingForData(s, w, 9100);
+    const m = itt();
+    sendRawTmf(s, { itt: m, fn: TmfFunction.ItNexusReset });
+    const { response, before: early } = await tmfResult(s, m);
+    assert.equal(response, TmfResponse.FunctionComplete);
+    assert.ok(!early.some((p) => bhsItt(p.bhs) === w), 'the aborted write answered');
+    sendRawDataOut(s, { itt: w, lun: LUN, ttt, data: pattern(BLOCK, 3), from: 0, to: BLOCK, segment: BLOCK });
+    assert.deepEqual((await assertSilentFor(s, new Set([w]), 'I_T NEXUS RESET')).map(opName), []);
+    await assertWindowMoves(s, itt(), 'I_T NEXUS RESET');
+    assert.ok(
+      (await observer.read10(LUN, 9100, 1, BLOCK)).data.equals(Buffer.alloc(BLOCK)),
+      'nothing written',
+    );
+    s.setRawMode(false);
+    // SAM-5 6.3.4 names I_T NEXUS LOSS OCCURRED (29/07); until sense.ts has it the target sends 29/00.
+    for (const lun of [LUN, OTHER_LUN]) {
+      const r = await s.testUnitReady(lun);
+      assert.equal(r.status, CHECK_CONDITION, `LUN ${lun}`);
+      assert.deepEqual([r.sense?.key, r.sense?.asc], [0x06, 0x29], `LUN ${lun}`);
+    }
+    assert.equal((await s.testUnitReady(LUN)).status, GOOD, 'the session goes on');
+    assert.equal((await observer.testUnitReady(LUN)).status, GOOD, 'other sessions are not reset');
+  });
+
+  test("sam5 5.6 TAS=1: LOGICAL UNIT RESET answers the other session's waiting commands TASK ABORTED; the issuer's stay silent", async () => {
+    await fresh();
+    await setTas(observer, true);
+    try {
+      observer.setRawMode(true);
+      const theirWrite = itt();
+      const theirTtt = await writeWaitingForData(observer, theirWrite, 9200);
+      const gap = observer.takeCmdSN();
+      const theirRead = itt();
+      sendRawCommand(observer, { itt: theirRead, lun: LUN, cdb: read10Cdb(0, 1), read: true, edtl: BLOCK });
+      const mine = itt();
+      await writeWaitingForData(s, mine, 9201);
+      const m = itt();
+      sendRawTmf(s, { itt: m, fn: TmfFunction.LogicalUnitReset });
+      assert.equal((await tmfResult(s, m)).response, TmfResponse.FunctionComplete);
+      await assertSilentFor(s, new Set([mine]), 'the issuer');
+      // The other session: TASK ABORTED (40h) for the write waiting for Data-Out and the read in the window.
+      const statuses = new Map<number, number>();
+      while (statuses.size < 2) {
+        const p = await nextPdu(observer, 5000);
+        assert.ok(p, 'TASK ABORTED responses for the other session');
+        assert.equal(bhsOpcode(p.bhs), Opcode.ScsiResponse, opName(p));
+        statuses.set(bhsItt(p.bhs), new ScsiResponseView(p.bhs).status);
+      }
+      assert.deepEqual([statuses.get(theirWrite), statuses.get(theirRead)], [0x40, 0x40]);
+      // Late Data-Out is still dropped silently; the gap fills and the window moves.
+      sendRawDataOut(observer, {
+        itt: theirWrite,
+        lun: LUN,
+        ttt: theirTtt,
+        data: pattern(BLOCK, 4),
+        from: 0,
+        to: BLOCK,
+        segment: BLOCK,
+      });
+      sendRawNop(observer, itt(), { cmdSN: gap });
+      await assertSilentFor(observer, new Set([theirWrite, theirRead]), 'the other session');
+      await assertWindowMoves(observer, itt(), 'the other session');
+      observer.setRawMode(false);
+      await clearUnitAttention(observer, LUN);
+      assert.ok(
+        (await observer.read10(LUN, 9200, 1, BLOCK)).data.equals(Buffer.alloc(BLOCK)),
+        'nothing written',
+      );
+    } finally {
+      observer.setRawMode(false);
+      await clearUnitAttention(observer, LUN);
+      await setTas(observer, false);
+    }
   });
 });
