@@ -41,11 +41,9 @@ export interface CopyResult {
 const MAX_PENDING_UA = 16;
 
 /**
- * The unit attention I_T NEXUS RESET leaves on every LU (SAM-5 6.3.4). SAM-5 names I_T NEXUS
- * LOSS OCCURRED (29/07), which sense.ts does not define yet; 29/00 (POWER ON, RESET, OR BUS
- * DEVICE RESET OCCURRED) is the code SPC-4 allows for any of the 29h events.
+ * The unit attention I_T NEXUS RESET leaves on every LU: I_T NEXUS LOSS OCCURRED (SAM-5 6.3.4).
  */
-const IT_NEXUS_LOSS_UA = SenseReason.PowerOnReset;
+const IT_NEXUS_LOSS_UA = SenseReason.ItNexusLoss;
 
 /** State an I_T nexus keeps for one LU (tgt's it_nexus_lu_info). */
 export class NexusLuInfo {

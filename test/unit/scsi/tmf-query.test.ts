@@ -125,7 +125,7 @@ test('sam5 7.x QUERY ASYNCHRONOUS EVENT: the pending UA (key/ASC/ASCQ, UADE DEPT
   assert.equal(nexus.queryAsyncEvent(lunField(7)).result, TmfResult.LunNotFound);
 });
 
-test('sam5 7.x I_T NEXUS RESET: this nexus loses its commands, reservation and PREVENT on every LU, and gets a 29h UA', async () => {
+test('sam5 7.x I_T NEXUS RESET: this nexus loses its commands, reservation and PREVENT on every LU, and gets I_T NEXUS LOSS OCCURRED (29/07)', async () => {
   const h = await gated();
   assert.equal((await submit(h.nexus, [0x16, 0, 0, 0, 0, 0])).status, ScsiStatus.Good); // RESERVE(6)
   assert.equal((await submit(h.nexus, [0x1e, 0, 0, 0, 1, 0])).status, ScsiStatus.Good); // PREVENT
@@ -152,7 +152,7 @@ test('sam5 7.x I_T NEXUS RESET: this nexus loses its commands, reservation and P
     const r = await submit(h.nexus, TUR, { lun });
     assert.equal(r.status, ScsiStatus.CheckCondition, `LUN ${lun}`);
     assert.equal(r.sense![2]! & 0x0f, 6, `LUN ${lun}: UNIT ATTENTION`);
-    assert.equal(r.sense![12], 0x29, `LUN ${lun}: reset ASC`);
+    assert.deepEqual([r.sense![12], r.sense![13]], [0x29, 0x07], `LUN ${lun}: I_T NEXUS LOSS OCCURRED`);
     assert.equal((await submit(h.nexus, TUR, { lun })).status, ScsiStatus.Good);
   }
   // The other nexus is not touched.
