@@ -21,8 +21,12 @@ import { isServiceActionEntry, UaPolicy, type OpcodeEntry, type TableEntry } fro
 export const RELATIVE_TARGET_PORT = 1;
 export const TARGET_PORT_GROUP = 1;
 
-/** VPD B0 MAXIMUM TRANSFER LENGTH in bytes: larger READ/WRITE commands are refused (SBC-4 6.6.4). */
-export const MAX_TRANSFER_BYTES = 8 * 1024 * 1024;
+/**
+ * VPD B0 MAXIMUM TRANSFER LENGTH in bytes: larger READ/WRITE commands are refused (SBC-4 6.6.4).
+ * 16 MiB, so that a command can fill a whole burst of the largest MaxBurstLength (2^24 - 1,
+ * RFC 7143 13.13); a larger one would only raise the memory one command can pin.
+ */
+export const MAX_TRANSFER_BYTES = 16 * 1024 * 1024;
 
 /** Hand `data` to the initiator, truncated to the CDB's allocation length (SPC-4 4.2.5.6). */
 export function replyData(cmd: ScsiCommand, data: Buffer, allocationLength: number): void {
