@@ -1,7 +1,8 @@
 /**
  * One iSCSI connection: the TCP socket, PDU framing and sending, the login phase, and full
  * feature phase dispatch (RFC 7143 11): SCSI commands with their Data-Out / R2T / Data-In,
- * NOP-Out/NOP-In, task management, Text (SendTargets), Logout, SNACK (ERL 0: rejected).
+ * NOP-Out/NOP-In, task management, Text (SendTargets), Logout, SNACK (ERL 0: rejected; ERL 1:
+ * Data/R2T and Status SNACK from what erl1.ts keeps, lost Data-Out requested with recovery R2Ts).
  *
  * Command lifecycle on this side (the SCSI core only sees ScsiCommand):
  *   SCSI Command PDU -> IscsiTask (immediate data absorbed)
@@ -17,7 +18,8 @@ import type { ItNexus } from '../scsi/nexus.js';
 import type { ConnectionStats } from '../scsi/driver.js';
 import { TmfFunction as CoreTmf } from '../scsi/tmf.js';
 import { encodeLogoutRequest } from './async.js';
-import { sendCommandResult, type PduSend, type StatusSequence } from './data-in.js';
+import { encodeDataInAt, sendCommandResult, type PduSend, type StatusSequence } from './data-in.js';
+import { Retention, snackRun, WriteRecovery, type Range } from './erl1.js';
 import { sendTargets } from './discovery.js';
 import type { IscsiDriver } from './driver.js';
 import { FramingError, PduFramer } from './framer.js';
@@ -25,6 +27,7 @@ import type { IscsiLimits } from './limits.js';
 import { LoginPhase, loginText, type LoginReply } from './login.js';
 import type { NegotiatedParams } from './negotiate.js';
 import {
+  bhsDataSegmentLength,
   bhsImmediate,
   bhsItt,
   bhsLun,
@@ -42,12 +45,14 @@ import {
   NopOutView,
   scsiCommandCdb,
   ScsiCommandView,
+  SnackRequestView,
   TaskMgmtRequestView,
   TextRequestView,
   ahsWellFormed,
+  writeTargetSequence,
   type IncomingPdu,
 } from './pdu.js';
-import { PduWriter } from './pdu-writer.js';
+import { PduWriter, type DataSegment } from './pdu-writer.js';
 import { snLessOrEqual, snLessThan } from './cmdsn.js';
 import { IscsiSession } from './session.js';
 import { IscsiTask, taskAttribute } from './task.js';
@@ -68,6 +73,7 @@ import {
   Opcode,
   RejectReason,
   RESERVED_TAG,
+  SnackType,
   TmfFunction,
   TmfResponse,
 } from './spec.js';
@@ -119,6 +125,8 @@ export class IscsiConnection implements StatusSequence {
   private nopOutstanding = 0;
   private nopTtt = 1;
   private readonly socketPausedForDrain = { value: false };
+  /** ERL >= 1: what is kept for SNACK until the initiator acknowledges it (erl1.ts); else null. */
+  private retention: Retention | null = null;
   /** tgt's per-connection counters (session stat / connection stat). */
   private readonly counters = {
     rxDataOctets: 0,
@@ -227,6 +235,7 @@ export class IscsiConnection implements StatusSequence {
     if (!err.fatal && err.bhs && this.state === 'ffp') {
       // RFC 7143 7.8: a data digest error discards the PDU and is answered with a Reject.
       this.sendReject(err.bhs, RejectReason.DataDigestError);
+      if (this.retention) this.onDiscardedPdu(err.bhs);
       return;
     }
     this.close(err.message);
@@ -234,6 +243,9 @@ export class IscsiConnection implements StatusSequence {
 
   private onFfpPdu(pdu: IncomingPdu): void {
     const op = bhsOpcode(pdu.bhs);
+    // RFC 7143 3.2.2.2: every initiator PDU's ExpStatSN (bytes 28-31) acknowledges the statuses
+    // before it; what was kept for SNACK up to there can go.
+    if (this.retention) this.retention.acknowledge(pdu.bhs.readUInt32BE(28), this.statSn);
     if (!ahsWellFormed(pdu.ahs)) {
       this.sendReject(pdu.bhs, RejectReason.ProtocolError);
       return;
@@ -252,6 +264,7 @@ export class IscsiConnection implements StatusSequence {
       case Opcode.LogoutRequest:
         return this.ordered(pdu, () => this.onLogout(pdu));
       case Opcode.SnackRequest:
+        if (this.retention) return this.onSnack(pdu.bhs);
         // ERL 0: no SNACK support (RFC 7143 11.16: reject when not supported).
         return this.sendReject(pdu.bhs, RejectReason.SnackReject);
       case Opcode.LoginRequest:
@@ -355,6 +368,7 @@ export class IscsiConnection implements StatusSequence {
       this.framer.setDigests(p.headerDigest, p.dataDigest);
       this.framer.setMaxDataSegmentLength(p.maxRecvDataSegmentLength);
       this.writer.setDigests(p.headerDigest, p.dataDigest);
+      if (p.errorRecoveryLevel >= 1) this.startRetention();
       this.login = null;
       this.state = 'ffp';
       this.clearLoginTimers();
@@ -515,6 +529,11 @@ export class IscsiConnection implements StatusSequence {
       this.dataOutHeld += task.reservedBytes;
       this.driver.dataOutBudget.force(task.reservedBytes);
       if (task.writeLength <= task.unsolicitedEnd) task.admitted = true;
+      if (this.retention) {
+        task.recovery = new WriteRecovery();
+        if (!task.unsolicitedDone)
+          task.recovery.open(RESERVED_TAG, task.received, task.unsolicitedEnd, false);
+      }
     }
     if (immediate) {
       this.deliver(task);
@@ -557,29 +576,41 @@ export class IscsiConnection implements StatusSequence {
     if (!task.admitted && !this.admit(task)) return;
     const p = this.params!;
     const writeLength = task.writeLength;
-    const maxR2T = Math.min(p.maxOutstandingR2T, this.limits.maxOutstandingR2TPerTask);
+    // RFC 7143 13.19: with ERL > 0 (and DataSequenceInOrder=Yes) only the last R2T can be
+    // recovered, so one R2T at a time; MaxOutstandingR2T is a maximum, fewer is always allowed.
+    const maxR2T = task.recovery ? 1 : Math.min(p.maxOutstandingR2T, this.limits.maxOutstandingR2TPerTask);
     while (task.r2tsInFlight < maxR2T && task.nextR2tOffset < writeLength) {
-      if (task.ttt === RESERVED_TAG) {
-        task.ttt = this.allocateTtt();
-        this.byTtt.set(task.ttt, task);
-      }
       const length = Math.min(p.maxBurstLength, writeLength - task.nextR2tOffset);
-      const bhs = Buffer.allocUnsafe(BHS_LENGTH);
-      encodeR2T(bhs, {
-        itt: task.itt,
-        lun: task.cmd.lun,
-        ttt: task.ttt,
-        r2tSN: task.r2tSn++,
-        bufferOffset: task.nextR2tOffset,
-        desiredDataTransferLength: length,
-        // 11.8: R2T carries the next StatSN without advancing it.
-        statSN: this.statSn,
-        expCmdSN: this.session!.window.expCmdSn,
-        maxCmdSN: this.session!.window.maxCmdSn,
-      });
-      this.send(bhs, null);
+      this.sendR2t(task, { offset: task.nextR2tOffset, length }, false);
       task.nextR2tOffset += length;
-      task.r2tsInFlight++;
+    }
+  }
+
+  /** Send an R2T for `range` (a recovery R2T asks again for bytes an earlier one asked for). */
+  private sendR2t(task: IscsiTask, range: Range, recovery: boolean): void {
+    if (task.ttt === RESERVED_TAG) {
+      task.ttt = this.allocateTtt();
+      this.byTtt.set(task.ttt, task);
+    }
+    const r2tSn = task.r2tSn++;
+    const bhs = Buffer.allocUnsafe(BHS_LENGTH);
+    encodeR2T(bhs, {
+      itt: task.itt,
+      lun: task.cmd.lun,
+      ttt: task.ttt,
+      r2tSN: r2tSn,
+      bufferOffset: range.offset,
+      desiredDataTransferLength: range.length,
+      // 11.8: R2T carries the next StatSN without advancing it.
+      statSN: this.statSn,
+      expCmdSN: this.session!.window.expCmdSn,
+      maxCmdSN: this.session!.window.maxCmdSn,
+    });
+    this.send(bhs, null);
+    task.r2tsInFlight++;
+    if (task.recovery) {
+      task.recovery.open(task.ttt, range.offset, range.offset + range.length, recovery);
+      task.lastR2t = { r2tSn, bhs };
     }
   }
 
@@ -643,6 +674,10 @@ export class IscsiConnection implements StatusSequence {
       this.sendReject(pdu.bhs, RejectReason.InvalidPduField);
       return;
     }
+    if (task.recovery) {
+      this.onRecoverableDataOut(task, v, pdu);
+      return;
+    }
     const offset = v.bufferOffset;
     const length = pdu.data.length;
     const unsolicited = ttt === RESERVED_TAG;
@@ -679,6 +714,71 @@ export class IscsiConnection implements StatusSequence {
     } else if (task.ordered || v.final) {
       this.solicit(task);
     }
+  }
+
+  /**
+   * ERL >= 1 Data-Out (erl1.ts WriteRecovery): a DataSN gap marks the bytes before this PDU as
+   * lost (RFC 7143 7.9), data beyond a hole waits for it, a sequence that ends with holes is
+   * followed by a recovery R2T for each (7.8). A DataSN already seen is dropped silently.
+   */
+  private onRecoverableDataOut(task: IscsiTask, v: DataOutView, pdu: IncomingPdu): void {
+    const rec = task.recovery!;
+    const offset = v.bufferOffset;
+    const verdict = rec.check(v.ttt, v.dataSN, offset, pdu.data.length);
+    if (verdict === 'stale') return;
+    if (verdict === 'invalid') {
+      this.sendReject(pdu.bhs, RejectReason.ProtocolError);
+      return;
+    }
+    task.received = rec.place(task.received, offset, pdu.data, (d) => task.cmd.addDataOut(d));
+    this.afterDataOut(task, rec.advance(pdu.data.length, v.final) !== null, v.ttt === RESERVED_TAG);
+  }
+
+  /** A Data-Out sequence of an ERL >= 1 write may have ended: recover its holes, go on. */
+  private afterDataOut(task: IscsiTask, ended: boolean, unsolicited: boolean): void {
+    const rec = task.recovery!;
+    if (ended) {
+      task.lastR2t = null;
+      if (unsolicited) {
+        task.unsolicitedDone = true;
+      } else if (task.r2tsInFlight > 0) {
+        task.r2tsInFlight--;
+      }
+      const hole = rec.takeHole();
+      // RFC 7143 7.8 a): request the lost bytes again with a recovery R2T.
+      if (hole) this.sendR2t(task, hole, true);
+    }
+    if (task.dataComplete) {
+      if (task.ttt !== RESERVED_TAG) this.byTtt.delete(task.ttt);
+      this.maybeSubmit(task);
+    } else if (ended && rec.idle) {
+      this.solicit(task);
+    }
+  }
+
+  /**
+   * ERL >= 1: a PDU discarded for its data digest (already answered with a Reject). Lost
+   * Data-Out becomes a hole of its write when its header fits the sequence (else the next PDU's
+   * DataSN gap shows the loss); a SCSI Command is retried by the initiator with its immediate
+   * data (RFC 7143 7.8: the non-data rule), so unsolicited Data-Out still in flight for it is
+   * dropped silently.
+   */
+  private onDiscardedPdu(bhs: Buffer): void {
+    const op = bhsOpcode(bhs);
+    if (op === Opcode.ScsiCommand) {
+      const itt = bhsItt(bhs);
+      if (!this.tasks.has(itt)) this.rememberAborted(itt);
+      return;
+    }
+    if (op !== Opcode.DataOut) return;
+    const v = this.dataOutView.wrap(bhs);
+    const task = v.ttt === RESERVED_TAG ? this.tasks.get(v.itt) : this.byTtt.get(v.ttt);
+    if (!task || task.itt !== v.itt || task.done || !task.recovery) return;
+    const rec = task.recovery;
+    const length = bhsDataSegmentLength(bhs);
+    if (rec.check(v.ttt, v.dataSN, v.bufferOffset, length) !== 'accept') return;
+    if (length > 0) rec.addHole({ offset: v.bufferOffset, length });
+    this.afterDataOut(task, rec.advance(length, v.final) !== null, v.ttt === RESERVED_TAG);
   }
 
   private maybeSubmit(task: IscsiTask): void {
@@ -720,11 +820,127 @@ export class IscsiConnection implements StatusSequence {
   /** Data-In PDUs and/or SCSI Response for a finished command, in one batch. */
   private sendResult(task: IscsiTask): void {
     this.batch();
-    const counts = sendCommandResult(task, this.params!, this, this.sendPdu);
-    if (task.cmd.onRelease !== null) this.sentPooled.push(task.cmd);
+    const retention = this.retention;
+    // RFC 7143 11.4.8: ExpDataSN is the number of R2Ts and Data-In sent (reported at ERL >= 1).
+    const options = retention ? { expDataSn: task.r2tSn } : {};
+    const counts = sendCommandResult(task, this.params!, this, this.sendPdu, options);
+    if (retention && counts.plan) {
+      // Kept for Data SNACK until the status is acknowledged; the pooled buffer goes back then.
+      const cmd = task.cmd;
+      const read = retention.addRead(counts.plan, counts.statSn, () => this.releaseRetained(cmd));
+      if (counts.plan.collapse) retention.addResponse(counts.statSn, null, null, read);
+    } else if (task.cmd.onRelease !== null) this.sentPooled.push(task.cmd);
     this.counters.dataInPdus += counts.dataInPdus;
     this.counters.txDataOctets += counts.dataInBytes;
     this.counters.responsePdus += counts.responses;
+  }
+
+  // --- ERL 1: retention and SNACK (RFC 7143 7, 11.16) -------------------------------------------
+
+  /** Full feature phase at ERL >= 1: keep what SNACK may ask for (bounded, limits.ts). */
+  private startRetention(): void {
+    const budget = this.driver.dataOutBudget;
+    this.retention = new Retention(
+      {
+        maxBytes: this.limits.maxRetainedBytesPerConnection,
+        maxEntries: this.limits.maxRetainedResponsesPerConnection,
+      },
+      this.statSn,
+      { hold: (bytes) => budget.force(bytes), release: (bytes) => budget.release(bytes) },
+    );
+  }
+
+  /** A kept READ is acknowledged or evicted: its pooled buffer goes back once nothing is queued. */
+  private releaseRetained(cmd: ScsiCommand): void {
+    if (this.socket.writableLength === 0) cmd.releaseBuffers();
+  }
+
+  private readonly snackView = new SnackRequestView(Buffer.alloc(BHS_LENGTH));
+
+  /**
+   * RFC 7143 11.16: Data/R2T SNACK and Status SNACK are answered from what was kept; a run
+   * naming PDUs never sent or already acknowledged is a protocol error (11.16.1, 11.17.1), one
+   * naming PDUs dropped to stay within the bounds gets "SNACK reject". DataACK: this target never
+   * sets the A bit (the Data-In of a command are views of one buffer: acknowledging part of them
+   * frees nothing), so a DataACK is always invalid. R-Data SNACK (resegmentation) is not needed
+   * here: MaxRecvDataSegmentLength cannot change in full feature phase on this target.
+   */
+  private onSnack(bhs: Buffer): void {
+    const v = this.snackView.wrap(bhs);
+    switch (v.type) {
+      case SnackType.DataR2T:
+        return this.onDataR2tSnack(bhs, v.itt, v.begRun, v.runLength);
+      case SnackType.Status:
+        return this.onStatusSnack(bhs, v.begRun, v.runLength);
+      case SnackType.DataAck:
+        return this.sendReject(bhs, RejectReason.InvalidDataAck);
+      case SnackType.RData:
+        return this.sendReject(bhs, RejectReason.SnackReject);
+      default:
+        return this.sendReject(bhs, RejectReason.ProtocolError);
+    }
+  }
+
+  /** Data SNACK (a READ's Data-In, same DataSN and offsets) or R2T SNACK (the outstanding R2T). */
+  private onDataR2tSnack(bhs: Buffer, itt: number, begRun: number, runLength: number): void {
+    const read = this.retention!.read(itt);
+    if (read) {
+      const plan = read.plan;
+      if (!plan) return this.sendReject(bhs, RejectReason.SnackReject);
+      const run = snackRun(begRun, runLength, 0, plan.pduCount);
+      // 11.17.3: DataSN of a protocol-error Reject = the next DataSN the target would send.
+      if (typeof run === 'string') return this.sendReject(bhs, RejectReason.ProtocolError, plan.pduCount);
+      for (let i = 0; i < run.count; i++) {
+        const out = Buffer.allocUnsafe(BHS_LENGTH);
+        const payload = encodeDataInAt(out, plan, run.from + i, this.expCmdSn, this.maxCmdSn);
+        this.resend(out, payload);
+        this.counters.dataInPdus++;
+        this.counters.txDataOctets += payload.length;
+      }
+      return;
+    }
+    const task = this.tasks.get(itt);
+    if (!task || !task.recovery) return this.sendReject(bhs, RejectReason.ProtocolError);
+    const last = task.lastR2t;
+    const run = snackRun(begRun, runLength, last ? last.r2tSn : task.r2tSn, task.r2tSn);
+    if (typeof run === 'string' || !last) return this.sendReject(bhs, RejectReason.ProtocolError, task.r2tSn);
+    this.resendNumbered(last.bhs, null);
+  }
+
+  /** Status SNACK: the numbered responses of the run, as first sent (11.16.1 type 1). */
+  private onStatusSnack(bhs: Buffer, begRun: number, runLength: number): void {
+    const retention = this.retention!;
+    const next = this.statSn;
+    const run = snackRun(begRun, runLength, retention.expStatSn, next);
+    if (typeof run === 'string') return this.sendReject(bhs, RejectReason.ProtocolError);
+    const found = [];
+    for (let i = 0; i < run.count; i++) {
+      const r = retention.response((run.from + i) >>> 0, next);
+      if (typeof r === 'string') {
+        return this.sendReject(bhs, r === 'evicted' ? RejectReason.SnackReject : RejectReason.ProtocolError);
+      }
+      if (r.read && !r.read.plan) return this.sendReject(bhs, RejectReason.SnackReject);
+      found.push(r);
+    }
+    for (const r of found) {
+      const plan = r.read?.plan;
+      if (plan) {
+        // The status rode on the last Data-In (phase collapse): that PDU is the response.
+        const out = Buffer.allocUnsafe(BHS_LENGTH);
+        const payload = encodeDataInAt(out, plan, plan.pduCount - 1, this.expCmdSn, this.maxCmdSn);
+        this.resend(out, payload);
+      } else if (r.bhs) {
+        this.resendNumbered(r.bhs, r.data);
+      }
+    }
+  }
+
+  /** Send a kept response or R2T again: the same header with the current ExpCmdSN/MaxCmdSN. */
+  private resendNumbered(original: Buffer, data: DataSegment): void {
+    const out = Buffer.allocUnsafe(BHS_LENGTH);
+    original.copy(out, 0, 0, BHS_LENGTH);
+    writeTargetSequence(out, original.readUInt32BE(24), this.expCmdSn, this.maxCmdSn);
+    this.resend(out, data);
   }
 
   // --- NOP ------------------------------------------------------------------------------------
@@ -923,16 +1139,21 @@ export class IscsiConnection implements StatusSequence {
   private abortLocal(task: IscsiTask): void {
     task.done = true;
     task.cmd.aborted = true;
-    this.recentlyAborted.add(task.itt);
-    if (this.recentlyAborted.size > RECENTLY_ABORTED_LIMIT) {
-      this.recentlyAborted.delete(this.recentlyAborted.values().next().value!);
-    }
+    this.rememberAborted(task.itt);
     this.releaseBudget(task);
     this.tasks.delete(task.itt);
     if (task.ttt !== RESERVED_TAG) this.byTtt.delete(task.ttt);
     if (task.immediate) this.immediateOutstanding--;
     else if (task.ordered) this.session?.window.finished();
     // A task still queued in the window frees its slot when the window delivers it (deliver()).
+  }
+
+  /** Drop late Data-Out for `itt` silently from now on (bounded memory of ITTs). */
+  private rememberAborted(itt: number): void {
+    this.recentlyAborted.add(itt);
+    if (this.recentlyAborted.size > RECENTLY_ABORTED_LIMIT) {
+      this.recentlyAborted.delete(this.recentlyAborted.values().next().value!);
+    }
   }
 
   // --- Text (SendTargets) -----------------------------------------------------------------------
@@ -1050,7 +1271,19 @@ export class IscsiConnection implements StatusSequence {
 
   // --- sending / closing --------------------------------------------------------------------
 
-  private send(bhs: Buffer, data: Buffer | readonly Buffer[] | null): void {
+  private send(bhs: Buffer, data: DataSegment): void {
+    if (this.state === 'closed') return;
+    this.batch();
+    if (!this.writer.send(bhs, data)) this.pauseForDrain();
+    if (this.retention && advancesStatSn(bhs)) {
+      // Kept for Status SNACK; a NOP-In echo is a view of received bytes: keep a copy instead.
+      const keep = bhsOpcode(bhs) === Opcode.NopIn && Buffer.isBuffer(data) ? Buffer.from(data) : data;
+      this.retention.addResponse(bhs.readUInt32BE(24), bhs, keep);
+    }
+  }
+
+  /** Send a PDU again (SNACK): not kept a second time. */
+  private resend(bhs: Buffer, data: DataSegment): void {
     if (this.state === 'closed') return;
     this.batch();
     if (!this.writer.send(bhs, data)) this.pauseForDrain();
@@ -1096,7 +1329,7 @@ export class IscsiConnection implements StatusSequence {
     }
   }
 
-  private sendReject(rejected: Buffer, reason: RejectReason): void {
+  private sendReject(rejected: Buffer, reason: RejectReason, dataSn = 0): void {
     const bhs = Buffer.allocUnsafe(BHS_LENGTH);
     const window = this.session?.window;
     encodeReject(bhs, {
@@ -1104,7 +1337,7 @@ export class IscsiConnection implements StatusSequence {
       statSN: this.statSn,
       expCmdSN: window ? window.expCmdSn : 0,
       maxCmdSN: window ? window.maxCmdSn : 0,
-      dataSN: 0,
+      dataSN: dataSn,
     });
     this.statSn = (this.statSn + 1) >>> 0;
     // 11.17: the data segment carries the rejected PDU's header.
@@ -1144,6 +1377,7 @@ export class IscsiConnection implements StatusSequence {
     for (const task of [...this.tasks.values()]) {
       if (!task.submitted) this.abortLocal(task);
     }
+    this.retention?.clear();
     this.socket.destroy();
     const session = this.session;
     if (session) {
@@ -1153,5 +1387,23 @@ export class IscsiConnection implements StatusSequence {
       }
     }
     this.onClose?.();
+  }
+}
+
+/** Target PDUs whose StatSN advances (numbered responses, RFC 7143 3.2.2.2); Data-In excluded. */
+function advancesStatSn(bhs: Buffer): boolean {
+  switch (bhsOpcode(bhs)) {
+    case Opcode.ScsiResponse:
+    case Opcode.TaskMgmtResponse:
+    case Opcode.TextResponse:
+    case Opcode.LogoutResponse:
+    case Opcode.AsyncMessage:
+    case Opcode.Reject:
+      return true;
+    case Opcode.NopIn:
+      // 11.19: a NOP-In ping (ITT 0xffffffff) carries the next StatSN without advancing it.
+      return bhsItt(bhs) !== RESERVED_TAG;
+    default:
+      return false;
   }
 }

@@ -25,11 +25,108 @@ export interface DataInLimits {
 
 export type PduSend = (bhs: Buffer, data: Buffer | readonly Buffer[] | null) => void;
 
-/** What was sent, for the connection's counters. */
+/** What was sent, for the connection's counters and for ERL >= 1 retention (erl1.ts). */
 export interface ResultCounts {
   dataInPdus: number;
   dataInBytes: number;
   responses: number;
+  /** The Data-In PDUs sent, as a plan that re-encodes any of them (null: none sent). */
+  plan: DataInPlan | null;
+  /** StatSN the command's status took (in the last Data-In or in the SCSI Response). */
+  statSn: number;
+}
+
+/**
+ * Everything needed to encode any Data-In PDU of a command again, exactly as it was first sent
+ * (RFC 7143 11.16: a Data SNACK is answered with replicas). The payloads are views of `data`.
+ */
+export interface DataInPlan {
+  itt: number;
+  lun: Buffer;
+  data: Buffer;
+  /** Bytes sent (the Data-In PDUs cover [0, length)). */
+  length: number;
+  maxXmitDataSegmentLength: number;
+  maxBurstLength: number;
+  /** Number of Data-In PDUs (DataSN 0 .. pduCount - 1). */
+  pduCount: number;
+  /** The status rides on the last Data-In (phase collapse, 11.7.3). */
+  collapse: boolean;
+  status: number;
+  overflow: boolean;
+  underflow: boolean;
+  residualCount: number;
+  /** StatSN carried by the last Data-In when `collapse`. */
+  statSn: number;
+}
+
+/** Where Data-In PDU `dataSn` of a transfer lies: MaxBurstLength sequences cut at the MRDSL. */
+export function dataInSegment(
+  plan: Pick<DataInPlan, 'length' | 'maxXmitDataSegmentLength' | 'maxBurstLength'>,
+  dataSn: number,
+): { offset: number; length: number; final: boolean } {
+  const burst = plan.maxBurstLength;
+  const mxdsl = plan.maxXmitDataSegmentLength;
+  const perBurst = Math.ceil(burst / mxdsl);
+  const burstStart = Math.floor(dataSn / perBurst) * burst;
+  const offset = burstStart + (dataSn % perBurst) * mxdsl;
+  const burstEnd = Math.min(plan.length, burstStart + burst);
+  const length = Math.max(0, Math.min(mxdsl, burstEnd - offset));
+  // 11.7.1: F ends each MaxBurstLength sequence.
+  return { offset, length, final: offset + length === burstEnd };
+}
+
+/** How many Data-In PDUs carry `length` bytes (see dataInSegment). */
+export function dataInPduCount(
+  length: number,
+  maxXmitDataSegmentLength: number,
+  maxBurstLength: number,
+): number {
+  if (length <= 0) return 0;
+  const perBurst = Math.ceil(maxBurstLength / maxXmitDataSegmentLength);
+  const fullBursts = Math.floor(length / maxBurstLength);
+  const rest = length - fullBursts * maxBurstLength;
+  return fullBursts * perBurst + Math.ceil(rest / maxXmitDataSegmentLength);
+}
+
+/**
+ * Encode Data-In PDU `dataSn` of `plan` into `bhs` with the current ExpCmdSN/MaxCmdSN; returns
+ * its payload (a view of the command's buffer).
+ */
+export function encodeDataInAt(
+  bhs: Buffer,
+  plan: DataInPlan,
+  dataSn: number,
+  expCmdSn: number,
+  maxCmdSn: number,
+  acknowledge = false,
+): Buffer {
+  const seg = dataInSegment(plan, dataSn);
+  const withStatus = plan.collapse && seg.offset + seg.length === plan.length;
+  encodeDataIn(bhs, {
+    itt: plan.itt,
+    lun: plan.lun,
+    final: seg.final,
+    acknowledge,
+    statusPresent: withStatus,
+    status: withStatus ? plan.status : 0,
+    overflow: withStatus && plan.overflow,
+    underflow: withStatus && plan.underflow,
+    residualCount: withStatus ? plan.residualCount : 0,
+    // 11.7.4: StatSN is valid (and advances) only with the S bit.
+    statSN: withStatus ? plan.statSn : 0,
+    expCmdSN: expCmdSn,
+    maxCmdSN: maxCmdSn,
+    dataSN: dataSn,
+    bufferOffset: seg.offset,
+  });
+  return plan.data.subarray(seg.offset, seg.offset + seg.length);
+}
+
+/** Optional per-session behaviour of sendCommandResult. */
+export interface ResultOptions {
+  /** RFC 7143 11.4.8: report ExpDataSN (R2Ts + Data-In sent) in the SCSI Response (ERL >= 1). */
+  expDataSn?: number | null;
 }
 
 /** Send the Data-In PDUs and/or SCSI Response of a finished command through `send`. */
@@ -38,9 +135,10 @@ export function sendCommandResult(
   limits: DataInLimits,
   seq: StatusSequence,
   send: PduSend,
+  options: ResultOptions = {},
 ): ResultCounts {
   const cmd = task.cmd;
-  const counts: ResultCounts = { dataInPdus: 0, dataInBytes: 0, responses: 0 };
+  const counts: ResultCounts = { dataInPdus: 0, dataInBytes: 0, responses: 0, plan: null, statSn: 0 };
   const isRead = cmd.direction === DataDirection.Read || cmd.direction === DataDirection.Bidirectional;
   const readExpected = cmd.expectedReadLength;
   const produced = isRead ? cmd.dataInLength : 0;
@@ -56,41 +154,38 @@ export function sendCommandResult(
     cmd.direction === DataDirection.Read;
 
   if (toSend > 0) {
-    const data = cmd.dataIn!;
     const mxdsl = limits.maxXmitDataSegmentLength;
     const burst = limits.maxBurstLength;
-    let dataSn = 0;
-    for (let offset = 0; offset < toSend;) {
-      const burstEnd = Math.min(toSend, (Math.floor(offset / burst) + 1) * burst);
-      const length = Math.min(mxdsl, burstEnd - offset);
-      const withStatus = collapse && offset + length === toSend;
+    const plan: DataInPlan = {
+      itt: task.itt,
+      lun: cmd.lun,
+      data: cmd.dataIn!,
+      length: toSend,
+      maxXmitDataSegmentLength: mxdsl,
+      maxBurstLength: burst,
+      pduCount: dataInPduCount(toSend, mxdsl, burst),
+      collapse,
+      status: cmd.status,
+      overflow: mainResidual.overflow,
+      underflow: mainResidual.underflow,
+      residualCount: mainResidual.count,
+      // Nothing else takes a StatSN while this loop runs, so taking it first changes nothing.
+      statSn: collapse ? seq.takeStatSn() : 0,
+    };
+    for (let dataSn = 0; dataSn < plan.pduCount; dataSn++) {
       const bhs = Buffer.allocUnsafe(BHS_LENGTH);
-      encodeDataIn(bhs, {
-        itt: task.itt,
-        lun: cmd.lun,
-        // 11.7.1: F ends each MaxBurstLength sequence.
-        final: offset + length === burstEnd,
-        statusPresent: withStatus,
-        status: withStatus ? cmd.status : 0,
-        overflow: withStatus && mainResidual.overflow,
-        underflow: withStatus && mainResidual.underflow,
-        residualCount: withStatus ? mainResidual.count : 0,
-        // 11.7.4: StatSN is valid (and advances) only with the S bit.
-        statSN: withStatus ? seq.takeStatSn() : 0,
-        expCmdSN: seq.expCmdSn,
-        maxCmdSN: seq.maxCmdSn,
-        dataSN: dataSn++,
-        bufferOffset: offset,
-      });
-      send(bhs, data.subarray(offset, offset + length));
+      const payload = encodeDataInAt(bhs, plan, dataSn, seq.expCmdSn, seq.maxCmdSn);
+      send(bhs, payload);
       counts.dataInPdus++;
-      counts.dataInBytes += length;
-      offset += length;
+      counts.dataInBytes += payload.length;
     }
+    counts.plan = plan;
+    counts.statSn = plan.statSn;
   }
   if (!collapse) {
     const bhs = Buffer.allocUnsafe(BHS_LENGTH);
     const bidi = cmd.direction === DataDirection.Bidirectional;
+    const statSn = seq.takeStatSn();
     encodeScsiResponse(bhs, {
       itt: task.itt,
       status: cmd.status,
@@ -100,15 +195,16 @@ export function sendCommandResult(
       bidiOverflow: bidi && readResidual.overflow,
       bidiUnderflow: bidi && readResidual.underflow,
       bidiReadResidualCount: bidi ? readResidual.count : 0,
-      statSN: seq.takeStatSn(),
+      statSN: statSn,
       expCmdSN: seq.expCmdSn,
       maxCmdSN: seq.maxCmdSn,
-      expDataSN: 0,
+      expDataSN: options.expDataSn != null ? options.expDataSn + counts.dataInPdus : 0,
     });
     const sense = cmd.sense;
     // 11.4.7: the data segment is SenseLength (2 bytes) followed by the sense data.
     send(bhs, sense && sense.length ? [senseLengthPrefix(sense.length), sense] : null);
     counts.responses++;
+    counts.statSn = statSn;
   }
   return counts;
 }

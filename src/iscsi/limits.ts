@@ -2,7 +2,7 @@
  * Resource limits of the iSCSI fabric, in one place (docs/robustness.md): how long a connection
  * may take to log in, how much a connection (and all of them together) may hold in received
  * Data-Out, how many immediate commands and R2Ts it may have outstanding, how much login text
- * it may send. Hostile or broken initiators hit these bounds instead of the daemon's memory.
+ * it may send, and (ERL >= 1) how much it keeps for SNACK. Hostile or broken initiators hit these bounds instead of the daemon's memory.
  *
  * Public API:
  *   interface IscsiLimits { ...fields below... }
@@ -34,6 +34,13 @@ export interface IscsiLimits {
   maxDataOutBytesTotal: number;
   /** Login text accumulated over Continue PDUs (RFC 7143 6.2.1). */
   maxLoginTextBytes: number;
+  /**
+   * ERL >= 1: READ Data-In and numbered responses kept per connection for SNACK until the
+   * initiator acknowledges their status (erl1.ts); the oldest are dropped beyond this.
+   */
+  maxRetainedBytesPerConnection: number;
+  /** ERL >= 1: numbered responses (and READs) kept per connection for SNACK. */
+  maxRetainedResponsesPerConnection: number;
 }
 
 /** Defaults: generous for real initiators, small enough that a thousand bad ones fit in memory. */
@@ -47,6 +54,8 @@ export const DEFAULT_LIMITS: Readonly<IscsiLimits> = Object.freeze({
   maxDataOutBytesPerConnection: 64 * 1024 * 1024,
   maxDataOutBytesTotal: 1024 * 1024 * 1024,
   maxLoginTextBytes: 64 * 1024,
+  maxRetainedBytesPerConnection: 32 * 1024 * 1024,
+  maxRetainedResponsesPerConnection: 1024,
 });
 
 /** The defaults with `overrides` applied (non-finite or negative values are ignored). */
@@ -61,10 +70,12 @@ export function resolveLimits(overrides: Partial<IscsiLimits> = {}): IscsiLimits
 
 /**
  * The Data-Out byte budget of the whole daemon. A connection reserves a command's solicited
- * bytes before its first R2T and gives them back when the command is gone. A connection that
- * holds nothing is always granted one reservation, so every connection makes progress and a
- * client that never sends its data can stall only itself; the total is therefore bounded by
- * `total + connections * maxWriteLength`.
+ * bytes before its first R2T and gives them back when the command is gone; at ERL >= 1 what it
+ * keeps for SNACK is counted too (force/release), so retained Data-In delays other writes'
+ * R2Ts instead of growing memory without bound. A connection that holds nothing is always
+ * granted one reservation, so every connection makes progress and a client that never sends its
+ * data can stall only itself; the total is therefore bounded by
+ * `total + connections * (maxWriteLength + maxRetainedBytesPerConnection)`.
  */
 export class DataOutBudget {
   private usedBytes = 0;

@@ -3,6 +3,7 @@
  * R2T sequencing, CmdSN delivery) around the fabric-independent ScsiCommand.
  */
 import { TaskAttribute, type ScsiCommand } from '../scsi/command.js';
+import type { WriteRecovery } from './erl1.js';
 import { RESERVED_TAG, TaskAttr } from './spec.js';
 
 export class IscsiTask {
@@ -28,6 +29,10 @@ export class IscsiTask {
   reservedBytes = 0;
   /** The solicited part has been reserved: R2Ts may go out. */
   admitted = false;
+  /** ERL >= 1 writes: Data-Out sequences, lost ranges and parked data (erl1.ts). */
+  recovery: WriteRecovery | null = null;
+  /** ERL >= 1: the R2T outstanding now (R2TSN and header as sent), for R2T SNACK (11.16.1). */
+  lastR2t: { r2tSn: number; bhs: Buffer } | null = null;
   /**
    * Data-Out bytes this task takes in: the EDTL, capped at the fabric's per-command limit. A
    * larger EDTL is answered with an underflow residual (or the core's CHECK CONDITION for the
