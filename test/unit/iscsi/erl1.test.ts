@@ -15,9 +15,13 @@ import {
   type DataInPlan,
 } from '../../../src/iscsi/data-in.js';
 import { Retention, snackRun, WriteRecovery } from '../../../src/iscsi/erl1.js';
-import { DataInView } from '../../../src/iscsi/pdu.js';
-import { RESERVED_TAG } from '../../../src/iscsi/spec.js';
+import { encodeLun } from '../../../src/initiator/index.js';
+import { read10Cdb } from '../../../src/initiator/cdb.js';
+import type { IscsiLimits } from '../../../src/iscsi/limits.js';
+import { DataInView, encodeScsiCommand, encodeSnackRequest, RejectView } from '../../../src/iscsi/pdu.js';
+import { BHS_LENGTH, RejectReason, RESERVED_TAG, SnackType } from '../../../src/iscsi/spec.js';
 import { IscsiTask } from '../../../src/iscsi/task.js';
+import { BLOCK, LUN, startFabric } from './fabric/harness.js';
 
 // --- Data-In layout --------------------------------------------------------------------------
 
@@ -279,4 +283,75 @@ test('rfc7143 13.18: data beyond a hole is parked and absorbed in offset order o
   assert.equal(received, 400);
   assert.deepEqual(absorbed, [1, 2, 3, 4]);
   assert.equal(w.parked.length, 0);
+});
+
+// --- in-process target: the bytes kept are counted and given back ------------------------------
+
+/** A fabric whose target offers ErrorRecoveryLevel=1, and a logged-in ERL 1 session. */
+async function erl1Fabric(limits: Partial<IscsiLimits> = {}) {
+  const fabric = await startFabric(limits);
+  const target = fabric.system.targets.get(1)!;
+  assert.equal(fabric.driver.targetUpdate(target, 'ErrorRecoveryLevel', '1'), 0);
+  const s = await fabric.login({ proposals: { errorRecoveryLevel: 1 } });
+  assert.equal(s.params.errorRecoveryLevel, 1);
+  for (let i = 0; i < 3 && (await s.testUnitReady(LUN)).status !== 0; i++);
+  return { fabric, s };
+}
+
+test('limits: a READ kept for Data SNACK is counted in the Data-Out budget until ExpStatSN passes its status', async () => {
+  const { fabric, s } = await erl1Fabric();
+  try {
+    const budget = fabric.driver.dataOutBudget;
+    assert.ok(budget.used < 1024, `only small responses kept after TEST UNIT READY: ${budget.used}`);
+    const r = await s.read10(LUN, 0, 128, BLOCK);
+    assert.equal(r.status, 0);
+    assert.ok(budget.used >= 128 * BLOCK, `the 64 KiB read is kept: ${budget.used}`);
+    // The next command's ExpStatSN acknowledges the read's status.
+    assert.equal((await s.testUnitReady(LUN)).status, 0);
+    assert.ok(budget.used < 1024, `released: ${budget.used}`);
+    s.destroy();
+    for (let i = 0; i < 50 && budget.used > 0; i++) await new Promise((ok) => setTimeout(ok, 10));
+    assert.equal(budget.used, 0, 'all given back when the connection closes');
+  } finally {
+    await fabric.close();
+  }
+});
+
+test('rfc7143 11.17.1: a READ too large for maxRetainedBytesPerConnection is not kept; a Data SNACK for it gets "SNACK reject"', async () => {
+  const { fabric, s } = await erl1Fabric({ maxRetainedBytesPerConnection: 16 * 1024 });
+  try {
+    s.setRawMode(true);
+    const itt = 0x777;
+    s.sendPdu(
+      encodeScsiCommand(Buffer.alloc(BHS_LENGTH), {
+        itt,
+        lun: encodeLun(LUN),
+        cmdSN: s.takeCmdSN(),
+        expStatSN: s.expStatSN,
+        read: true,
+        edtl: 64 * 1024,
+        cdb: read10Cdb(0, 128),
+      }),
+    );
+    let statSn = -1;
+    while (statSn < 0) {
+      const p = await s.receivePdu(5000);
+      const v = new DataInView(p.bhs);
+      if (v.opcode === 0x25 && v.statusPresent) statSn = v.statSN;
+    }
+    assert.ok(fabric.driver.dataOutBudget.used < 16 * 1024);
+    const snack = encodeSnackRequest(Buffer.alloc(BHS_LENGTH), {
+      type: SnackType.DataR2T,
+      itt,
+      expStatSN: statSn,
+      begRun: 0,
+      runLength: 1,
+    });
+    s.sendPdu(snack);
+    const reject = await s.receivePdu(5000);
+    assert.equal(new RejectView(reject.bhs).opcode, 0x3f);
+    assert.equal(new RejectView(reject.bhs).reason, RejectReason.SnackReject);
+  } finally {
+    await fabric.close();
+  }
 });
