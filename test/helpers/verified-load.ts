@@ -4,8 +4,9 @@
  * tells exactly which write a sector holds, or that it holds something no write produced (torn,
  * zeroed, shifted). A ledger keeps, per sector, the versions it may hold: normally one (the last
  * acknowledged write), several after a write whose outcome is unknown (the connection died while
- * it was in flight). Reads collapse the set to what they saw, so data that changes later without
- * a write (a stale write landing after a newer one was acknowledged) is caught too.
+ * it was in flight). By default reads collapse the set to what they saw, so data that changes
+ * later without a write (a stale write landing late) is caught too; with pinReads false such
+ * changes are only counted, and only an acknowledged write narrows the set.
  *
  *   const ledger = new SectorLedger(4096);
  *   const stats = await runVerifiedIo(session, ledger, { lun: 1, queueDepth: 4, stop: () => done });
@@ -78,24 +79,47 @@ export function decodeSector(data: Buffer, lba: number): { version: number } | {
   return { version };
 }
 
+/** How reads of a sector whose content is uncertain are judged. */
+export interface LedgerOptions {
+  /**
+   * true (default): a read pins an uncertain sector to what it saw, so a write that lands after
+   * it (a stale write from a dead connection) is a violation. false: any version the sector may
+   * hold is accepted until a write is acknowledged; such late changes are only counted.
+   */
+  pinReads?: boolean;
+}
+
 /** Per-sector record of what the load wrote and what each sector may hold. */
 export class SectorLedger {
   /** Sector -> versions it may hold; a single entry is the last acknowledged write. */
   private readonly possible: number[][];
+  /** Sector -> version an uncertain sector was last read with (pinReads false). */
+  private readonly lastSeen = new Map<number, number>();
+  /** Versions of writes that ended without an answer. */
+  private readonly unanswered = new Set<number>();
   /** Sector -> version of the write in flight to it (at most one, sectors are locked). */
   readonly inFlight = new Map<number, number>();
   private readonly locked: Uint8Array;
+  private readonly pinReads: boolean;
   private version = UNWRITTEN;
   /** What went wrong, described (first MAX_REPORTED). */
   readonly violations: string[] = [];
   violationCount = 0;
   /** Sectors read back and found as expected. */
   sectorsVerified = 0;
+  /** pinReads false: uncertain sectors whose content changed between two reads with no write. */
+  lateChanges = 0;
+  /** The first few late changes, described. */
+  readonly lateChangeNotes: string[] = [];
 
   /** A ledger for LBAs [0, sectors), all of them unwritten (zeroes) at the start. */
-  constructor(readonly sectors: number) {
+  constructor(
+    readonly sectors: number,
+    options: LedgerOptions = {},
+  ) {
     this.possible = Array.from({ length: sectors }, () => [UNWRITTEN]);
     this.locked = new Uint8Array(sectors);
+    this.pinReads = options.pinReads ?? true;
   }
 
   /** Lock [lba, lba + count) for one I/O; false when any of it is busy. */
@@ -121,11 +145,14 @@ export class SectorLedger {
    * answer, an error: the sectors may hold it or what they held before, sector by sector).
    */
   endWrite(lba: number, count: number, version: number, acknowledged: boolean): void {
+    if (!acknowledged) this.unanswered.add(version);
     for (let i = lba; i < lba + count; i++) {
       this.inFlight.delete(i);
       const p = this.possible[i]!;
-      if (acknowledged) this.possible[i] = [version];
-      else if (!p.includes(version)) p.push(version);
+      if (acknowledged) {
+        this.possible[i] = [version];
+        this.lastSeen.delete(i);
+      } else if (!p.includes(version)) p.push(version);
     }
   }
 
@@ -142,8 +169,8 @@ export class SectorLedger {
   }
 
   /**
-   * Check data read from [lba, lba + count) against the ledger; a sector that holds one of its
-   * possible versions is pinned to it. Returns the number of bad sectors.
+   * Check data read from [lba, lba + count) against the ledger (see LedgerOptions.pinReads for
+   * uncertain sectors). Returns the number of bad sectors.
    */
   check(lba: number, data: Buffer, count: number, context: string): number {
     let bad = 0;
@@ -160,13 +187,33 @@ export class SectorLedger {
         this.violation(`${context}: LBA ${sector} ${got.problem}; expected version ${may.join(' or ')}`);
       } else if (!may.includes(got.version)) {
         bad++;
+        const why =
+          got.version === UNWRITTEN
+            ? ' (zeroes where acknowledged data was)'
+            : this.unanswered.has(got.version)
+              ? ' (a write left unanswered by a dead connection, landed after the sector was read without it' +
+                ' or after a newer write was acknowledged)'
+              : '';
         this.violation(
-          `${context}: LBA ${sector} holds version ${got.version}, expected ${may.join(' or ')}` +
-            (got.version === UNWRITTEN ? ' (zeroes where acknowledged data was)' : ''),
+          `${context}: LBA ${sector} holds version ${got.version}, expected ${may.join(' or ')}${why}`,
         );
       } else {
         this.sectorsVerified++;
-        if (may.length > 1) this.possible[sector] = [got.version];
+        if (may.length === 1) continue;
+        if (this.pinReads) {
+          this.possible[sector] = [got.version];
+          continue;
+        }
+        const seen = this.lastSeen.get(sector);
+        if (seen !== undefined && seen !== got.version) {
+          this.lateChanges++;
+          if (this.lateChangeNotes.length < MAX_REPORTED) {
+            this.lateChangeNotes.push(
+              `${context}: LBA ${sector} read as version ${seen}, later as ${got.version}`,
+            );
+          }
+        }
+        this.lastSeen.set(sector, got.version);
       }
     }
     return bad;
