@@ -39,6 +39,7 @@ import {
   encodeNopIn,
   encodeR2T,
   encodeReject,
+  encodeScsiResponse,
   encodeTaskMgmtResponse,
   encodeTextResponse,
   LogoutRequestView,
@@ -862,8 +863,8 @@ export class IscsiConnection implements StatusSequence {
    * naming PDUs never sent or already acknowledged is a protocol error (11.16.1, 11.17.1), one
    * naming PDUs dropped to stay within the bounds gets "SNACK reject". DataACK: this target never
    * sets the A bit (the Data-In of a command are views of one buffer: acknowledging part of them
-   * frees nothing), so a DataACK is always invalid. R-Data SNACK (resegmentation) is not needed
-   * here: MaxRecvDataSegmentLength cannot change in full feature phase on this target.
+   * frees nothing), so a DataACK is always invalid. R-Data SNACK resends all of a READ's
+   * Data-In and then its status in a SCSI Response carrying the SNACK Tag.
    */
   private onSnack(bhs: Buffer): void {
     const v = this.snackView.wrap(bhs);
@@ -875,7 +876,7 @@ export class IscsiConnection implements StatusSequence {
       case SnackType.DataAck:
         return this.sendReject(bhs, RejectReason.InvalidDataAck);
       case SnackType.RData:
-        return this.sendReject(bhs, RejectReason.SnackReject);
+        return this.onRDataSnack(bhs, v.itt, v.ttt);
       default:
         return this.sendReject(bhs, RejectReason.ProtocolError);
     }
@@ -932,6 +933,51 @@ export class IscsiConnection implements StatusSequence {
       } else if (r.bhs) {
         this.resendNumbered(r.bhs, r.data);
       }
+    }
+  }
+
+  /**
+   * R-Data SNACK (11.16.3): every Data-In of the READ again (no DataACK was ever asked for, so
+   * none is acknowledged; MaxRecvDataSegmentLength cannot change in full feature phase here, so
+   * the segmentation is the original one), then its status in a SCSI Response carrying the
+   * SNACK Tag, with the same StatSN (11.16.1: a status that rode on a Data-In is sent as a SCSI
+   * Response now).
+   */
+  private onRDataSnack(bhs: Buffer, itt: number, snackTag: number): void {
+    const retention = this.retention!;
+    const read = retention.read(itt);
+    if (!read) return this.sendReject(bhs, RejectReason.ProtocolError);
+    const plan = read.plan;
+    if (!plan) return this.sendReject(bhs, RejectReason.SnackReject);
+    const kept = plan.collapse ? null : retention.response(read.statSn, this.statSn);
+    if (kept !== null && (typeof kept === 'string' || !kept.bhs)) {
+      return this.sendReject(bhs, RejectReason.SnackReject);
+    }
+    const dataOnly = { ...plan, collapse: false };
+    for (let dataSn = 0; dataSn < plan.pduCount; dataSn++) {
+      const out = Buffer.allocUnsafe(BHS_LENGTH);
+      this.resend(out, encodeDataInAt(out, dataOnly, dataSn, this.expCmdSn, this.maxCmdSn));
+    }
+    const response = Buffer.allocUnsafe(BHS_LENGTH);
+    if (kept) {
+      kept.bhs!.copy(response, 0, 0, BHS_LENGTH);
+      writeTargetSequence(response, read.statSn, this.expCmdSn, this.maxCmdSn);
+      response.writeUInt32BE(snackTag >>> 0, 20);
+      this.send(response, kept.data);
+    } else {
+      encodeScsiResponse(response, {
+        itt,
+        status: plan.status,
+        overflow: plan.overflow,
+        underflow: plan.underflow,
+        residualCount: plan.residualCount,
+        snackTag,
+        statSN: read.statSn,
+        expCmdSN: this.expCmdSn,
+        maxCmdSN: this.maxCmdSn,
+        expDataSN: plan.pduCount,
+      });
+      this.send(response, null);
     }
   }
 

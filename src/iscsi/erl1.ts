@@ -121,8 +121,13 @@ export class Retention {
     return this.acked;
   }
 
-  /** Keep a numbered response that just went out. */
+  /**
+   * Keep a numbered response that just went out. A response sent again with the same StatSN
+   * (R-Data SNACK) replaces the kept one in place, so the map stays in StatSN order.
+   */
   addResponse(statSn: number, bhs: Buffer | null, data: DataSegment, read: RetainedRead | null = null): void {
+    const old = this.responses.get(statSn >>> 0);
+    if (old) this.unhold(old.bytes);
     const bytes = RESPONSE_OVERHEAD + segmentBytes(data);
     this.responses.set(statSn >>> 0, { statSn: statSn >>> 0, bhs, data, read, bytes });
     this.hold(bytes);

@@ -356,6 +356,40 @@ describe('error recovery level 1', () => {
     await expectReject(s, RejectReason.InvalidDataAck, ack, 'DataACK: no Data-In asked for one');
   });
 
+  test('rfc7143 11.16.3: R-Data SNACK resends all Data-In, then the status in a SCSI Response with the SNACK Tag', async () => {
+    const s = await session({ erl: 1 });
+    const at = region(32);
+    const data = pattern(32 * BLOCK, 21);
+    await writeNormally(s, at, data);
+    const tag = itt();
+    const first = await rawRead(s, tag, at, 32);
+    assert.equal(first.length, 2);
+    const statSn = new DataInView(first[1]!.bhs).statSN;
+    sendSnack(s, { type: SnackType.RData, itt: tag, ttt: 0xabc, begRun: 0, runLength: 0, expStatSN: statSn });
+    for (let sn = 0; sn < 2; sn++) {
+      const p = await expectPdu(s, Opcode.DataIn, `DataSN ${sn} again`);
+      const v = new DataInView(p.bhs);
+      assert.equal(v.dataSN, sn);
+      assert.equal(v.statusPresent, false, 'the status now comes in a SCSI Response');
+      assert.ok(p.data.equals(first[sn]!.data));
+    }
+    const r = await expectPdu(s, Opcode.ScsiResponse, 'the status');
+    const v = new ScsiResponseView(r.bhs);
+    assert.equal(v.status, GOOD);
+    assert.equal(v.statSN, statSn, 'same StatSN');
+    assert.equal(v.snackTag, 0xabc);
+    assert.equal(v.expDataSN, 2);
+    // A Status SNACK now returns that SCSI Response.
+    sendSnack(s, {
+      type: SnackType.Status,
+      itt: RESERVED_TAG,
+      begRun: statSn,
+      runLength: 1,
+      expStatSN: statSn,
+    });
+    assertReplica((await expectPdu(s, Opcode.ScsiResponse, 'status again')).bhs, r.bhs, 'SCSI Response');
+  });
+
   test('rfc7143 11.16.1: R2T SNACK resends the outstanding R2T (same R2TSN, TTT, offset, length)', async () => {
     const s = await session({ erl: 1 });
     const at = region(16);

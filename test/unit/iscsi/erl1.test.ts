@@ -194,6 +194,19 @@ test('rfc7143 3.2.2.2: an ExpStatSN behind the last one or beyond what was sent 
   assert.equal(r.response(12, 12), 'not-sent');
 });
 
+test('rfc7143 11.16.1: a response sent again with the same StatSN replaces the kept one, bytes counted once', () => {
+  const { r, budget } = retention();
+  r.addResponse(10, Buffer.alloc(48), Buffer.alloc(100));
+  r.addResponse(11, Buffer.alloc(48), null);
+  r.addResponse(10, Buffer.alloc(48), Buffer.alloc(20));
+  assert.equal(r.responseCount, 2);
+  assert.equal(budget.held, r.bytes);
+  r.acknowledge(11, 12);
+  assert.equal(r.response(10, 12), 'acknowledged', 'still in StatSN order');
+  r.acknowledge(12, 12);
+  assert.equal(budget.held, 0);
+});
+
 test('limits: retained bytes beyond the per-connection bound evict the oldest READ (SNACK reject from then on)', () => {
   const { r, budget, released } = retention(10_000, 100);
   r.addRead(plan(1, 6000), 10, () => released.push(1));
