@@ -2,7 +2,9 @@
  * The answer to a finished SCSI command (RFC 7143 11.4, 11.7): Data-In PDUs cut at the
  * initiator's MaxRecvDataSegmentLength, F set at the end of every MaxBurstLength sequence, and the
  * status either in the last Data-In (phase collapse, 11.7.3) or in a SCSI Response that carries
- * the sense data. Data-In payloads are views of the command's buffer, never copies.
+ * the sense data. Data-In payloads are views of the command's buffer, never copies. The layout
+ * is a pure function of the DataSN (dataInSegment), so at ERL >= 1 any Data-In can be encoded
+ * again from the returned DataInPlan (encodeDataInAt) for a SNACK instead of being stored.
  */
 import { DataDirection, ScsiStatus } from '../scsi/command.js';
 import { encodeDataIn, encodeScsiResponse, senseLengthPrefix } from './pdu.js';
