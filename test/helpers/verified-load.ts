@@ -149,10 +149,10 @@ export class SectorLedger {
     for (let i = lba; i < lba + count; i++) {
       this.inFlight.delete(i);
       const p = this.possible[i]!;
-      if (acknowledged) {
-        this.possible[i] = [version];
-        this.lastSeen.delete(i);
-      } else if (!p.includes(version)) p.push(version);
+      // A write was attempted: what the sector was read with before says nothing any more.
+      this.lastSeen.delete(i);
+      if (acknowledged) this.possible[i] = [version];
+      else if (!p.includes(version)) p.push(version);
     }
   }
 

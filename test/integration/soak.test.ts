@@ -72,9 +72,10 @@ const KILLS = Number(process.env.SOAK_KILLS ?? 50);
 const SEED = Number(process.env.SOAK_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const PROGRESS = process.env.SOAK_PROGRESS === '1';
 /**
- * (b): milliseconds between the new login and the next I/O. tgtd lets a write already in the
- * store finish after its connection died, even after the initiator logged in again (the todo
- * test in (b)); CI leaves such a write time to land, the full-size run (0) does not.
+ * (b): milliseconds between the two reads of the uncertain sectors after the new login, before
+ * the load goes on. tgtd lets a write already in the store finish after its connection died,
+ * even after the initiator logged in again (the todo test in (b)); CI leaves such a write time
+ * to land before writing again, the full-size run (0) does not.
  */
 const SETTLE_MS = Number(process.env.SOAK_SETTLE_MS ?? 25);
 
@@ -1182,11 +1183,13 @@ describe('soak (b): the connection killed in the middle of a verified write load
         assert.equal(stats.badSectors, 0, `round ${round}: ${ledger.violations.join('\n')}`);
         assert.ok(d.alive, `round ${round}: tgtd died:\n${d.output}`);
         s = await reconnect();
-        if (SETTLE_MS > 0) await delay(SETTLE_MS);
-        // The sectors whose last write ended without an answer: either version, and it stays.
+        // The sectors whose last write ended without an answer: read right after the new login,
+        // and again after SETTLE_MS (a change between the two is a late write of the dead connection).
         const uncertain = ledger.uncertainSectors();
         uncertainChecked += uncertain.length;
         await verifyRange(s, ledger, HONEST_LUN, `round ${round}, after the reconnect`, uncertain);
+        if (SETTLE_MS > 0) await delay(SETTLE_MS);
+        await verifyRange(s, ledger, HONEST_LUN, `round ${round}, ${SETTLE_MS} ms later`, uncertain);
         if (round % 10 === 0 || round === KILLS) {
           await verifyRange(s, ledger, HONEST_LUN, `round ${round}, full verify`);
           progress(
