@@ -14,6 +14,7 @@
 import type * as net from 'node:net';
 import { DataDirection, ScsiCommand, ScsiStatus } from '../scsi/command.js';
 import { decodeLun } from '../scsi/lun-address.js';
+import { buildSense, SenseReason } from '../scsi/sense.js';
 import type { ItNexus } from '../scsi/nexus.js';
 import type { ConnectionStats } from '../scsi/driver.js';
 import { TmfFunction as CoreTmf } from '../scsi/tmf.js';
@@ -237,6 +238,7 @@ export class IscsiConnection implements StatusSequence {
       // RFC 7143 7.8: a data digest error discards the PDU and is answered with a Reject.
       this.sendReject(err.bhs, RejectReason.DataDigestError);
       if (this.retention) this.onDiscardedPdu(err.bhs);
+      else this.failWriteForDigest(err.bhs);
       return;
     }
     this.close(err.message);
@@ -780,6 +782,27 @@ export class IscsiConnection implements StatusSequence {
     if (rec.check(v.ttt, v.dataSN, v.bufferOffset, length) !== 'accept') return;
     if (length > 0) rec.addHole({ offset: v.bufferOffset, length });
     this.afterDataOut(task, rec.advance(length, v.final) !== null, v.ttt === RESERVED_TAG);
+  }
+
+  /**
+   * ERL 0: no recovery R2T, so a write that lost a Data-Out to a data digest error ends at once
+   * with CHECK CONDITION, ABORTED COMMAND, PROTOCOL SERVICE CRC ERROR (RFC 7143 7.8, 11.4.7.2);
+   * the rest of its Data-Out is dropped silently, and the initiator may retry the command.
+   */
+  private failWriteForDigest(bhs: Buffer): void {
+    if (bhsOpcode(bhs) !== Opcode.DataOut) return;
+    const v = this.dataOutView.wrap(bhs);
+    const task = v.ttt === RESERVED_TAG ? this.tasks.get(v.itt) : this.byTtt.get(v.ttt);
+    if (!task || task.itt !== v.itt || task.done || task.submitted) return;
+    this.abortLocal(task);
+    const cmd = task.cmd;
+    cmd.aborted = false;
+    cmd.status = ScsiStatus.CheckCondition;
+    cmd.dataInLength = 0;
+    const lu = this.session!.target!.luByNumber(decodeLun(cmd.lun));
+    cmd.sense = buildSense(SenseReason.ProtocolServiceCrcError, lu?.descriptorSense ?? false);
+    this.sendResult(task);
+    this.checkLogout();
   }
 
   private maybeSubmit(task: IscsiTask): void {

@@ -61,6 +61,7 @@ export enum SenseReason {
   UnsupportedSegmentDescriptorType,
   CopyAborted,
   ItNexusLoss,
+  ProtocolServiceCrcError,
 }
 
 export interface SenseCode {
@@ -95,6 +96,7 @@ const SENSE_TABLE: readonly SenseCode[] = (() => {
   set(SenseReason.PowerOnReset, SenseKey.UnitAttention, 0x29, 0x00); // POWER ON, RESET, OR BUS DEVICE RESET OCCURRED
   set(SenseReason.BusDeviceReset, SenseKey.UnitAttention, 0x29, 0x03); // BUS DEVICE RESET FUNCTION OCCURRED
   set(SenseReason.ItNexusLoss, SenseKey.UnitAttention, 0x29, 0x07); // I_T NEXUS LOSS OCCURRED
+  set(SenseReason.ProtocolServiceCrcError, SenseKey.AbortedCommand, 0x47, 0x05); // PROTOCOL SERVICE CRC ERROR
   set(SenseReason.NotReadyToReadyChange, SenseKey.UnitAttention, 0x28, 0x00); // NOT READY TO READY CHANGE, MEDIUM MAY HAVE CHANGED
   set(SenseReason.ModeParametersChanged, SenseKey.UnitAttention, 0x2a, 0x01); // MODE PARAMETERS CHANGED
   set(SenseReason.ReportedLunsDataChanged, SenseKey.UnitAttention, 0x3f, 0x0e); // REPORTED LUNS DATA HAS CHANGED

@@ -35,8 +35,10 @@ import {
   TmfResponse,
 } from '../../src/iscsi/spec.js';
 import { TgtDaemon } from '../helpers/daemon.js';
+import { parseSense } from '../../src/scsi/sense.js';
 import {
   BLOCK,
+  CHECK_CONDITION,
   GOOD,
   IQN,
   loginReady,
@@ -552,7 +554,7 @@ describe('error recovery level 1', () => {
     assert.ok((await readBack(s, at, 16)).equals(data), 'reads back as written');
   });
 
-  test('rfc7143 7.8: at ERL 0 a corrupted Data-Out is rejected and nothing is recovered (as before ERL 1 existed)', async () => {
+  test('rfc7143 7.8 / 11.4.7.2: at ERL 0 a corrupted Data-Out is rejected and its write ends with 0B/47/05', async () => {
     const s = await session({ erl: 0, dataDigest: true });
     const data = pattern(32 * BLOCK, 19);
     const tag = itt();
@@ -569,12 +571,21 @@ describe('error recovery level 1', () => {
       dataOutHeader(s, { itt: tag, ttt: r2t.ttt, dataSN: 0, offset: 0, final: false }),
       data.subarray(0, 4096),
     );
+    await expectReject(s, RejectReason.DataDigestError, bad, 'data digest error');
+    // No recovery R2T at ERL 0: the write ends with PROTOCOL SERVICE CRC ERROR at once...
+    const done = await expectPdu(s, Opcode.ScsiResponse, 'the write status');
+    const v = new ScsiResponseView(done.bhs);
+    assert.equal(v.itt, tag);
+    assert.equal(v.status, CHECK_CONDITION);
+    // RFC 7143 11.4.7.1: the data segment is SenseLength (2 bytes) then the sense data
+    const sense = parseSense(done.data.subarray(2, 2 + done.data.readUInt16BE(0)));
+    assert.deepEqual([sense.key, sense.asc, sense.ascq], [0x0b, 0x47, 0x05]);
+    // ...the rest of its Data-Out is dropped silently, and the session goes on.
     const next = dataOutHeader(s, { itt: tag, ttt: r2t.ttt, dataSN: 1, offset: 4096, final: true });
     s.sendPdu(next, data.subarray(4096, 8192));
-    await expectReject(s, RejectReason.DataDigestError, bad, 'data digest error');
-    await expectReject(s, RejectReason.ProtocolError, next, 'the Data-Out after the lost one');
-    // No recovery R2T and no status: at ERL 0 the initiator aborts the command (or the session).
-    await expectSilence(s, 500, 'no recovery at ERL 0');
+    await expectSilence(s, 300, 'late Data-Out of the failed write');
+    s.setRawMode(false);
+    assert.equal((await s.testUnitReady(LUN)).status, GOOD);
   });
 
   test('rfc7143 7.9: at ERL 0 a DataSN out of sequence still closes the connection', async () => {
