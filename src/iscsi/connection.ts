@@ -327,6 +327,7 @@ export class IscsiConnection implements StatusSequence {
   }
 
   private onLoginReply(login: LoginPhase, itt: number, reply: LoginReply): void {
+    if (reply.fullFeature && !reply.close && login.target && this.waitForDrain(login, itt, reply)) return;
     if (this.loginResponses++ === 0) {
       // 11.13.4: the first Login Response sets the connection's starting StatSN.
       this.cid = login.cid;
@@ -379,6 +380,31 @@ export class IscsiConnection implements StatusSequence {
     }
   }
 
+  /**
+   * RFC 7143 6.3.5 / SAM-5 I_T nexus loss: a new session of an initiator starts only once the
+   * commands of its previous sessions on this target (reinstated now, or lost with their
+   * connection) have finished in the core, so that none of their writes lands after it. True
+   * when the final Login Response is deferred until then (the login timeout still applies).
+   */
+  private waitForDrain(login: LoginPhase, itt: number, reply: LoginReply): boolean {
+    if (login.tsih === 0) {
+      const old = this.driver.findSession(login.initiatorName, login.isidHex, login.target);
+      if (old) {
+        old.close('session reinstated');
+        this.driver.retireSession(old);
+      }
+    }
+    const draining = this.driver.drainingFor(login.target!, login.initiatorName);
+    if (!draining) return false;
+    this.loginWaiting = true;
+    void draining.then(() => {
+      this.loginWaiting = false;
+      // Looks again: another session of this initiator may have closed meanwhile.
+      if (this.state === 'login') this.onLoginReply(login, itt, reply);
+    });
+    return true;
+  }
+
   private sendLoginResponse(
     itt: number,
     login: LoginPhase,
@@ -422,7 +448,7 @@ export class IscsiConnection implements StatusSequence {
       const old = this.driver.findSession(login.initiatorName, login.isidHex, login.target);
       if (old) {
         old.close('session reinstated');
-        this.driver.sessions.delete(old.tsih);
+        this.driver.retireSession(old);
       }
       const tsih = this.driver.allocateTsih();
       if (tsih === 0) return null;
@@ -1451,9 +1477,7 @@ export class IscsiConnection implements StatusSequence {
     const session = this.session;
     if (session) {
       session.connectionClosed(this);
-      if (session.isClosed && this.driver.sessions.get(session.tsih) === session) {
-        this.driver.sessions.delete(session.tsih);
-      }
+      if (session.isClosed) this.driver.retireSession(session);
     }
     this.onClose?.();
   }

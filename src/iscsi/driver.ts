@@ -129,6 +129,29 @@ export class IscsiDriver implements TargetDriver {
     return 0;
   }
 
+  /** Closed sessions whose commands are still running in the core (see retireSession). */
+  private readonly drainingSessions = new Set<IscsiSession>();
+
+  /**
+   * Forget a closed session. While commands it submitted still run, a new login of the same
+   * initiator to the same target waits for them (drainingFor): otherwise a write the initiator
+   * saw fail with the connection could land after it logged in again and wrote newer data.
+   */
+  retireSession(session: IscsiSession): void {
+    if (this.sessions.get(session.tsih) === session) this.sessions.delete(session.tsih);
+    if (session.isDiscovery) return;
+    this.drainingSessions.add(session);
+    void session.drained.then(() => this.drainingSessions.delete(session));
+  }
+
+  /** Resolves when no closed session of `initiatorName` on `target` has commands running; null if none has. */
+  drainingFor(target: ScsiTarget, initiatorName: string): Promise<void> | null {
+    const waits: Promise<void>[] = [];
+    for (const s of this.drainingSessions)
+      if (s.target === target && s.initiatorName === initiatorName) waits.push(s.drained);
+    return waits.length === 0 ? null : Promise.all(waits).then(() => undefined);
+  }
+
   /** The live session with this initiator name and ISID on this target (for reinstatement). */
   findSession(initiatorName: string, isid: string, target: ScsiTarget | null): IscsiSession | undefined {
     for (const s of this.sessions.values()) {

@@ -13,6 +13,11 @@ export class IscsiSession {
   readonly connections = new Set<IscsiConnection>();
   readonly window: CmdSnWindow;
   private closed = false;
+  /**
+   * Resolves once the commands this session had handed to the SCSI core have finished (they run
+   * on after the session closes: a write already in the store cannot be called back).
+   */
+  drained: Promise<void> = Promise.resolve();
 
   constructor(
     readonly tsih: number,
@@ -46,7 +51,7 @@ export class IscsiSession {
     this.closed = true;
     this.window.clear();
     for (const conn of [...this.connections]) conn.close(reason);
-    if (this.nexus) void this.nexus.close();
+    if (this.nexus) this.drained = this.nexus.close();
   }
 
   /** A connection of this session went away; the session ends with its last connection (ERL 0). */
