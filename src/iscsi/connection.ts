@@ -35,6 +35,7 @@ import {
   bhsOpcode,
   bidiReadLength,
   DataOutView,
+  encodeAsyncMessage,
   encodeLoginResponse,
   encodeLogoutResponse,
   encodeNopIn,
@@ -67,6 +68,7 @@ import {
 } from './task-management.js';
 import { TextExchange } from './text-exchange.js';
 import {
+  AsyncEvent,
   BHS_LENGTH,
   DEFAULT_LOGIN_MAX_DATA_SEGMENT_LENGTH,
   LoginStatus,
@@ -1362,6 +1364,33 @@ export class IscsiConnection implements StatusSequence {
       seconds,
     });
     this.send(bhs, null);
+  }
+
+  /**
+   * Drop this connection the standard way (RFC 7143 11.9.1): an Asynchronous Message saying it
+   * is dropped (AsyncEvent 2: Parameter1 = CID, Parameter2/3 = the session's DefaultTime2Wait /
+   * DefaultTime2Retain; AsyncEvent 3 when it is the session's last connection), then the close
+   * once it is on the wire. Nothing received afterwards is acted on.
+   */
+  dropAnnounced(reason: string): void {
+    if (this.state !== 'ffp') {
+      this.close(reason);
+      return;
+    }
+    const session = this.session!;
+    const p = this.params!;
+    const bhs = Buffer.allocUnsafe(BHS_LENGTH);
+    encodeAsyncMessage(bhs, {
+      asyncEvent: session.connections.size > 1 ? AsyncEvent.ConnectionDrop : AsyncEvent.SessionDrop,
+      statSN: this.takeStatSn(),
+      expCmdSN: session.window.expCmdSn,
+      maxCmdSN: session.window.maxCmdSn,
+      parameter1: this.cid,
+      parameter2: p.defaultTime2Wait,
+      parameter3: p.defaultTime2Retain,
+    });
+    this.send(bhs, null);
+    this.endAfterFlush(reason);
   }
 
   // --- sending / closing --------------------------------------------------------------------

@@ -245,7 +245,7 @@ export class IscsiDriver implements TargetDriver {
     if (!s || s.target !== target) return AdminError.NoSession;
     for (const c of s.connections) {
       if (c.cid === cid) {
-        c.close('deleted by tgtadm');
+        c.dropAnnounced('deleted by tgtadm');
         return AdminError.Success;
       }
     }
