@@ -49,6 +49,9 @@ export function blockShiftOf(size: number): number {
   return 31 - Math.clz32(size);
 }
 
+/** Default `abandon_timeout`: long enough for a slow disk, short of initiators' TMF timeouts. */
+export const DEFAULT_ABANDON_TIMEOUT_MS = 10_000;
+
 export class LogicalUnit {
   readonly target: ScsiTarget;
   readonly lun: bigint;
@@ -68,6 +71,11 @@ export class LogicalUnit {
   thinProvisioning = false;
   /** VPD B1 MEDIUM ROTATION RATE (0 not reported, 1 non-rotating). */
   rotationRate = 0;
+  /**
+   * How long task management waits for a command stuck in the store before abandoning it
+   * (`--params abandon_timeout=MS`, 0: wait for ever); see TaskSet.whenFinished.
+   */
+  abandonTimeoutMs = DEFAULT_ABANDON_TIMEOUT_MS;
   /** READ CAPACITY(16) LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT. */
   lbppbe = 0;
   /** READ CAPACITY(16) LOWEST ALIGNED LOGICAL BLOCK ADDRESS. */

@@ -266,7 +266,7 @@ export class ItNexus {
         return TmfResult.FunctionComplete;
       }
       lu.taskSet.interrupt([cmd]);
-      await lu.taskSet.whenFinished([cmd]);
+      await lu.taskSet.whenFinished([cmd], lu.abandonTimeoutMs);
       return TmfResult.FunctionComplete;
     }
     return TmfResult.TaskNotFound;
@@ -280,7 +280,7 @@ export class ItNexus {
     for (const nexus of nexuses)
       for (const [cmd, cmdLu] of nexus.outstanding) if (cmdLu === lu && match(cmd, nexus)) running.push(cmd);
     lu.taskSet.interrupt(running);
-    return lu.taskSet.whenFinished(running);
+    return lu.taskSet.whenFinished(running, lu.abandonTimeoutMs);
   }
 
   /**
@@ -334,5 +334,5 @@ export function resetLu(lu: LogicalUnit, issuer: ItNexus | null = null): Promise
   }
   const running = lu.taskSet.runningCommands();
   lu.taskSet.interrupt(running);
-  return lu.taskSet.whenFinished(running);
+  return lu.taskSet.whenFinished(running, lu.abandonTimeoutMs);
 }

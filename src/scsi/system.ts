@@ -335,6 +335,12 @@ export class TargetSystem {
           else apply.push(() => (lu.optimalXferLen = n));
           break;
         }
+        case 'abandon_timeout': {
+          const n = parseUint(v, 3_600_000);
+          if (n === undefined) return AdminError.InvalidRequest;
+          apply.push(() => (lu.abandonTimeoutMs = n));
+          break;
+        }
         case 'mode_page': {
           const mp = parseModePage(v);
           if (!mp) return AdminError.InvalidRequest;

@@ -36,6 +36,12 @@ export class TaskSet {
   private readonly waiters = new Map<ScsiCommand, (() => void)[]>();
   /** Running commands that task management may end early (their work goes on without them). */
   private readonly interrupters = new Map<ScsiCommand, () => void>();
+  /**
+   * Running commands task management gave up waiting for (a store call that does not return).
+   * While any is left nothing else starts on the LU, so none of their writes can land after a
+   * newer command's; they finish silently when the store finally answers.
+   */
+  private readonly abandoned = new Set<ScsiCommand>();
 
   constructor(
     private readonly start: TaskStarter,
@@ -77,6 +83,7 @@ export class TaskSet {
   /** A started command finished: release it and start whatever it was holding back. */
   finish(cmd: ScsiCommand): void {
     if (!this.running.delete(cmd)) return;
+    this.abandoned.delete(cmd);
     if (cmd.attribute !== TaskAttribute.Simple) this.barriers--;
     if (this.exclusiveRunning === cmd) this.exclusiveRunning = null;
     this.drain();
@@ -126,11 +133,18 @@ export class TaskSet {
     return removed;
   }
 
-  /** Resolves when every command in `cmds` that is running now has finished. */
-  whenFinished(cmds: Iterable<ScsiCommand>): Promise<void> {
+  /**
+   * Resolves when every command in `cmds` that is running now has finished, or, with
+   * `abandonAfterMs` > 0, after that long at most: the commands still running then are
+   * abandoned (marked aborted, so they are never answered, and they hold every other command of
+   * the LU back until they return).
+   */
+  whenFinished(cmds: Iterable<ScsiCommand>, abandonAfterMs = 0): Promise<void> {
     const pending: Promise<void>[] = [];
+    const watched: ScsiCommand[] = [];
     for (const cmd of cmds) {
       if (!this.running.has(cmd)) continue;
+      watched.push(cmd);
       pending.push(
         new Promise<void>((resolve) => {
           const list = this.waiters.get(cmd);
@@ -139,11 +153,31 @@ export class TaskSet {
         }),
       );
     }
-    return Promise.all(pending).then(() => undefined);
+    const all = Promise.all(pending).then(() => undefined);
+    if (abandonAfterMs <= 0 || watched.length === 0) return all;
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        for (const cmd of watched) this.abandon(cmd);
+        resolve();
+      }, abandonAfterMs);
+    });
+    return Promise.race([all, limit]).finally(() => clearTimeout(timer));
+  }
+
+  /** Commands given up on and not returned yet (see whenFinished). */
+  get abandonedCount(): number {
+    return this.abandoned.size;
+  }
+
+  private abandon(cmd: ScsiCommand): void {
+    if (!this.running.has(cmd)) return;
+    cmd.aborted = true;
+    this.abandoned.add(cmd);
   }
 
   private canStart(cmd: ScsiCommand, exclusive: boolean): boolean {
-    if (this.exclusiveRunning !== null) return false;
+    if (this.exclusiveRunning !== null || this.abandoned.size > 0) return false;
     if (exclusive) return this.running.size === 0;
     switch (cmd.attribute) {
       case TaskAttribute.HeadOfQueue:

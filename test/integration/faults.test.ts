@@ -94,6 +94,22 @@ describe('backing-store faults', () => {
     assert.equal(stuckDone, false, 'the read on the stuck LU is still outstanding');
   });
 
+  test('sam5 7.2 / issue 5: ABORT TASK of a command stuck in a store answers after abandon_timeout', async () => {
+    await d.adm(
+      ...['--lld', 'iscsi', '--mode', 'logicalunit', '--op', 'update', '--tid', '1', '--lun', '2'],
+      ...['--params', 'abandon_timeout=200'],
+    );
+    const stuck = s!.read10(2, 8, 1, BLOCK);
+    stuck.catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 50));
+    const itt = s!.pendingItts().at(-1); // the previous test's stuck read is still outstanding too
+    assert.notEqual(itt, undefined, 'the read is outstanding');
+    const started = Date.now();
+    assert.equal(await s!.abortTask(itt!, 2), 0, 'FUNCTION COMPLETE');
+    assert.ok(Date.now() - started >= 150, 'after abandon_timeout');
+    assert.equal((await s!.read10(3, 0, 1, BLOCK)).status, GOOD, 'the session goes on');
+  });
+
   test('tgtadm: a malformed fault rule in --bsopts refuses the LU (invalid request)', async () => {
     const r = await d.tgtadm([
       '--lld',

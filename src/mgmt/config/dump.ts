@@ -49,7 +49,7 @@ export const TARGET_PARAM_DEFAULTS: Readonly<Record<string, string>> = {
 const UNSETTABLE_VALUES = new Set(['Reject', 'Irrelevant', 'NotUnderstood']);
 
 /** LU parameters written as `params k=v` (they have no directive of their own in tgt). */
-const PARAMS_ONLY = new Set(['thin_provisioning', 'rotation_rate']);
+const PARAMS_ONLY = new Set(['thin_provisioning', 'rotation_rate', 'abandon_timeout']);
 
 /** Write a value so that Config::General reads it back unchanged. */
 export function confValue(v: string): string {

@@ -13,7 +13,7 @@
  * (the daemon's owner) can open; `account new` already sends passwords over it.
  */
 import type { AclMatch } from '../../scsi/acl.js';
-import type { LogicalUnit } from '../../scsi/lu.js';
+import { DEFAULT_ABANDON_TIMEOUT_MS, type LogicalUnit } from '../../scsi/lu.js';
 import { ModePages } from '../../scsi/mode-pages.js';
 import type { ScsiTarget } from '../../scsi/target.js';
 import { sendRequest } from '../client.js';
@@ -154,6 +154,8 @@ export function luParams(lu: LogicalUnit): Array<[string, string]> {
     ['optimal_xfer_len', lu.optimalXferLen],
   ];
   for (const [k, v] of numbers) if (v !== 0) out.push([k, String(v)]);
+  if (lu.abandonTimeoutMs !== DEFAULT_ABANDON_TIMEOUT_MS)
+    out.push(['abandon_timeout', String(lu.abandonTimeoutMs)]);
   // online last: taking the medium away must not stop the other parameters from applying
   if (!lu.online && lu.store !== null) out.push(['online', '0']);
   return out;
