@@ -273,7 +273,13 @@ export class LoginNegotiator {
       maxBurstLength,
       initialR2T: s ? s.initialR2T : bool('InitialR2T'),
       immediateData: s ? s.immediateData : bool('ImmediateData'),
-      maxOutstandingR2T: s ? s.maxOutstandingR2T : num('MaxOutstandingR2T'),
+      // RFC 7143 13.19: with ErrorRecoveryLevel > 0 and DataSequenceInOrder=Yes only the last R2T
+      // can be recovered, so MaxOutstandingR2T is 1 whatever the text exchange said.
+      maxOutstandingR2T: s
+        ? s.maxOutstandingR2T
+        : num('ErrorRecoveryLevel') > 0 && bool('DataSequenceInOrder')
+          ? 1
+          : num('MaxOutstandingR2T'),
       dataPDUInOrder: s ? s.dataPDUInOrder : bool('DataPDUInOrder'),
       dataSequenceInOrder: s ? s.dataSequenceInOrder : bool('DataSequenceInOrder'),
       errorRecoveryLevel: s ? s.errorRecoveryLevel : num('ErrorRecoveryLevel'),

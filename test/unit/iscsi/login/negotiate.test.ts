@@ -604,3 +604,29 @@ test('bad input never crashes: every known key with odd values gets an answer or
     }
   }
 });
+
+test('rfc7143 13.19: ErrorRecoveryLevel > 0 with DataSequenceInOrder=Yes leaves MaxOutstandingR2T at 1', () => {
+  const settings = { ErrorRecoveryLevel: '1', MaxOutstandingR2T: '8' };
+  const erl1 = negotiator(settings);
+  erl1.processOperational([
+    ['ErrorRecoveryLevel', '1'],
+    ['MaxOutstandingR2T', '8'],
+    ['DataSequenceInOrder', 'Yes'],
+  ]);
+  assert.equal(erl1.result().errorRecoveryLevel, 1);
+  assert.equal(erl1.result().maxOutstandingR2T, 1);
+  const erl0 = negotiator(settings);
+  erl0.processOperational([
+    ['ErrorRecoveryLevel', '0'],
+    ['MaxOutstandingR2T', '8'],
+  ]);
+  assert.equal(erl0.result().maxOutstandingR2T, 8, 'ERL 0: the negotiated value');
+  // DataSequenceInOrder is ORed (13.19): both sides must say No
+  const unordered = negotiator({ ...settings, DataSequenceInOrder: 'No' });
+  unordered.processOperational([
+    ['ErrorRecoveryLevel', '1'],
+    ['MaxOutstandingR2T', '8'],
+    ['DataSequenceInOrder', 'No'],
+  ]);
+  assert.equal(unordered.result().maxOutstandingR2T, 8, 'sequences in any order: every R2T recoverable');
+});
