@@ -19,8 +19,21 @@ import type { ItNexus } from '../scsi/nexus.js';
 import type { ConnectionStats } from '../scsi/driver.js';
 import { TmfFunction as CoreTmf } from '../scsi/tmf.js';
 import { encodeLogoutRequest } from './async.js';
-import { encodeDataInAt, sendCommandResult, type PduSend, type StatusSequence } from './data-in.js';
+import {
+  encodeDataInAt,
+  sendCommandResult,
+  type DataInPlan,
+  type PduSend,
+  type StatusSequence,
+} from './data-in.js';
 import { Retention, snackRun, WriteRecovery, type Range } from './erl1.js';
+import {
+  rearmWrite,
+  reassignedDataIn,
+  type ConnectionRecovery,
+  type DetachedTask,
+  type SentStatus,
+} from './erl2.js';
 import { sendTargets } from './discovery.js';
 import type { IscsiDriver } from './driver.js';
 import { FramingError, PduFramer } from './framer.js';
@@ -131,6 +144,12 @@ export class IscsiConnection implements StatusSequence {
   private readonly socketPausedForDrain = { value: false };
   /** ERL >= 1: what is kept for SNACK until the initiator acknowledges it (erl1.ts); else null. */
   private retention: Retention | null = null;
+  /**
+   * ERL 2: whether this connection's tasks outlive it when it closes (erl2.ts). False once it
+   * is logged out to close the connection or the session, or dropped by a cold reset: those
+   * terminate its tasks (RFC 7143 11.14.5 a, d).
+   */
+  private recoverable = true;
   /** tgt's per-connection counters (session stat / connection stat). */
   private readonly counters = {
     rxDataOctets: 0,
@@ -477,6 +496,10 @@ export class IscsiConnection implements StatusSequence {
         login.cmdSn,
       );
       this.driver.sessions.set(tsih, session);
+      if (params.errorRecoveryLevel >= 2) {
+        const created = session;
+        created.enableRecovery(this.driver.dataOutBudget, () => this.driver.retireSession(created));
+      }
     }
     this.params = params;
     this.session = session;
@@ -547,6 +570,7 @@ export class IscsiConnection implements StatusSequence {
     );
     this.recentlyAborted.delete(itt);
     const task = new IscsiTask(itt, cmd, immediate, this.limits.maxWriteLength, v.cmdSN);
+    task.connection = this;
     cmd.fabricData = task;
     this.tasks.set(itt, task);
     if (immediate) this.immediateOutstanding++;
@@ -570,7 +594,8 @@ export class IscsiConnection implements StatusSequence {
       this.deliver(task);
       return;
     }
-    const verdict = session.window.accept(v.cmdSN, () => this.deliver(task));
+    // ERL 2: the task may have moved to another connection (TASK REASSIGN) before its turn.
+    const verdict = session.window.accept(v.cmdSN, () => (task.connection ?? this).deliver(task));
     if (verdict === 'outside-window') {
       // RFC 7143 4.2.2.1: commands outside the window are silently ignored.
       this.tasks.delete(itt);
@@ -582,7 +607,7 @@ export class IscsiConnection implements StatusSequence {
   }
 
   private ittInUse(session: IscsiSession, itt: number): boolean {
-    if (this.tasks.has(itt)) return true;
+    if (this.tasks.has(itt) || session.recovery?.has(itt)) return true;
     if (session.connections.size > 1) for (const c of session.connections) if (c.tasks.has(itt)) return true;
     return false;
   }
@@ -842,8 +867,15 @@ export class IscsiConnection implements StatusSequence {
     session.nexus!.submit(task.cmd);
   }
 
-  /** onCommandComplete bound once, not one closure per command. */
-  private readonly commandDone = (cmd: ScsiCommand): void => this.onCommandComplete(cmd);
+  /**
+   * onCommandComplete bound once, not one closure per command; the answer goes out on the
+   * connection the task is allegiant to now (ERL 2: maybe another one, or none yet).
+   */
+  private readonly commandDone = (cmd: ScsiCommand): void => {
+    const task = cmd.fabricData as IscsiTask;
+    if (task.detached) this.keepDetachedResult(task);
+    else (task.connection ?? this).onCommandComplete(cmd);
+  };
 
   private onCommandComplete(cmd: ScsiCommand): void {
     const task = cmd.fabricData as IscsiTask;
@@ -1040,6 +1072,157 @@ export class IscsiConnection implements StatusSequence {
     this.resend(out, data);
   }
 
+  // --- ERL 2: connection recovery and TASK REASSIGN (RFC 7143 7.1.4, 7.2.2, 11.5.1) ----------
+
+  /**
+   * This connection failed: its tasks, and the statuses it sent that the initiator has not
+   * acknowledged, stay with the session for TASK REASSIGN on another connection (erl2.ts).
+   * Their Data-Out reservations and kept bytes stay counted in the daemon's budget.
+   */
+  private detachTasks(recovery: ConnectionRecovery): void {
+    const entries: DetachedTask[] = [];
+    for (const task of this.tasks.values()) {
+      task.connection = null;
+      task.detached = true;
+      entries.push({ itt: task.itt, cid: this.cid, task, sent: null, bytes: 0 });
+    }
+    this.tasks.clear();
+    this.byTtt.clear();
+    for (const s of this.retention?.takeUnacknowledgedStatus() ?? []) {
+      const sent: SentStatus = { read: s.read, response: s.response };
+      entries.push({ itt: s.itt, cid: this.cid, task: null, sent, bytes: s.bytes });
+    }
+    recovery.detach(this.cid, entries);
+  }
+
+  /** A detached task finished: its result waits for TASK REASSIGN (or Time2Retain). */
+  private keepDetachedResult(task: IscsiTask): void {
+    if (task.done) return;
+    task.done = true;
+    this.releaseTask(task);
+    const cmd = task.cmd;
+    const session = this.session!;
+    const entry = session.recovery?.get(task.itt);
+    if (!entry || entry.task !== task || cmd.aborted) {
+      // Aborted meanwhile (another session's TMF, a LU reset): nothing will be delivered.
+      if (entry?.task === task) session.recovery!.take(task.itt);
+      task.detached = false;
+      cmd.releaseBuffers();
+      this.driver.dataOutBudget.release(task.reservedBytes);
+      task.reservedBytes = 0;
+      return;
+    }
+    // The kept READ data counts in the budget like retained Data-In (limits.ts).
+    const bytes = cmd.dataIn ? Math.min(cmd.dataInLength, cmd.dataIn.length) : 0;
+    this.driver.dataOutBudget.force(bytes);
+    entry.bytes += bytes;
+  }
+
+  /**
+   * TASK REASSIGN (RFC 7143 11.5.1, 7.2.2): a task still allegiant to a live connection of the
+   * session (this one included) gets "task still allegiant"; one neither live nor detached
+   * "task does not exist"; a detached one is taken over (FUNCTION COMPLETE).
+   */
+  private findReassignable(refTag: number): { response: TmfResponse; entry: DetachedTask | null } {
+    const session = this.session!;
+    for (const c of session.connections) {
+      if (c.tasks.has(refTag) || c.retention?.read(refTag)) {
+        return { response: TmfResponse.TaskStillAllegiant, entry: null };
+      }
+    }
+    const entry = session.recovery!.take(refTag);
+    if (!entry) return { response: TmfResponse.TaskDoesNotExist, entry: null };
+    return { response: TmfResponse.FunctionComplete, entry };
+  }
+
+  /**
+   * Make a reassigned task allegiant to this connection and resume it: a status the old
+   * connection sent (and a READ's Data-In from ExpDataSN) goes out again; a result kept while
+   * detached goes out now; a write waiting for Data-Out gets new R2Ts for all it lacks; a task
+   * running in the core answers here when it finishes.
+   */
+  private adopt(entry: DetachedTask, expDataSn: number): void {
+    const budget = this.driver.dataOutBudget;
+    const task = entry.task;
+    if (!task) {
+      this.resendStatus(entry.sent!, expDataSn);
+      budget.release(entry.bytes);
+      return;
+    }
+    task.detached = false;
+    task.connection = this;
+    this.dataOutHeld += task.reservedBytes;
+    if (task.done) {
+      this.sendResult(task);
+      budget.release(entry.bytes);
+      this.releaseBudget(task);
+      this.checkLogout();
+      return;
+    }
+    this.tasks.set(task.itt, task);
+    if (task.immediate) this.immediateOutstanding++;
+    if (task.submitted) return;
+    rearmWrite(task);
+    this.solicit(task);
+    this.maybeSubmit(task);
+  }
+
+  /**
+   * A status sent on the failed connection, delivered again here with this connection's StatSN:
+   * a READ's Data-In first (reassignedDataIn: from ExpDataSN, cut for this connection), then
+   * the SCSI Response unless the status rides on the last Data-In. Kept for SNACK as usual.
+   */
+  private resendStatus(sent: SentStatus, expDataSn: number): void {
+    this.batch();
+    const old = sent.read;
+    let plan: DataInPlan | null = null;
+    let from = 0;
+    if (old?.plan) ({ plan, from } = reassignedDataIn(old.plan, this.params!, expDataSn));
+    if (plan?.collapse) plan.statSn = this.takeStatSn();
+    for (let dataSn = from; plan && dataSn < plan.pduCount; dataSn++) {
+      const out = Buffer.allocUnsafe(BHS_LENGTH);
+      const payload = encodeDataInAt(out, plan, dataSn, this.expCmdSn, this.maxCmdSn);
+      this.resend(out, payload);
+      this.counters.dataInPdus++;
+      this.counters.txDataOctets += payload.length;
+    }
+    let statSn: number;
+    if (plan?.collapse) {
+      statSn = plan.statSn;
+    } else {
+      statSn = this.takeStatSn();
+      const out = Buffer.allocUnsafe(BHS_LENGTH);
+      const response = sent.response;
+      if (response?.bhs) {
+        response.bhs.copy(out, 0, 0, BHS_LENGTH);
+        writeTargetSequence(out, statSn, this.expCmdSn, this.maxCmdSn);
+        this.send(out, response.data);
+      } else if (plan) {
+        encodeScsiResponse(out, {
+          itt: plan.itt,
+          status: plan.status,
+          overflow: plan.overflow,
+          underflow: plan.underflow,
+          residualCount: plan.residualCount,
+          statSN: statSn,
+          expCmdSN: this.expCmdSn,
+          maxCmdSN: this.maxCmdSn,
+          expDataSN: plan.pduCount,
+        });
+        this.send(out, null);
+      }
+      this.counters.responsePdus++;
+    }
+    const release = old?.onRelease ?? null;
+    if (old) old.onRelease = null;
+    if (plan && this.retention) {
+      const kept = this.retention.addRead(plan, statSn, release);
+      if (plan.collapse) this.retention.addResponse(statSn, null, null, kept);
+    } else {
+      release?.();
+    }
+  }
+
   // --- NOP ------------------------------------------------------------------------------------
 
   private readonly nopView = new NopOutView(Buffer.alloc(BHS_LENGTH));
@@ -1107,12 +1290,16 @@ export class IscsiConnection implements StatusSequence {
     const refTag = v.referencedTaskTag;
     const refCmdSn = v.refCmdSN;
     const tmfCmdSn = v.cmdSN;
+    const expDataSn = v.expDataSN;
     const session = this.session!;
     const coreFn = coreFunction(fn);
     let response: number;
     let additionalInfo = 0;
+    let reassigned: DetachedTask | null = null;
     if (session.isDiscovery) {
       response = TmfResponse.NotSupported;
+    } else if (fn === TmfFunction.TaskReassign && session.recovery) {
+      ({ response, entry: reassigned } = this.findReassignable(refTag));
     } else if (coreFn === null) {
       response = fabricOnlyResponse(fn);
     } else if (fn === TmfFunction.AbortTask) {
@@ -1153,11 +1340,16 @@ export class IscsiConnection implements StatusSequence {
     setAdditionalResponseInfo(bhs, additionalInfo);
     this.statSn = (this.statSn + 1) >>> 0;
     this.send(bhs, null);
+    // 11.5.1: the new allegiance takes effect once the TMF response is out.
+    if (reassigned) this.adopt(reassigned, expDataSn);
     // 11.5.1: after a TARGET COLD RESET response the target closes all of its TCP connections to
     // all initiators (of this target), which terminates their sessions.
     if (fn === TmfFunction.TargetColdReset && response === TmfResponse.FunctionComplete) {
       for (const s of this.driver.sessionsOf(session.target!)) {
-        for (const conn of s.connections) conn.endAfterFlush('target cold reset');
+        for (const conn of s.connections) {
+          conn.recoverable = false;
+          conn.endAfterFlush('target cold reset');
+        }
       }
     }
   }
@@ -1176,6 +1368,12 @@ export class IscsiConnection implements StatusSequence {
       // A command the core let finish has had its response sent: it no longer exists (11.5.1).
       if (task.done && !task.cmd.aborted) return TmfResponse.TaskDoesNotExist;
       return result;
+    }
+    // ERL 2: a task whose connection failed and that was not reassigned yet is aborted too.
+    const detached = session.recovery?.take(refTag);
+    if (detached) {
+      session.dropDetached(detached, true);
+      return TmfResponse.FunctionComplete;
     }
     // 11.5.1 b: a task not received yet whose RefCmdSN is in the window and before the TMF's
     // CmdSN is considered received: its CmdSN is consumed, the command is dropped when it comes.
@@ -1314,6 +1512,12 @@ export class IscsiConnection implements StatusSequence {
 
   private onLogout(pdu: IncomingPdu): void {
     const v = this.logoutView.wrap(pdu.bhs);
+    if (v.reasonCode === LogoutReason.RemoveConnectionForRecovery && this.session!.recovery) {
+      this.onRecoveryLogout(v.itt, v.cid);
+      return;
+    }
+    // 11.14.5 a, d: logging out to close the connection or the session terminates its tasks.
+    this.recoverable = false;
     this.logoutPending = { itt: v.itt, reason: v.reasonCode };
     this.state = 'logout';
     // Commands still waiting for Data-Out will not get it any more: drop them; commands in the
@@ -1349,6 +1553,44 @@ export class IscsiConnection implements StatusSequence {
       session.close('logout');
     } else {
       this.endAfterFlush('logout');
+    }
+  }
+
+  /**
+   * ERL 2 Logout "remove the connection for recovery" (RFC 7143 11.14.1 reason 2, 11.15): the
+   * connection named by CID (this one, or another one of the session, live or failed) is
+   * removed and its tasks are kept for TASK REASSIGN; the response, sent at once, tells how long
+   * to wait before reassigning (Time2Wait) and how long the tasks are kept after that
+   * (Time2Retain). A CID the session does not know gets "CID not found".
+   */
+  private onRecoveryLogout(itt: number, cid: number): void {
+    const session = this.session!;
+    const p = this.params!;
+    let response = LogoutResponse.Success;
+    let other: IscsiConnection | undefined;
+    if (cid !== this.cid) {
+      for (const c of session.connections) if (c.cid === cid) other = c;
+      if (!other && !session.recovery!.hasFailed(cid)) response = LogoutResponse.CidNotFound;
+    }
+    // The other connection's tasks are detached before the response goes out.
+    other?.close('removed for recovery');
+    const bhs = Buffer.allocUnsafe(BHS_LENGTH);
+    encodeLogoutResponse(bhs, {
+      itt,
+      response,
+      statSN: this.takeStatSn(),
+      expCmdSN: session.window.expCmdSn,
+      maxCmdSN: session.window.maxCmdSn,
+      time2Wait: response === LogoutResponse.Success ? p.defaultTime2Wait : 0,
+      time2Retain: response === LogoutResponse.Success ? p.defaultTime2Retain : 0,
+    });
+    this.send(bhs, null);
+    if (cid === this.cid) {
+      // Detached now: nothing more is answered here, the tasks wait for another connection.
+      this.detachTasks(session.recovery!);
+      this.recoverable = false;
+      this.state = 'logout';
+      this.endAfterFlush('logged out for recovery');
     }
   }
 
@@ -1491,6 +1733,7 @@ export class IscsiConnection implements StatusSequence {
   /** Drop the connection now. Tasks already in the core finish there; their answers are dropped. */
   close(reason: string): void {
     if (this.state === 'closed') return;
+    const loggedIn = this.state === 'ffp' || this.state === 'logout';
     this.state = 'closed';
     this.driver.log(`iscsi: closing connection from ${this.remoteAddress}: ${reason}`);
     this.framer.stop();
@@ -1498,8 +1741,13 @@ export class IscsiConnection implements StatusSequence {
     this.driver.dataOutBudget.unsubscribe(this.retryAdmission);
     this.awaitingBudget.length = 0;
     if (this.nopTimer) clearInterval(this.nopTimer);
-    for (const task of [...this.tasks.values()]) {
-      if (!task.submitted) this.abortLocal(task);
+    const recovery = this.session?.recovery;
+    if (recovery && loggedIn && this.recoverable && !this.session!.isClosed) {
+      this.detachTasks(recovery);
+    } else {
+      for (const task of [...this.tasks.values()]) {
+        if (!task.submitted) this.abortLocal(task);
+      }
     }
     this.retention?.clear();
     this.socket.destroy();

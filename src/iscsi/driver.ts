@@ -316,12 +316,15 @@ export class IscsiDriver implements TargetDriver {
     this.state = 'stopped';
     const portalsClosed = Promise.all(this.portals.splice(0).map((p) => p.close()));
     for (const c of [...this.connections]) if (!c.session) c.close('shutdown');
+    // ERL 2: sessions whose connections all failed are only waiting for a reassignment: end them.
+    for (const s of [...this.sessions.values()]) if (s.connections.size === 0) s.close('shutdown');
     const sessions = [...this.sessions.values()].filter((s) => !s.isClosed);
     if (sessions.length > 0) {
       this.log(`iscsi: shutdown: asking ${sessions.length} session(s) to log out`);
       for (const s of sessions) s.connections.forEach((c) => c.requestLogout(Math.ceil(graceMs / 1000)));
       await waitForSessionsToEnd(sessions, graceMs);
     }
+    for (const s of [...this.sessions.values()]) s.close('shutdown');
     for (const c of [...this.connections]) c.close('shutdown');
     await portalsClosed;
   }

@@ -15,7 +15,9 @@
  */
 import { snLessThan } from './cmdsn.js';
 import type { DataInPlan } from './data-in.js';
+import { bhsItt, bhsOpcode } from './pdu.js';
 import type { DataSegment } from './pdu-writer.js';
+import { Opcode } from './spec.js';
 
 // --- SNACK runs ------------------------------------------------------------------------------
 
@@ -73,6 +75,18 @@ export interface RetentionLimits {
   maxBytes: number;
   /** Numbered responses (and READs) kept per connection; the oldest go first. */
   maxEntries: number;
+}
+
+/** A SCSI status not acknowledged yet, taken out for another connection (ERL 2, erl2.ts). */
+export interface UnacknowledgedStatus {
+  itt: number;
+  statSn: number;
+  /** The READ's Data-In (plan never null here), or null. */
+  read: RetainedRead | null;
+  /** The SCSI Response as sent; null when the status rode on the READ's last Data-In. */
+  response: RetainedResponse | null;
+  /** Bytes still counted through `hooks.hold`: the taker gives them back. */
+  bytes: number;
 }
 
 /** Whether a StatSN can be sent again. */
@@ -178,6 +192,31 @@ export class Retention {
       if (!snLessThan(read.statSn, expStatSn)) break;
       this.dropRead(read);
     }
+  }
+
+  /**
+   * ERL 2 (connection recovery): take out the SCSI statuses the initiator has not acknowledged,
+   * with the READ Data-In kept for them, so that TASK REASSIGN can deliver them on another
+   * connection. Their bytes stay counted (the taker releases them) and their onRelease is the
+   * taker's to call. A status whose READ data was evicted cannot be delivered whole: it stays
+   * (clear() drops it).
+   */
+  takeUnacknowledgedStatus(): UnacknowledgedStatus[] {
+    const out: UnacknowledgedStatus[] = [];
+    for (const r of [...this.responses.values()]) {
+      let itt: number | null = null;
+      if (r.read) itt = r.read.itt;
+      else if (r.bhs && bhsOpcode(r.bhs) === Opcode.ScsiResponse) itt = bhsItt(r.bhs);
+      if (itt === null) continue;
+      const read = this.reads.get(itt) ?? null;
+      if (read && (read.plan === null || read.statSn !== r.statSn)) continue;
+      this.responses.delete(r.statSn);
+      if (read) this.reads.delete(itt);
+      const bytes = r.bytes + (read ? read.bytes : 0);
+      this.heldBytes -= bytes;
+      out.push({ itt, statSn: r.statSn, read, response: r.read ? null : r, bytes });
+    }
+    return out;
   }
 
   /** Give everything back (the connection closes). */
@@ -356,6 +395,16 @@ export class WriteRecovery {
       received += next.data.length;
     }
     return received;
+  }
+
+  /**
+   * Forget the open sequence, the holes and the parked data (ERL 2: the write moves to another
+   * connection, which asks again for everything beyond the contiguous prefix).
+   */
+  restart(): void {
+    this.seq = null;
+    this.holes.length = 0;
+    this.parked.length = 0;
   }
 
   /** Nothing lost is still waiting to be requested or received. */

@@ -3,6 +3,7 @@
  * R2T sequencing, CmdSN delivery) around the fabric-independent ScsiCommand.
  */
 import { TaskAttribute, type ScsiCommand } from '../scsi/command.js';
+import type { IscsiConnection } from './connection.js';
 import type { WriteRecovery } from './erl1.js';
 import { RESERVED_TAG, TaskAttr } from './spec.js';
 
@@ -31,6 +32,13 @@ export class IscsiTask {
   admitted = false;
   /** ERL >= 1 writes: Data-Out sequences, lost ranges and parked data (erl1.ts). */
   recovery: WriteRecovery | null = null;
+  /**
+   * The connection the task is allegiant to (RFC 7143 7.2.2); null while detached at ERL 2
+   * (its connection failed, erl2.ts) or when created outside a connection.
+   */
+  connection: IscsiConnection | null = null;
+  /** ERL 2: kept by its session for TASK REASSIGN after its connection failed (erl2.ts). */
+  detached = false;
   /** ERL >= 1: the R2T outstanding now (R2TSN and header as sent), for R2T SNACK (11.16.1). */
   lastR2t: { r2tSn: number; bhs: Buffer } | null = null;
   /**

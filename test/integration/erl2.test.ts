@@ -1,0 +1,372 @@
+/**
+ * Error recovery level 2 (RFC 7143 7.1.4 connection recovery, 7.2.2 allegiance reassignment,
+ * 11.5.1 TASK REASSIGN, 11.14/11.15 Logout for recovery, 13.15/13.16) against a real tgtd whose
+ * target offers ErrorRecoveryLevel=2 and MaxConnections=4, with hand-built PDUs: the tasks of a
+ * dropped connection are taken over by a new connection of the same session, and forgotten
+ * once DefaultTime2Wait + DefaultTime2Retain have passed; ERL 0 and 1 are unchanged.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { encodeLun, type Session } from '../../src/initiator/index.js';
+import { read10Cdb, write10Cdb } from '../../src/initiator/cdb.js';
+import {
+  bhsItt,
+  bhsOpcode,
+  DataInView,
+  encodeLogoutRequest,
+  encodeTaskMgmtRequest,
+  LogoutResponseView,
+  R2TView,
+  ScsiResponseView,
+  TaskMgmtResponseView,
+  type Pdu,
+} from '../../src/iscsi/pdu.js';
+import {
+  BHS_LENGTH,
+  LoginStatus,
+  LogoutReason,
+  LogoutResponse,
+  Opcode,
+  TmfFunction,
+  TmfResponse,
+} from '../../src/iscsi/spec.js';
+import { TgtDaemon } from '../helpers/daemon.js';
+import {
+  BLOCK,
+  expectLoginStatus,
+  GOOD,
+  IQN,
+  login,
+  loginReady,
+  nextPdu,
+  opName,
+  pattern,
+  receiveUntil,
+  sendRawCommand,
+  sendRawDataOut,
+} from './util.js';
+
+const TARGET = `${IQN}:erl2`;
+const LUN = 1;
+
+describe('error recovery level 2', () => {
+  let d: TgtDaemon;
+  let nextName = 0;
+  let nextItt = 0x3000;
+  let lba = 0;
+  const itt = (): number => nextItt++;
+  const region = (blocks: number): number => {
+    const at = lba;
+    lba += blocks;
+    return at;
+  };
+  const open: Session[] = [];
+
+  before(async () => {
+    d = await TgtDaemon.start();
+    await d.addTarget({ tid: 1, name: TARGET, luns: [{ lun: LUN, bstype: 'memory', path: '16M' }] });
+    await d.updateTarget(1, 'ErrorRecoveryLevel', '2');
+    await d.updateTarget(1, 'MaxConnections', '4');
+    // DefaultTime2Wait is the larger of both offers (13.15): 0 lets tests reassign at once.
+    await d.updateTarget(1, 'DefaultTime2Wait', '0');
+  });
+
+  after(async () => {
+    for (const s of open) s.destroy();
+    try {
+      await d.stopChecked();
+    } finally {
+      await d.cleanup();
+    }
+  });
+
+  interface Options {
+    erl?: number;
+    /** DefaultTime2Retain proposed (the smaller offer wins, 13.16). */
+    retain?: number;
+  }
+
+  /** A new session (leading connection, CID 0) in raw mode, unit attention cleared. */
+  async function session(o: Options = {}): Promise<Session> {
+    const s = await loginReady(d, TARGET, LUN, {
+      initiatorName: `${IQN}:erl2-${nextName++}`,
+      cid: 0,
+      proposals: {
+        errorRecoveryLevel: o.erl ?? 2,
+        maxConnections: 4,
+        defaultTime2Wait: 0,
+        defaultTime2Retain: o.retain ?? 20,
+        initialR2T: true,
+        immediateData: false,
+        maxRecvDataSegmentLength: 8192,
+      },
+    });
+    open.push(s);
+    assert.equal(s.params.errorRecoveryLevel, o.erl ?? 2, 'negotiated ErrorRecoveryLevel');
+    s.setRawMode(true);
+    return s;
+  }
+
+  /** Another connection of `s`'s session (same ISID and TSIH), CID `cid`, in raw mode. */
+  async function addConnection(s: Session, cid: number, cmdSN = s.cmdSN): Promise<Session> {
+    const c = await login(d, TARGET, {
+      initiatorName: s.options.initiatorName!,
+      isid: s.isid,
+      tsih: s.tsih,
+      cid,
+      initialCmdSN: cmdSN,
+      proposals: s.options.proposals!,
+    });
+    open.push(c);
+    assert.equal(c.tsih, s.tsih, 'joined the session');
+    c.setRawMode(true);
+    return c;
+  }
+
+  /** Send TASK REASSIGN for `ref` on `s`; returns the response code. */
+  async function reassign(s: Session, ref: number, expDataSN = 0): Promise<number> {
+    const tag = itt();
+    s.sendPdu(
+      encodeTaskMgmtRequest(Buffer.alloc(BHS_LENGTH), {
+        itt: tag,
+        lun: encodeLun(LUN),
+        function: TmfFunction.TaskReassign,
+        referencedTaskTag: ref,
+        cmdSN: s.cmdSN,
+        expStatSN: s.expStatSN,
+        expDataSN,
+        immediate: true,
+      }),
+    );
+    const p = (await receiveUntil(s, Opcode.TaskMgmtResponse, tag)).pop()!;
+    return new TaskMgmtResponseView(p.bhs).response;
+  }
+
+  /** Write `data` at `at` through the normal command path of `s`. */
+  async function writeNormally(s: Session, at: number, data: Buffer): Promise<void> {
+    s.setRawMode(false);
+    assert.equal((await s.write10(LUN, at, data, BLOCK)).status, GOOD, 'write');
+    s.setRawMode(true);
+  }
+
+  /** Read back through the normal command path of `s`. */
+  async function readBack(s: Session, at: number, blocks: number): Promise<Buffer> {
+    s.setRawMode(false);
+    const r = await s.read10(LUN, at, blocks, BLOCK);
+    assert.equal(r.status, GOOD, 'read back');
+    s.setRawMode(true);
+    return r.data;
+  }
+
+  /** Receive until the status of `itt` (a Data-In with S or a SCSI Response). */
+  async function untilStatus(s: Session, tag: number): Promise<Pdu[]> {
+    const out: Pdu[] = [];
+    for (;;) {
+      const p = await s.receivePdu(10_000);
+      out.push(p);
+      if (bhsItt(p.bhs) !== tag) continue;
+      if (bhsOpcode(p.bhs) === Opcode.ScsiResponse) return out;
+      if (bhsOpcode(p.bhs) === Opcode.DataIn && new DataInView(p.bhs).statusPresent) return out;
+    }
+  }
+
+  /** Drop the TCP connection of `s` without a logout and let the target notice. */
+  async function drop(s: Session): Promise<void> {
+    s.destroy();
+    await new Promise((r) => setTimeout(r, 150));
+  }
+
+  /** The Data-In of `pdus` concatenated in offset order. */
+  function dataOf(pdus: Pdu[]): Buffer {
+    const parts = pdus
+      .filter((p) => bhsOpcode(p.bhs) === Opcode.DataIn)
+      .map((p) => ({ off: new DataInView(p.bhs).bufferOffset, data: p.data }))
+      .sort((a, b) => a.off - b.off);
+    return Buffer.concat(parts.map((p) => p.data));
+  }
+
+  test('rfc7143 7.2.2 / 11.5.1: a READ whose status was not acknowledged is reassigned to a new connection and its Data-In and status come again there', async () => {
+    const s = await session();
+    const at = region(64);
+    const data = pattern(64 * BLOCK, 21);
+    await writeNormally(s, at, data);
+    const tag = itt();
+    sendRawCommand(s, { itt: tag, lun: LUN, cdb: read10Cdb(at, 64), read: true, edtl: 64 * BLOCK });
+    const first = await untilStatus(s, tag);
+    assert.ok(dataOf(first).equals(data), 'the first delivery');
+    // Nothing acknowledges the status (no PDU carries its ExpStatSN) before the drop.
+    await drop(s);
+    // The session outlives its only connection (Time2Retain): a new connection joins it.
+    const c = await addConnection(s, 1);
+    assert.equal(await reassign(c, tag), TmfResponse.FunctionComplete);
+    const again = await untilStatus(c, tag);
+    assert.ok(dataOf(again).equals(data), 'the same data on the new connection');
+    const last = new DataInView(again[again.length - 1]!.bhs);
+    assert.equal(last.statusPresent, true);
+    assert.equal(last.status, GOOD);
+    assert.equal(last.statSN, (c.expStatSN - 1) >>> 0, 'the status takes the new connection StatSN');
+    // This TMF's ExpStatSN acknowledges the status: the task is over, nothing is left to reassign.
+    assert.equal(await reassign(c, tag), TmfResponse.TaskDoesNotExist);
+  });
+
+  test('rfc7143 11.5.1 ExpDataSN: a reassigned READ sends its Data-In from ExpDataSN on', async () => {
+    const s = await session();
+    const at = region(64);
+    const data = pattern(64 * BLOCK, 22);
+    await writeNormally(s, at, data);
+    const tag = itt();
+    sendRawCommand(s, { itt: tag, lun: LUN, cdb: read10Cdb(at, 64), read: true, edtl: 64 * BLOCK });
+    const first = await untilStatus(s, tag);
+    assert.equal(first.length, 4, '32 KiB in 8 KiB Data-In');
+    await drop(s);
+    const c = await addConnection(s, 1);
+    assert.equal(await reassign(c, tag, 2), TmfResponse.FunctionComplete);
+    const again = await untilStatus(c, tag);
+    assert.deepEqual(
+      again.map((p) => new DataInView(p.bhs).dataSN),
+      [2, 3],
+      'DataSN 2 and 3 only',
+    );
+    assert.ok(again[0]!.data.equals(data.subarray(2 * 8192, 3 * 8192)));
+  });
+
+  test('rfc7143 7.2.2 / 11.5.1: a write waiting for Data-Out on a dropped connection completes on the new one with a new R2T', async () => {
+    const s = await session();
+    const at = region(16);
+    const data = pattern(16 * BLOCK, 23);
+    const tag = itt();
+    sendRawCommand(s, { itt: tag, lun: LUN, cdb: write10Cdb(at, 16), write: true, edtl: 16 * BLOCK });
+    const r2t = (await receiveUntil(s, Opcode.R2T, tag)).pop()!;
+    const v = new R2TView(r2t.bhs);
+    assert.equal(v.desiredDataTransferLength, 8192);
+    // Half of the data, then the connection dies.
+    sendRawDataOut(s, { itt: tag, lun: LUN, ttt: v.ttt, data, from: 0, to: 4096, segment: 4096 });
+    await new Promise((r) => setTimeout(r, 50));
+    await drop(s);
+    const c = await addConnection(s, 1);
+    assert.equal(await reassign(c, tag), TmfResponse.FunctionComplete);
+    const again = (await receiveUntil(c, Opcode.R2T, tag)).pop()!;
+    const r = new R2TView(again.bhs);
+    assert.equal(r.bufferOffset, 4096, 'asks for what is missing');
+    assert.equal(r.desiredDataTransferLength, 4096);
+    sendRawDataOut(c, { itt: tag, lun: LUN, ttt: r.ttt, data, from: 4096, to: 8192, segment: 4096 });
+    const status = (await receiveUntil(c, Opcode.ScsiResponse, tag)).pop()!;
+    assert.equal(new ScsiResponseView(status.bhs).status, GOOD);
+    assert.ok((await readBack(c, at, 16)).equals(data), 'the data written');
+  });
+
+  test('rfc7143 11.5.1: TASK REASSIGN of a task of a live connection -> 3 task still allegiant; of no task -> 1', async () => {
+    const s = await session();
+    const c = await addConnection(s, 1);
+    const tag = itt();
+    sendRawCommand(s, { itt: tag, lun: LUN, cdb: write10Cdb(region(8), 8), write: true, edtl: 8 * BLOCK });
+    await receiveUntil(s, Opcode.R2T, tag);
+    c.cmdSN = s.cmdSN;
+    assert.equal(await reassign(c, tag), TmfResponse.TaskStillAllegiant);
+    assert.equal(await reassign(c, 0x7abcdef), TmfResponse.TaskDoesNotExist);
+  });
+
+  test('rfc7143 13.16 / 11.14.5 c: a task not reassigned within Time2Wait + Time2Retain is gone; the session ends with no connection left', async () => {
+    const s = await session({ retain: 1 });
+    assert.equal(s.params.defaultTime2Retain, 1);
+    assert.equal(s.params.defaultTime2Wait, 0);
+    const c = await addConnection(s, 1);
+    const tag = itt();
+    sendRawCommand(c, { itt: tag, lun: LUN, cdb: write10Cdb(region(8), 8), write: true, edtl: 8 * BLOCK });
+    await receiveUntil(c, Opcode.R2T, tag);
+    await drop(c);
+    await new Promise((r) => setTimeout(r, 1500));
+    s.cmdSN = c.cmdSN;
+    assert.equal(await reassign(s, tag), TmfResponse.TaskDoesNotExist, 'after Time2Retain');
+    // The last connection goes: after Time2Retain the session is gone (11.13.5 0x020a).
+    await drop(s);
+    await new Promise((r) => setTimeout(r, 1500));
+    await expectLoginStatus(
+      addConnection(s, 2, c.cmdSN),
+      LoginStatus.SessionDoesNotExist,
+      'login with the TSIH of the expired session',
+    );
+  });
+
+  test('rfc7143 11.14.1 reason 2 / 11.15: Logout "remove the connection for recovery" answers Time2Wait and Time2Retain; its tasks are reassignable', async () => {
+    const s = await session({ retain: 7 });
+    const at = region(8);
+    const data = pattern(8 * BLOCK, 24);
+    await writeNormally(s, at, data);
+    const tag = itt();
+    sendRawCommand(s, { itt: tag, lun: LUN, cdb: read10Cdb(at, 8), read: true, edtl: 8 * BLOCK });
+    const statSn = new DataInView((await untilStatus(s, tag)).pop()!.bhs).statSN;
+    const logoutTag = itt();
+    s.sendPdu(
+      encodeLogoutRequest(Buffer.alloc(BHS_LENGTH), {
+        itt: logoutTag,
+        reasonCode: LogoutReason.RemoveConnectionForRecovery,
+        cid: 0,
+        cmdSN: s.cmdSN,
+        // The READ's status stays unacknowledged.
+        expStatSN: statSn,
+        immediate: true,
+      }),
+    );
+    const p = (await receiveUntil(s, Opcode.LogoutResponse, logoutTag)).pop()!;
+    const v = new LogoutResponseView(p.bhs);
+    assert.equal(v.response, LogoutResponse.Success);
+    assert.equal(v.time2Wait, 0);
+    assert.equal(v.time2Retain, 7);
+    await s.connection.waitClosed(5000);
+    const c = await addConnection(s, 1);
+    assert.equal(await reassign(c, tag), TmfResponse.FunctionComplete);
+    assert.ok(dataOf(await untilStatus(c, tag)).equals(data));
+  });
+
+  test('rfc7143 11.15.1: Logout for recovery of a CID the session does not have -> 1 CID not found', async () => {
+    const s = await session();
+    const logoutTag = itt();
+    s.sendPdu(
+      encodeLogoutRequest(Buffer.alloc(BHS_LENGTH), {
+        itt: logoutTag,
+        reasonCode: LogoutReason.RemoveConnectionForRecovery,
+        cid: 9,
+        cmdSN: s.cmdSN,
+        expStatSN: s.expStatSN,
+        immediate: true,
+      }),
+    );
+    const p = (await receiveUntil(s, Opcode.LogoutResponse, logoutTag)).pop()!;
+    assert.equal(new LogoutResponseView(p.bhs).response, LogoutResponse.CidNotFound);
+    const after = await nextPdu(s, 200);
+    assert.equal(after, undefined, `the connection goes on: ${opName(after)}`);
+  });
+
+  test('rfc7143 6.3.4: connection reinstatement (same CID) makes the old connection tasks reassignable', async () => {
+    const s = await session();
+    const at = region(8);
+    const data = pattern(8 * BLOCK, 25);
+    const tag = itt();
+    sendRawCommand(s, { itt: tag, lun: LUN, cdb: write10Cdb(at, 8), write: true, edtl: 8 * BLOCK });
+    await receiveUntil(s, Opcode.R2T, tag);
+    // The old connection is still up as far as the target knows; the same CID replaces it.
+    const c = await addConnection(s, 0);
+    await s.connection.waitClosed(5000);
+    assert.equal(await reassign(c, tag), TmfResponse.FunctionComplete);
+    const r = new R2TView((await receiveUntil(c, Opcode.R2T, tag)).pop()!.bhs);
+    assert.equal(r.bufferOffset, 0);
+    sendRawDataOut(c, { itt: tag, lun: LUN, ttt: r.ttt, data, from: 0, to: data.length, segment: 8192 });
+    const status = (await receiveUntil(c, Opcode.ScsiResponse, tag)).pop()!;
+    assert.equal(new ScsiResponseView(status.bhs).status, GOOD);
+    assert.ok((await readBack(c, at, 8)).equals(data));
+  });
+
+  for (const erl of [0, 1]) {
+    test(`rfc7143 11.5.1 / 7.1.4: at ERL ${erl} TASK REASSIGN -> 4 and a dropped last connection ends the session`, async () => {
+      const s = await session({ erl });
+      assert.equal(await reassign(s, 0x1), TmfResponse.TaskAllegianceReassignmentNotSupported);
+      await drop(s);
+      await expectLoginStatus(
+        addConnection(s, 1),
+        LoginStatus.SessionDoesNotExist,
+        'login with the TSIH of the dropped session',
+      );
+    });
+  }
+});
