@@ -1323,8 +1323,10 @@ export class IscsiConnection implements StatusSequence {
         fn === TmfFunction.ItNexusReset;
       const ownOnly = fn === TmfFunction.AbortTaskSet || fn === TmfFunction.ItNexusReset;
       const sessions = ownOnly ? [session] : this.driver.sessionsOf(session.target!);
-      for (const s of sessions)
+      for (const s of sessions) {
         for (const conn of s.connections) conn.abortLocalTasks(everyLun ? null : lun, session.nexus!);
+        abortDetachedWrites(s, everyLun ? null : lun);
+      }
       // The core resolves once the aborted commands are gone and the running ones have answered.
       response = tmfResponse(await session.nexus!.taskManagement(coreFn, lun, refTag));
     }
@@ -1776,4 +1778,16 @@ function advancesStatSn(bhs: Buffer): boolean {
     default:
       return false;
   }
+}
+
+/**
+ * ERL 2: writes of a failed connection still waiting for Data-Out are aborted with the others,
+ * so that a later TASK REASSIGN cannot run them after the reset (SAM-5 7.x: the task set is
+ * cleared). Commands already in the core are reached by the core's own task management.
+ */
+function abortDetachedWrites(session: IscsiSession, lun: Buffer | null): void {
+  const taken = session.recovery?.takeWhere(
+    (e) => e.task !== null && !e.task.submitted && !e.task.done && (!lun || e.task.cmd.lun.equals(lun)),
+  );
+  if (taken) for (const e of taken) session.dropDetached(e, false);
 }

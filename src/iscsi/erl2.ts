@@ -137,6 +137,19 @@ export class ConnectionRecovery {
     return this.failed.size > 0;
   }
 
+  /** Remove and return the detached tasks `match` selects (task management reaching them). */
+  takeWhere(match: (e: DetachedTask) => boolean): DetachedTask[] {
+    const out: DetachedTask[] = [];
+    for (const [itt, group] of [...this.byItt]) {
+      const e = group.entries.get(itt)!;
+      if (!match(e)) continue;
+      group.entries.delete(itt);
+      this.byItt.delete(itt);
+      out.push(e);
+    }
+    return out;
+  }
+
   /** Detached tasks now. */
   get size(): number {
     return this.byItt.size;

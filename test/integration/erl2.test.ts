@@ -255,6 +255,30 @@ describe('error recovery level 2', () => {
     assert.ok((await readBack(c, at, 16)).equals(data), 'the data written');
   });
 
+  test('sam5 7.7 / rfc7143 11.5.1: LOGICAL UNIT RESET aborts a detached write waiting for Data-Out; it cannot be reassigned after', async () => {
+    const s = await session();
+    const at = region(16);
+    const tag = itt();
+    sendRawCommand(s, { itt: tag, lun: LUN, cdb: write10Cdb(at, 16), write: true, edtl: 16 * BLOCK });
+    await receiveUntil(s, Opcode.R2T, tag);
+    await drop(s);
+    const c = await addConnection(s, 1);
+    const reset = itt();
+    c.sendPdu(
+      encodeTaskMgmtRequest(Buffer.alloc(BHS_LENGTH), {
+        itt: reset,
+        lun: encodeLun(LUN),
+        function: TmfFunction.LogicalUnitReset,
+        cmdSN: c.cmdSN,
+        expStatSN: c.expStatSN,
+        immediate: true,
+      }),
+    );
+    const p = (await receiveUntil(c, Opcode.TaskMgmtResponse, reset)).pop()!;
+    assert.equal(new TaskMgmtResponseView(p.bhs).response, TmfResponse.FunctionComplete);
+    assert.equal(await reassign(c, tag), TmfResponse.TaskDoesNotExist, 'the reset aborted it');
+  });
+
   test('rfc7143 11.5.1: TASK REASSIGN of a task of a live connection -> 3 task still allegiant; of no task -> 1', async () => {
     const s = await session();
     const c = await addConnection(s, 1);
