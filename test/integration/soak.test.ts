@@ -558,6 +558,8 @@ describe('soak (a): hostile input on LUN 2 while two honest sessions run a verif
       try {
         c.sock.write(bytes);
         const pdu = await c.next(5000);
+        // A random header may announce a segment or AHS the target rightly waits for.
+        if (pdu === undefined && what === 'a random header') continue;
         assert.notEqual(pdu, undefined, `${what}: neither a Login Response nor a close in 5 s`);
         if (pdu) {
           assert.equal(bhsOpcode(pdu.bhs), Opcode.LoginResponse, `${what}: ${opName(pdu)}`);
