@@ -124,7 +124,31 @@ export function completeCommand(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUni
   } catch (err) {
     debug('onComplete threw: %s', err);
   }
-  if (lu) lu.taskSet.finish(cmd);
+  if (lu) {
+    // QERR first, so that nothing waiting behind the failed command starts before it is aborted.
+    if (cmd.status === ScsiStatus.CheckCondition && !cmd.aborted) applyQErr(lu, nexus);
+    lu.taskSet.finish(cmd);
+  }
+}
+
+/**
+ * Control mode page QERR (SPC-4 7.5.8, byte 3 bits 2:1) after a command ended with CHECK
+ * CONDITION on `nexus`: 01b aborts every command still waiting in the task set, and other I_T
+ * nexuses that lost commands get COMMANDS CLEARED BY DEVICE SERVER (or TASK ABORTED status
+ * when TAS=1); 11b aborts only the waiting commands of `nexus`; 00b aborts nothing. Commands
+ * already running finish (tgt-ts has no ACA, so there is nothing else to hold).
+ */
+function applyQErr(lu: LogicalUnit, nexus: ItNexus): void {
+  const page = lu.modePages.get(0x0a, 0);
+  const qerr = page ? (page.current[3]! >> 1) & 0x03 : 0;
+  if (qerr !== 0x01 && qerr !== 0x03) return;
+  const removed = lu.taskSet.removeWaiting((_c, n) => qerr === 0x01 || n === nexus);
+  const tas = taskAbortedStatus(lu);
+  for (const w of removed) {
+    finishAborted(w.cmd, w.nexus, lu, nexus);
+    if (w.nexus !== nexus && !tas)
+      w.nexus.luInfo(lu).addUnitAttention(SenseReason.CommandsClearedByDeviceServer);
+  }
 }
 
 /** Complete a command that never ran with a bare status (BUSY, TASK SET FULL). */

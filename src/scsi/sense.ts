@@ -62,6 +62,7 @@ export enum SenseReason {
   CopyAborted,
   ItNexusLoss,
   ProtocolServiceCrcError,
+  CommandsClearedByDeviceServer,
 }
 
 export interface SenseCode {
@@ -97,6 +98,7 @@ const SENSE_TABLE: readonly SenseCode[] = (() => {
   set(SenseReason.BusDeviceReset, SenseKey.UnitAttention, 0x29, 0x03); // BUS DEVICE RESET FUNCTION OCCURRED
   set(SenseReason.ItNexusLoss, SenseKey.UnitAttention, 0x29, 0x07); // I_T NEXUS LOSS OCCURRED
   set(SenseReason.ProtocolServiceCrcError, SenseKey.AbortedCommand, 0x47, 0x05); // PROTOCOL SERVICE CRC ERROR
+  set(SenseReason.CommandsClearedByDeviceServer, SenseKey.UnitAttention, 0x2f, 0x02); // COMMANDS CLEARED BY DEVICE SERVER
   set(SenseReason.NotReadyToReadyChange, SenseKey.UnitAttention, 0x28, 0x00); // NOT READY TO READY CHANGE, MEDIUM MAY HAVE CHANGED
   set(SenseReason.ModeParametersChanged, SenseKey.UnitAttention, 0x2a, 0x01); // MODE PARAMETERS CHANGED
   set(SenseReason.ReportedLunsDataChanged, SenseKey.UnitAttention, 0x3f, 0x0e); // REPORTED LUNS DATA HAS CHANGED

@@ -552,8 +552,8 @@ function initDiskModePages(lu: LogicalUnit): void {
     [0x04, 0, 0xff, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x80, 0x14, 0, 0, 0, 0, 0, 0],
     [0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
   );
-  // control (SPC-4 7.5.8): GLTSD, QUEUE ALGORITHM MODIFIER 1; D_SENSE, SWP and TAS changeable
-  pages.set(0x0a, 0, [0x02, 0x10, 0, 0, 0, 0, 0, 0, 0, 0], [0x04, 0, 0x08, 0x40, 0, 0, 0, 0, 0, 0]);
+  // control (SPC-4 7.5.8): GLTSD, QUEUE ALGORITHM MODIFIER 1; D_SENSE, QERR, SWP and TAS changeable
+  pages.set(0x0a, 0, [0x02, 0x10, 0, 0, 0, 0, 0, 0, 0, 0], [0x04, 0x06, 0x08, 0x40, 0, 0, 0, 0, 0, 0]);
   pages.set(0x0a, 0x01, new Array<number>(0x1c).fill(0)); // control extension
   pages.set(0x1c, 0, [0x08, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // informational exceptions: DEXCPT
 }

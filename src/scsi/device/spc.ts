@@ -398,6 +398,9 @@ export function modeSelectHandler(cmd: ScsiCommand, lu: LogicalUnit, nexus: ItNe
       if (((bytes[i]! ^ page.current[i]!) & ~page.changeable[i]! & 0xff) !== 0)
         throw new SenseError(SenseReason.InvalidFieldInParameterList);
     }
+    // SPC-4 7.5.8: QERR 10b is reserved
+    if (code === 0x0a && sub === 0 && ((bytes[3]! >> 1) & 0x03) === 0x02)
+      throw new SenseError(SenseReason.InvalidFieldInParameterList);
     updates.push({ page, bytes });
     off += total;
   }

@@ -122,7 +122,7 @@ test('spc4 6.11 MODE SENSE(6): all pages, block descriptor, DBD, PC=changeable/d
   assert.equal(caching[3], 0); // DBD
   assert.deepEqual([caching[4], caching[5], caching[6]! & 0x04], [0x08, 0x12, 0x04]); // WCE=1
   const changeable = dataIn(await submit(nexus, [0x1a, 0x08, 0x40 | 0x0a, 0, 255, 0]));
-  assert.deepEqual([...changeable.subarray(4, 8)], [0x0a, 0x0a, 0x04, 0x00]); // D_SENSE changeable
+  assert.deepEqual([...changeable.subarray(4, 8)], [0x0a, 0x0a, 0x04, 0x06]); // D_SENSE, QERR changeable
   assert.equal(changeable[8], 0x08); // SWP changeable
   assert.equal(senseText(await submit(nexus, [0x1a, 0, 0xc0 | 0x08, 0, 255, 0])), '5/39/0');
   assert.equal(senseText(await submit(nexus, [0x1a, 0, 0x05, 0, 255, 0])), '5/24/0');
