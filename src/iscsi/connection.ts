@@ -14,6 +14,7 @@
 import type * as net from 'node:net';
 import { DataDirection, ScsiCommand, ScsiStatus } from '../scsi/command.js';
 import { decodeLun } from '../scsi/lun-address.js';
+import { MAX_TRANSFER_BYTES } from '../scsi/device/spc.js';
 import { buildSense, SenseReason } from '../scsi/sense.js';
 import type { ItNexus } from '../scsi/nexus.js';
 import type { ConnectionStats } from '../scsi/driver.js';
@@ -590,6 +591,9 @@ export class IscsiConnection implements StatusSequence {
           task.recovery.open(RESERVED_TAG, task.received, task.unsolicitedEnd, false);
       }
     }
+    // The Data-In buffer a READ pins counts in the same byte budget as write data (limits.ts);
+    // the core refuses more than MAXIMUM TRANSFER LENGTH, so no more is reserved.
+    if (read && !write) task.readBytes = Math.min(edtl, MAX_TRANSFER_BYTES);
     if (immediate) {
       this.deliver(task);
       return;
@@ -670,10 +674,13 @@ export class IscsiConnection implements StatusSequence {
     }
   }
 
-  /** Reserve the task's solicited bytes, or queue it until budget is given back. */
+  /**
+   * Reserve the task's solicited bytes (a READ: its Data-In bytes), or queue it until budget is
+   * given back.
+   */
   private admit(task: IscsiTask): boolean {
     const budget = this.driver.dataOutBudget;
-    const bytes = task.writeLength - task.unsolicitedEnd;
+    const bytes = task.readBytes > 0 ? task.readBytes : task.writeLength - task.unsolicitedEnd;
     const first = this.awaitingBudget.length === 0 || this.awaitingBudget[0] === task;
     if (first && budget.tryReserve(bytes, this.dataOutHeld, this.limits.maxDataOutBytesPerConnection)) {
       if (this.awaitingBudget[0] === task) this.awaitingBudget.shift();
@@ -699,7 +706,8 @@ export class IscsiConnection implements StatusSequence {
         continue;
       }
       if (!this.admit(task)) return;
-      this.solicit(task);
+      if (task.readBytes > 0) this.maybeSubmit(task);
+      else this.solicit(task);
     }
     this.driver.dataOutBudget.unsubscribe(this.retryAdmission);
   };
@@ -860,6 +868,7 @@ export class IscsiConnection implements StatusSequence {
 
   private maybeSubmit(task: IscsiTask): void {
     if (!task.ordered || task.submitted || task.done || !task.dataComplete) return;
+    if (task.readBytes > 0 && !task.admitted && !this.admit(task)) return;
     task.submitted = true;
     const session = this.session!;
     // A write whose EDTL is over the limit carries at most maxWriteLength bytes: the core fails

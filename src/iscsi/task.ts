@@ -28,6 +28,8 @@ export class IscsiTask {
   done = false;
   /** Data-Out bytes counted against the connection's budget (limits.ts), given back when gone. */
   reservedBytes = 0;
+  /** A READ's Data-In bytes, reserved in the I/O budget before it runs (0: not a read). */
+  readBytes = 0;
   /** The solicited part has been reserved: R2Ts may go out. */
   admitted = false;
   /** ERL >= 1 writes: Data-Out sequences, lost ranges and parked data (erl1.ts). */

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { write10Cdb } from '../../../../src/initiator/cdb.js';
+import { read10Cdb, write10Cdb } from '../../../../src/initiator/cdb.js';
 import { DataOutBudget, DEFAULT_LIMITS, resolveLimits } from '../../../../src/iscsi/limits.js';
 import {
   bhsOpcode,
@@ -144,6 +144,40 @@ test('robustness: R2Ts wait for Data-Out budget (maxDataOutBytesPerConnection) a
     sendRawDataOut(s, { itt: 0x11, lun: LUN, ttt: r2t.ttt, data, from: 0, to: size, segment: 8192 });
     const done = await receiveUntil(s, Opcode.ScsiResponse, 0x11, 3000);
     assert.equal(new ScsiResponseView(done[done.length - 1]!.bhs).status, 0);
+    assert.equal(f.driver.dataOutBudget.used, 0, 'all budget given back');
+  } finally {
+    await f.close();
+  }
+});
+
+test('robustness: READs reserve their Data-In bytes in the same budget; one waits while a write holds it', async () => {
+  const size = 64 * 1024;
+  const f = await startFabric({ maxDataOutBytesPerConnection: size });
+  try {
+    const s = await f.login({ proposals: { initialR2T: true, immediateData: false, maxBurstLength: size } });
+    await s.testUnitReady(LUN); // power-on UA
+    s.setRawMode(true);
+    sendRawCommand(s, { itt: 0x30, lun: LUN, cdb: write10Cdb(0, size / BLOCK), write: true, edtl: size });
+    const [r2t] = await receiveUntil(s, Opcode.R2T, 0x30, 3000);
+    assert.ok(r2t, 'the write holds the whole connection budget');
+    sendRawCommand(s, { itt: 0x31, lun: LUN, cdb: read10Cdb(0, size / BLOCK), read: true, edtl: size });
+    assert.equal(await nextPdu(s, 300), undefined, 'the READ waits for budget');
+    sendRawDataOut(s, {
+      itt: 0x30,
+      lun: LUN,
+      ttt: new R2TView(r2t.bhs).ttt,
+      data: Buffer.alloc(size, 0xcd),
+      from: 0,
+      to: size,
+      segment: 8192,
+    });
+    const pdus = await receiveUntil(s, Opcode.DataIn, 0x31, 3000);
+    assert.ok(
+      pdus.some((p) => bhsOpcode(p.bhs) === Opcode.ScsiResponse),
+      'the write answered first, then the READ ran',
+    );
+    for (let i = 0; i < 20 && f.driver.dataOutBudget.used !== 0; i++)
+      await new Promise((r) => setTimeout(r, 20));
     assert.equal(f.driver.dataOutBudget.used, 0, 'all budget given back');
   } finally {
     await f.close();
