@@ -114,13 +114,19 @@ test('robustness: connections beyond maxConnections are closed at accept', async
   }
 });
 
+/** A fabric whose connections may hold `size` I/O bytes, and a raw session that sends no immediate data. */
+async function budgetedSession(size: number) {
+  const f = await startFabric({ maxDataOutBytesPerConnection: size });
+  const s = await f.login({ proposals: { initialR2T: true, immediateData: false, maxBurstLength: size } });
+  await s.testUnitReady(LUN); // power-on UA
+  s.setRawMode(true);
+  return { f, s };
+}
+
 test('robustness: R2Ts wait for Data-Out budget (maxDataOutBytesPerConnection) and follow when it frees', async () => {
   const size = 64 * 1024;
-  const f = await startFabric({ maxDataOutBytesPerConnection: size });
+  const { f, s } = await budgetedSession(size);
   try {
-    const s = await f.login({ proposals: { initialR2T: true, immediateData: false, maxBurstLength: size } });
-    await s.testUnitReady(LUN); // power-on UA
-    s.setRawMode(true);
     const data = Buffer.alloc(size, 0xab);
     sendRawCommand(s, { itt: 0x10, lun: LUN, cdb: write10Cdb(0, size / BLOCK), write: true, edtl: size });
     sendRawCommand(s, { itt: 0x11, lun: LUN, cdb: write10Cdb(128, size / BLOCK), write: true, edtl: size });
@@ -152,11 +158,8 @@ test('robustness: R2Ts wait for Data-Out budget (maxDataOutBytesPerConnection) a
 
 test('robustness: READs reserve their Data-In bytes in the same budget; one waits while a write holds it', async () => {
   const size = 64 * 1024;
-  const f = await startFabric({ maxDataOutBytesPerConnection: size });
+  const { f, s } = await budgetedSession(size);
   try {
-    const s = await f.login({ proposals: { initialR2T: true, immediateData: false, maxBurstLength: size } });
-    await s.testUnitReady(LUN); // power-on UA
-    s.setRawMode(true);
     sendRawCommand(s, { itt: 0x30, lun: LUN, cdb: write10Cdb(0, size / BLOCK), write: true, edtl: size });
     const [r2t] = await receiveUntil(s, Opcode.R2T, 0x30, 3000);
     assert.ok(r2t, 'the write holds the whole connection budget');
