@@ -23,7 +23,7 @@
  *   - INQUIRY VPD page 0xb1 (Block Device Characteristics) on the disk: we return SBC-3 6.6.2's
  *     64 bytes (PAGE LENGTH 0x3c); tgt returns PAGE LENGTH 0x40, 68 bytes.
  * Content differences not asserted (same length and status): VPD 0x83 is longer here (PAGE
- * LENGTH 0x70 vs 0x48, the kernel's 76-byte request is cut at 76 either way); VPD 0xb0 reports a
+ * LENGTH 0x78 vs 0x48, the kernel's 76-byte request is cut at 76 either way); VPD 0xb0 reports a
  * MAXIMUM TRANSFER LENGTH (tgt: 0); READ CAPACITY(16) reports LOGICAL BLOCKS PER PHYSICAL BLOCK
  * EXPONENT 0 (tgt: 3); MODE SENSE returns fewer pages (mode data length 0x47 vs 0x69), a block
  * descriptor with the number of blocks (tgt: 0) and a caching page without DISC; REPORT SUPPORTED
