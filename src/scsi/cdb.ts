@@ -65,6 +65,7 @@ export const SA_GET_LBA_STATUS = 0x12;
 /** MAINTENANCE IN service actions. */
 export const SA_REPORT_TARGET_PORT_GROUPS = 0x0a;
 export const SA_REPORT_SUPPORTED_OPCODES = 0x0c;
+export const SA_REPORT_SUPPORTED_TMFS = 0x0d;
 
 /**
  * CDB length from the opcode's group code (SPC-4 4.2.5.1): group 0 -> 6, 1/2 -> 10,

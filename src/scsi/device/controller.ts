@@ -3,8 +3,14 @@
  * every target ("Controller"). Only the informational commands; VERIFY answers like TEST
  * UNIT READY, as in tgt's scc.c.
  */
-import { Op, SA_REPORT_SUPPORTED_OPCODES, SA_REPORT_TARGET_PORT_GROUPS } from '../cdb.js';
+import {
+  Op,
+  SA_REPORT_SUPPORTED_OPCODES,
+  SA_REPORT_SUPPORTED_TMFS,
+  SA_REPORT_TARGET_PORT_GROUPS,
+} from '../cdb.js';
 import { REPORT_TARGET_PORT_GROUPS } from './alua.js';
+import { REPORT_SUPPORTED_TMFS } from './tmf-report.js';
 import { SPC_ENTRIES, usage } from './spc.js';
 import { opcodeTable, serviceActionTable, type DeviceType } from './types.js';
 
@@ -24,6 +30,7 @@ export const CONTROLLER_OPS = opcodeTable([
     serviceActionTable('MAINTENANCE IN', [
       [SA_REPORT_TARGET_PORT_GROUPS, REPORT_TARGET_PORT_GROUPS],
       [SA_REPORT_SUPPORTED_OPCODES, SPC_ENTRIES.reportSupportedOpcodes],
+      [SA_REPORT_SUPPORTED_TMFS, REPORT_SUPPORTED_TMFS],
     ]),
   ],
   [Op.Verify12, verifyAsTur(Op.Verify12, 'VERIFY(12)')],

@@ -14,6 +14,7 @@ import {
   SA_GET_LBA_STATUS,
   SA_READ_CAPACITY_16,
   SA_REPORT_SUPPORTED_OPCODES,
+  SA_REPORT_SUPPORTED_TMFS,
   SA_REPORT_TARGET_PORT_GROUPS,
 } from '../cdb.js';
 import type { LogicalUnit } from '../lu.js';
@@ -21,6 +22,7 @@ import type { ItNexus } from '../nexus.js';
 import { PrAccess } from '../pr.js';
 import { invalidCdbField, SenseError, SenseReason } from '../sense.js';
 import { REPORT_TARGET_PORT_GROUPS } from './alua.js';
+import { REPORT_SUPPORTED_TMFS } from './tmf-report.js';
 import { PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT } from './pr.js';
 import {
   checkRange,
@@ -524,6 +526,7 @@ export const SBC_OPS = opcodeTable([
     serviceActionTable('MAINTENANCE IN', [
       [SA_REPORT_TARGET_PORT_GROUPS, REPORT_TARGET_PORT_GROUPS],
       [SA_REPORT_SUPPORTED_OPCODES, SPC_ENTRIES.reportSupportedOpcodes],
+      [SA_REPORT_SUPPORTED_TMFS, REPORT_SUPPORTED_TMFS],
     ]),
   ],
   [Op.Read12, media('READ(12)', readHandler, usage(Op.Read12, ...rw12), { pr: PrAccess.Read })],
