@@ -1434,12 +1434,12 @@ export class IscsiConnection implements StatusSequence {
    */
   private sessionHolds(lun: Buffer, tag: number | null): boolean {
     const n = decodeLun(lun);
+    const held = (task: IscsiTask): boolean =>
+      !task.submitted && !task.done && decodeLun(task.cmd.lun) === n && (tag === null || task.itt === tag);
     for (const conn of this.session!.connections)
-      for (const task of conn.tasks.values()) {
-        if (task.submitted || task.done || decodeLun(task.cmd.lun) !== n) continue;
-        if (tag === null || task.itt === tag) return true;
-      }
-    return false;
+      for (const task of conn.tasks.values()) if (held(task)) return true;
+    // ERL 2: a task of a failed connection still exists until Time2Retain runs out.
+    return this.session!.recovery?.some((e) => e.task !== null && held(e.task)) ?? false;
   }
 
   private abortLocal(task: IscsiTask): void {

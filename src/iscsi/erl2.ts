@@ -137,6 +137,12 @@ export class ConnectionRecovery {
     return this.failed.size > 0;
   }
 
+  /** Whether some detached task satisfies `match` (left in place). */
+  some(match: (e: DetachedTask) => boolean): boolean {
+    for (const [itt, group] of this.byItt) if (match(group.entries.get(itt)!)) return true;
+    return false;
+  }
+
   /** Remove and return the detached tasks `match` selects (task management reaching them). */
   takeWhere(match: (e: DetachedTask) => boolean): DetachedTask[] {
     const out: DetachedTask[] = [];

@@ -279,6 +279,29 @@ describe('error recovery level 2', () => {
     assert.equal(await reassign(c, tag), TmfResponse.TaskDoesNotExist, 'the reset aborted it');
   });
 
+  test('rfc7144 4.1 QUERY TASK: a detached write waiting for Data-Out still exists until it is reassigned', async () => {
+    const s = await session();
+    const tag = itt();
+    sendRawCommand(s, { itt: tag, lun: LUN, cdb: write10Cdb(region(16), 16), write: true, edtl: 16 * BLOCK });
+    await receiveUntil(s, Opcode.R2T, tag);
+    await drop(s);
+    const c = await addConnection(s, 1);
+    const query = itt();
+    c.sendPdu(
+      encodeTaskMgmtRequest(Buffer.alloc(BHS_LENGTH), {
+        itt: query,
+        lun: encodeLun(LUN),
+        function: TmfFunction.QueryTask,
+        referencedTaskTag: tag,
+        cmdSN: c.cmdSN,
+        expStatSN: c.expStatSN,
+        immediate: true,
+      }),
+    );
+    const p = (await receiveUntil(c, Opcode.TaskMgmtResponse, query)).pop()!;
+    assert.equal(new TaskMgmtResponseView(p.bhs).response, TmfResponse.FunctionSucceeded);
+  });
+
   test('rfc7143 11.5.1: TASK REASSIGN of a task of a live connection -> 3 task still allegiant; of no task -> 1', async () => {
     const s = await session();
     const c = await addConnection(s, 1);
