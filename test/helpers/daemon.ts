@@ -77,6 +77,8 @@ export interface LunSpec {
   bstype?: string;
   blocksize?: number;
   bsoflags?: string;
+  /** `--bsopts` (e.g. the fault-injection filter's "fault=...;delay=..."). */
+  bsopts?: string;
 }
 
 /** A target to create with `target new` + LUNs + ACL bindings. */
@@ -202,20 +204,32 @@ export class TgtDaemon {
   async addTarget(spec: TargetSpec): Promise<void> {
     const tid = String(spec.tid);
     await this.adm('--lld', 'iscsi', '--mode', 'target', '--op', 'new', '--tid', tid, '-T', spec.name);
-    for (const lun of spec.luns ?? []) {
-      const args = ['--lld', 'iscsi', '--mode', 'logicalunit', '--op', 'new', '--tid', tid];
-      args.push('--lun', String(lun.lun), '-b', lun.path);
-      if (lun.bstype) args.push('--bstype', lun.bstype);
-      if (lun.blocksize) args.push('--blocksize', String(lun.blocksize));
-      if (lun.bsoflags) args.push('--bsoflags', lun.bsoflags);
-      await this.adm(...args);
-    }
+    for (const lun of spec.luns ?? []) await this.addLu(spec.tid, lun);
     for (const address of spec.addresses ?? ['ALL']) {
       await this.adm('--lld', 'iscsi', '--mode', 'target', '--op', 'bind', '--tid', tid, '-I', address);
     }
     for (const name of spec.names ?? []) {
       await this.adm('--lld', 'iscsi', '--mode', 'target', '--op', 'bind', '--tid', tid, '-Q', name);
     }
+  }
+
+  /** `logicalunit new` on target `tid`. */
+  async addLu(tid: number, lun: LunSpec): Promise<void> {
+    const args = ['--lld', 'iscsi', '--mode', 'logicalunit', '--op', 'new', '--tid', String(tid)];
+    args.push('--lun', String(lun.lun), '-b', lun.path);
+    if (lun.bstype) args.push('--bstype', lun.bstype);
+    if (lun.blocksize) args.push('--blocksize', String(lun.blocksize));
+    if (lun.bsoflags) args.push('--bsoflags', lun.bsoflags);
+    if (lun.bsopts) args.push('--bsopts', lun.bsopts);
+    await this.adm(...args);
+  }
+
+  /** `logicalunit update --tid <tid> --lun <lun> --params <params>`. */
+  async updateLu(tid: number, lun: number, params: string): Promise<void> {
+    await this.adm(
+      ...['--lld', 'iscsi', '--mode', 'logicalunit', '--op', 'update', '--tid', String(tid)],
+      ...['--lun', String(lun), '--params', params],
+    );
   }
 
   /** `target update --tid <tid> --name <name> --value <value>` (iSCSI keys, nop_interval, state...). */

@@ -34,7 +34,8 @@ import {
   TmfFunction,
   TmfResponse,
 } from '../../src/iscsi/spec.js';
-import { TgtDaemon } from '../helpers/daemon.js';
+import type { TgtDaemon } from '../helpers/daemon.js';
+import { RawRig } from '../helpers/raw-rig.js';
 import { parseSense } from '../../src/scsi/sense.js';
 import {
   BLOCK,
@@ -170,41 +171,29 @@ function assertReplica(resent: Buffer, original: Buffer, what: string): void {
 }
 
 describe('error recovery level 1', () => {
-  let d: TgtDaemon;
-  let nextName = 0;
-  let nextItt = 0x2000;
-  let lba = 0;
-  const itt = (): number => nextItt++;
+  const rig = new RawRig(TARGET, LUN, 0x2000);
+  const itt = (): number => rig.itt();
   /** A fresh region of the LU for each write. */
-  const region = (blocks: number): number => {
-    const at = lba;
-    lba += blocks;
-    return at;
-  };
-  const open: Session[] = [];
+  const region = (blocks: number): number => rig.region(blocks);
+  const open = rig.open;
+  let d: TgtDaemon;
 
   before(async () => {
-    d = await TgtDaemon.start();
-    await d.addTarget({ tid: 1, name: TARGET, luns: [{ lun: LUN, bstype: 'memory', path: '16M' }] });
-    await d.updateTarget(1, 'ErrorRecoveryLevel', '1');
-    await d.updateTarget(1, 'DataDigest', 'CRC32C,None');
-    await d.updateTarget(1, 'HeaderDigest', 'CRC32C,None');
-    await d.updateTarget(1, 'InitialR2T', 'No');
+    await rig.start([
+      ['ErrorRecoveryLevel', '1'],
+      ['DataDigest', 'CRC32C,None'],
+      ['HeaderDigest', 'CRC32C,None'],
+      ['InitialR2T', 'No'],
+    ]);
+    d = rig.d;
   });
 
-  after(async () => {
-    for (const s of open) s.destroy();
-    try {
-      await d.stopChecked();
-    } finally {
-      await d.cleanup();
-    }
-  });
+  after(() => rig.stop());
 
   /** Log in with the given ERL and digests, clear the unit attention, switch to raw mode. */
   async function session(p: Proposals): Promise<Session> {
     const s = await loginReady(d, TARGET, LUN, {
-      initiatorName: `${IQN}:erl1-${nextName++}`,
+      initiatorName: rig.initiatorName(`${IQN}:erl1`),
       proposals: {
         errorRecoveryLevel: p.erl,
         dataDigest: p.dataDigest ? 'CRC32C' : 'None',

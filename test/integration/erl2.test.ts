@@ -30,7 +30,8 @@ import {
   TmfFunction,
   TmfResponse,
 } from '../../src/iscsi/spec.js';
-import { TgtDaemon } from '../helpers/daemon.js';
+import type { TgtDaemon } from '../helpers/daemon.js';
+import { RawRig } from '../helpers/raw-rig.js';
 import {
   BLOCK,
   expectLoginStatus,
@@ -50,35 +51,24 @@ const TARGET = `${IQN}:erl2`;
 const LUN = 1;
 
 describe('error recovery level 2', () => {
+  const rig = new RawRig(TARGET, LUN, 0x3000);
+  const itt = (): number => rig.itt();
+  /** A fresh region of the LU for each write. */
+  const region = (blocks: number): number => rig.region(blocks);
+  const open = rig.open;
   let d: TgtDaemon;
-  let nextName = 0;
-  let nextItt = 0x3000;
-  let lba = 0;
-  const itt = (): number => nextItt++;
-  const region = (blocks: number): number => {
-    const at = lba;
-    lba += blocks;
-    return at;
-  };
-  const open: Session[] = [];
 
   before(async () => {
-    d = await TgtDaemon.start();
-    await d.addTarget({ tid: 1, name: TARGET, luns: [{ lun: LUN, bstype: 'memory', path: '16M' }] });
-    await d.updateTarget(1, 'ErrorRecoveryLevel', '2');
-    await d.updateTarget(1, 'MaxConnections', '4');
     // DefaultTime2Wait is the larger of both offers (13.15): 0 lets tests reassign at once.
-    await d.updateTarget(1, 'DefaultTime2Wait', '0');
+    await rig.start([
+      ['ErrorRecoveryLevel', '2'],
+      ['MaxConnections', '4'],
+      ['DefaultTime2Wait', '0'],
+    ]);
+    d = rig.d;
   });
 
-  after(async () => {
-    for (const s of open) s.destroy();
-    try {
-      await d.stopChecked();
-    } finally {
-      await d.cleanup();
-    }
-  });
+  after(() => rig.stop());
 
   interface Options {
     erl?: number;
@@ -89,7 +79,7 @@ describe('error recovery level 2', () => {
   /** A new session (leading connection, CID 0) in raw mode, unit attention cleared. */
   async function session(o: Options = {}): Promise<Session> {
     const s = await loginReady(d, TARGET, LUN, {
-      initiatorName: `${IQN}:erl2-${nextName++}`,
+      initiatorName: rig.initiatorName(`${IQN}:erl2`),
       cid: 0,
       proposals: {
         errorRecoveryLevel: o.erl ?? 2,

@@ -26,25 +26,8 @@ describe('backing-store faults', () => {
     d = await TgtDaemon.start();
     await d.addTarget({ tid: 1, name: TARGET });
     const file = await d.sparseFile('lun1.img', 4 << 20);
-    const lun = (n: number, bsopts: string, bstype = 'memory', path = '4M'): Promise<string> =>
-      d.adm(
-        '--lld',
-        'iscsi',
-        '--mode',
-        'logicalunit',
-        '--op',
-        'new',
-        '--tid',
-        '1',
-        '--lun',
-        String(n),
-        '--bstype',
-        bstype,
-        '-b',
-        path,
-        '--bsopts',
-        bsopts,
-      );
+    const lun = (n: number, bsopts: string, bstype = 'memory', path = '4M'): Promise<void> =>
+      d.addLu(1, { lun: n, bsopts, bstype, path });
     await lun(
       1,
       'fault=read:EIO@lba=100-200;fault=write:ENOSPC@every=10;fault=flush:EIO@after=1',
@@ -95,10 +78,7 @@ describe('backing-store faults', () => {
   });
 
   test('sam5 7.2 / issue 5: ABORT TASK of a command stuck in a store answers after abandon_timeout', async () => {
-    await d.adm(
-      ...['--lld', 'iscsi', '--mode', 'logicalunit', '--op', 'update', '--tid', '1', '--lun', '2'],
-      ...['--params', 'abandon_timeout=200'],
-    );
+    await d.updateLu(1, 2, 'abandon_timeout=200');
     const stuck = s!.read10(2, 8, 1, BLOCK);
     stuck.catch(() => undefined);
     await new Promise((r) => setTimeout(r, 50));

@@ -20,10 +20,7 @@ describe('a new login waits for the commands of the initiator’s closed session
   before(async () => {
     d = await TgtDaemon.start();
     await d.addTarget({ tid: 1, name: TARGET, luns: [] });
-    await d.adm(
-      ...['--lld', 'iscsi', '--mode', 'logicalunit', '--op', 'new', '--tid', '1', '--lun', String(LUN)],
-      ...['-b', '16M', '--bstype', 'memory', '--bsopts', `delay=write:${STORE_DELAY_MS}ms`],
-    );
+    await d.addLu(1, { lun: LUN, path: '16M', bstype: 'memory', bsopts: `delay=write:${STORE_DELAY_MS}ms` });
   });
 
   after(async () => {

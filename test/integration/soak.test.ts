@@ -1092,21 +1092,7 @@ describe('soak (b): the connection killed in the middle of a verified write load
     // new login had read the old data (fixed by making the new login wait, src/iscsi).
     async () => {
       const SLOW_LUN = 2;
-      await d.adm(
-        ...[
-          '--lld',
-          'iscsi',
-          '--mode',
-          'logicalunit',
-          '--op',
-          'new',
-          '--tid',
-          '1',
-          '--lun',
-          String(SLOW_LUN),
-        ],
-        ...['-b', '16M', '--bstype', 'memory', '--bsopts', 'delay=write:100ms'],
-      );
+      await d.addLu(1, { lun: SLOW_LUN, path: '16M', bstype: 'memory', bsopts: 'delay=write:100ms' });
       const options = {
         initiatorName: `${IQN}:slow-store`,
         isid: Buffer.from([0x80, 0x51, 0x0e, 0x57, 0x00, 0x02]),
