@@ -27,7 +27,6 @@ import {
   type SessionOptions,
 } from '../src/initiator/index.js';
 import { runLoad } from '../src/initiator/load.js';
-import { runTgtadm } from '../src/mgmt/tgtadm-cli.js';
 import { bhsOpcode, R2TView } from '../src/iscsi/pdu.js';
 import { Opcode } from '../src/iscsi/spec.js';
 import { TgtDaemon } from '../test/helpers/daemon.js';
@@ -111,19 +110,6 @@ function sampleRss(pid: number, ms = 200): { stop: () => Promise<number> } {
   };
 }
 
-/** Run tgtadm's command line in this process (same code and wire path as bin/tgtadm). */
-async function tgtadm(d: TgtDaemon, ...argv: string[]): Promise<string> {
-  let out = '';
-  let err = '';
-  const code = await runTgtadm(['--lld', 'iscsi', ...argv], {
-    env: d.env,
-    stdout: (t) => (out += t),
-    stderr: (t) => (err += t),
-  });
-  if (code !== 0) throw new Error(`tgtadm ${argv.join(' ')} -> exit ${code}: ${err}`);
-  return out;
-}
-
 function login(d: TgtDaemon, extra: Partial<SessionOptions> = {}): Promise<Session> {
   return Session.login({ host: d.host, port: d.port, targetName: IQN, timeoutMs: 60_000, ...extra });
 }
@@ -174,7 +160,7 @@ async function lunsPoint(): Promise<PointResult> {
   return withDaemon(async (d) => {
     const pid = d.proc.pid!;
     const r: PointResult = { name: `${LUN_COUNT} LUNs`, rows: [], failures: [] };
-    await tgtadm(d, '--mode', 'target', '--op', 'new', '--tid', '1', '-T', IQN);
+    await d.admInProcess('--mode', 'target', '--op', 'new', '--tid', '1', '-T', IQN);
     const idle = await procMemory(pid);
     const luNew = (lun: number): string[] => [
       '--mode',
@@ -197,7 +183,7 @@ async function lunsPoint(): Promise<PointResult> {
     const perLun: number[] = [];
     for (let lun = 1; lun <= LUN_COUNT - SPAWNED; lun++) {
       const one = performance.now();
-      await tgtadm(d, ...luNew(lun));
+      await d.admInProcess(...luNew(lun));
       perLun.push(performance.now() - one);
     }
     const inProcessMs = ms(t);
@@ -216,7 +202,7 @@ async function lunsPoint(): Promise<PointResult> {
       `create LUNs ${LUN_COUNT - SPAWNED + 1}..${LUN_COUNT}, one bin/tgtadm process each`,
       `${spawnedMs} ms (${(spawnedMs / SPAWNED).toFixed(0)} ms/LUN, mostly node start-up)`,
     ]);
-    await tgtadm(d, '--mode', 'target', '--op', 'bind', '--tid', '1', '-I', 'ALL');
+    await d.admInProcess('--mode', 'target', '--op', 'bind', '--tid', '1', '-I', 'ALL');
 
     // bin/tgtadm as a process, as a script would run it: `target show` with every LUN listed
     t = performance.now();
@@ -304,26 +290,11 @@ async function lunsPoint(): Promise<PointResult> {
 async function capacityPoint(): Promise<PointResult> {
   return withDaemon(async (d) => {
     const r: PointResult = { name: '64 TiB LUNs', rows: [], failures: [] };
-    await tgtadm(d, '--mode', 'target', '--op', 'new', '--tid', '1', '-T', IQN);
+    await d.admInProcess('--mode', 'target', '--op', 'new', '--tid', '1', '-T', IQN);
     // memory: sparse (64 KiB chunks on first write), keeps data, so reads can be verified.
-    await tgtadm(
-      d,
-      '--mode',
-      'logicalunit',
-      '--op',
-      'new',
-      '--tid',
-      '1',
-      '--lun',
-      '1',
-      '-E',
-      'memory',
-      '-b',
-      '64T',
-    );
+    await d.addLu(1, { lun: 1, bstype: 'memory', path: '64T' }, true);
     // null: the size is the path; 4 KiB blocks, still 2^34 blocks; keeps nothing.
-    await tgtadm(
-      d,
+    await d.admInProcess(
       '--mode',
       'logicalunit',
       '--op',
@@ -339,7 +310,7 @@ async function capacityPoint(): Promise<PointResult> {
       '--blocksize',
       '4096',
     );
-    await tgtadm(d, '--mode', 'target', '--op', 'bind', '--tid', '1', '-I', 'ALL');
+    await d.admInProcess('--mode', 'target', '--op', 'bind', '--tid', '1', '-I', 'ALL');
     const s = await login(d);
     try {
       for (const [lun, store, blockSize] of [
@@ -404,30 +375,15 @@ async function capacityPoint(): Promise<PointResult> {
 async function burstPoint(): Promise<PointResult> {
   return withDaemon(async (d) => {
     const r: PointResult = { name: '16 MiB bursts', rows: [], failures: [] };
-    await tgtadm(d, '--mode', 'target', '--op', 'new', '--tid', '1', '-T', IQN);
-    await tgtadm(
-      d,
-      '--mode',
-      'logicalunit',
-      '--op',
-      'new',
-      '--tid',
-      '1',
-      '--lun',
-      '1',
-      '-E',
-      'memory',
-      '-b',
-      '256M',
-    );
-    await tgtadm(d, '--mode', 'target', '--op', 'bind', '--tid', '1', '-I', 'ALL');
+    await d.admInProcess('--mode', 'target', '--op', 'new', '--tid', '1', '-T', IQN);
+    await d.addLu(1, { lun: 1, bstype: 'memory', path: '256M' }, true);
+    await d.admInProcess('--mode', 'target', '--op', 'bind', '--tid', '1', '-I', 'ALL');
     for (const [key, value] of [
       ['MaxBurstLength', MAX_BURST],
       ['FirstBurstLength', MAX_BURST],
       ['MaxRecvDataSegmentLength', 262144],
     ] as const) {
-      await tgtadm(
-        d,
+      await d.admInProcess(
         '--mode',
         'target',
         '--op',
@@ -540,23 +496,9 @@ async function sessionsPoint(): Promise<PointResult & { sweep: SweepRow[] }> {
       sweep: [] as SweepRow[],
     };
     const rangeBytes = 64 * MiB;
-    await tgtadm(d, '--mode', 'target', '--op', 'new', '--tid', '1', '-T', IQN);
-    await tgtadm(
-      d,
-      '--mode',
-      'logicalunit',
-      '--op',
-      'new',
-      '--tid',
-      '1',
-      '--lun',
-      '1',
-      '-E',
-      'memory',
-      '-b',
-      '1G',
-    );
-    await tgtadm(d, '--mode', 'target', '--op', 'bind', '--tid', '1', '-I', 'ALL');
+    await d.admInProcess('--mode', 'target', '--op', 'new', '--tid', '1', '-T', IQN);
+    await d.addLu(1, { lun: 1, bstype: 'memory', path: '1G' }, true);
+    await d.admInProcess('--mode', 'target', '--op', 'bind', '--tid', '1', '-I', 'ALL');
     // Fill the range read below, so reads copy real data (64 MiB of store in tgtd's RSS).
     const s = await login(d);
     await ready(s, 1);

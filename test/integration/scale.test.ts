@@ -15,7 +15,6 @@ import {
 import { runLoad } from '../../src/initiator/load.js';
 import { bhsOpcode, R2TView } from '../../src/iscsi/pdu.js';
 import { Opcode } from '../../src/iscsi/spec.js';
-import { runTgtadm } from '../../src/mgmt/tgtadm-cli.js';
 import { delay, TgtDaemon } from '../helpers/daemon.js';
 import {
   BLOCK,
@@ -42,26 +41,13 @@ const BIG = 2n ** 46n;
  */
 const RSS_BOUND_MIB = 160;
 
-/** tgtadm's command line run in this process (same code and wire path as bin/tgtadm, no spawn). */
-async function tgtadm(d: TgtDaemon, ...argv: string[]): Promise<string> {
-  let out = '';
-  let err = '';
-  const code = await runTgtadm(['--lld', 'iscsi', ...argv], {
-    env: d.env,
-    stdout: (t) => (out += t),
-    stderr: (t) => (err += t),
-  });
-  assert.equal(code, 0, `tgtadm ${argv.join(' ')}: ${err}`);
-  return out;
-}
-
 /** A daemon with target tid 1 (bound to ALL) holding the LUNs that `setup` creates. */
 async function startWith(setup: (d: TgtDaemon) => Promise<void>): Promise<TgtDaemon> {
   const d = await TgtDaemon.start();
   try {
-    await tgtadm(d, '--mode', 'target', '--op', 'new', '--tid', '1', '-T', TARGET);
+    await d.admInProcess('--mode', 'target', '--op', 'new', '--tid', '1', '-T', TARGET);
     await setup(d);
-    await tgtadm(d, '--mode', 'target', '--op', 'bind', '--tid', '1', '-I', 'ALL');
+    await d.admInProcess('--mode', 'target', '--op', 'bind', '--tid', '1', '-I', 'ALL');
   } catch (e) {
     await d.cleanup();
     throw e;
@@ -105,7 +91,7 @@ describe(`${LUN_COUNT} LUNs on one target`, () => {
     d = await startWith(async (daemon) => {
       for (let lun = 1; lun <= LUN_COUNT; lun++) {
         const args = ['--mode', 'logicalunit', '--op', 'new', '--tid', '1', '--lun', String(lun)];
-        await tgtadm(daemon, ...args, '-E', 'null', '-b', '1G');
+        await daemon.admInProcess(...args, '-E', 'null', '-b', '1G');
       }
     });
     s = await loginReady(d, TARGET, 0);
@@ -144,7 +130,7 @@ describe(`${LUN_COUNT} LUNs on one target`, () => {
   });
 
   test('tgt §2.6: target show lists every LUN', async () => {
-    const show = await tgtadm(d!, '--mode', 'target', '--op', 'show');
+    const show = await d!.admInProcess('--mode', 'target', '--op', 'show');
     assert.equal((show.match(/^\s+LUN: \d+$/gm) ?? []).length, LUN_COUNT + 1);
   });
 });
@@ -157,8 +143,8 @@ describe('64 TiB sparse LUNs (beyond 2^32 blocks)', () => {
     d = await startWith(async (daemon) => {
       const lu = ['--mode', 'logicalunit', '--op', 'new', '--tid', '1'];
       // memory: sparse (chunks allocated on first write) and keeps data; ext4 caps files at 16 TiB
-      await tgtadm(daemon, ...lu, '--lun', '1', '-E', 'memory', '-b', '64T');
-      await tgtadm(daemon, ...lu, '--lun', '2', '-E', 'null', '-b', '64T', '--blocksize', '4096');
+      await daemon.admInProcess(...lu, '--lun', '1', '-E', 'memory', '-b', '64T');
+      await daemon.admInProcess(...lu, '--lun', '2', '-E', 'null', '-b', '64T', '--blocksize', '4096');
     });
     s = await loginReady(d, TARGET, 1);
     await clearUnitAttention(s, 2);
@@ -223,24 +209,9 @@ describe('bursts as large as RFC 7143 allows', () => {
 
   before(async () => {
     d = await startWith(async (daemon) => {
-      await tgtadm(
-        daemon,
-        '--mode',
-        'logicalunit',
-        '--op',
-        'new',
-        '--tid',
-        '1',
-        '--lun',
-        '1',
-        '-E',
-        'memory',
-        '-b',
-        '64M',
-      );
+      await daemon.addLu(1, { lun: 1, bstype: 'memory', path: '64M' }, true);
       for (const key of ['MaxBurstLength', 'FirstBurstLength']) {
-        await tgtadm(
-          daemon,
+        await daemon.admInProcess(
           '--mode',
           'target',
           '--op',
@@ -318,21 +289,7 @@ describe('64 sessions at once', () => {
 
   before(async () => {
     d = await startWith(async (daemon) => {
-      await tgtadm(
-        daemon,
-        '--mode',
-        'logicalunit',
-        '--op',
-        'new',
-        '--tid',
-        '1',
-        '--lun',
-        '1',
-        '-E',
-        'memory',
-        '-b',
-        '1G',
-      );
+      await daemon.addLu(1, { lun: 1, bstype: 'memory', path: '1G' }, true);
     });
   });
 
@@ -357,7 +314,7 @@ describe('64 sessions at once', () => {
     // every session logged out: the target holds no nexus afterwards (logouts may still be ending)
     let show = '';
     for (let i = 0; i < 20; i++) {
-      show = await tgtadm(d!, '--mode', 'target', '--op', 'show');
+      show = await d!.admInProcess('--mode', 'target', '--op', 'show');
       if (!/I_T nexus: \d+/.test(show)) break;
       await delay(100);
     }
@@ -371,7 +328,7 @@ describe('64 sessions at once', () => {
       Array.from({ length: 64 }, (_, i) => login(d!, TARGET, { initiatorName: `${IQN}:host-${i}` })),
     );
     try {
-      const show = await tgtadm(d!, '--mode', 'target', '--op', 'show');
+      const show = await d!.admInProcess('--mode', 'target', '--op', 'show');
       assert.equal((show.match(/I_T nexus: \d+/g) ?? []).length, 64);
       const results = await Promise.all(sessions.map((x) => x.read16(1, 0n, 8, BLOCK)));
       // the first command of each new nexus meets its power-on unit attention
