@@ -728,7 +728,7 @@ export class IscsiConnection implements StatusSequence {
     this.counters.dataOutPdus++;
     this.counters.rxDataOctets += pdu.data.length;
     const ttt = v.ttt;
-    const task = ttt === RESERVED_TAG ? this.tasks.get(v.itt) : this.byTtt.get(ttt);
+    const task = this.dataOutTask(v);
     if (!task && this.recentlyAborted.has(v.itt)) {
       // Data-Out still in flight for a task a TMF aborted: dropped silently (RFC 7143 11.5.1).
       return;
@@ -836,7 +836,7 @@ export class IscsiConnection implements StatusSequence {
     }
     if (op !== Opcode.DataOut) return;
     const v = this.dataOutView.wrap(bhs);
-    const task = v.ttt === RESERVED_TAG ? this.tasks.get(v.itt) : this.byTtt.get(v.ttt);
+    const task = this.dataOutTask(v);
     if (!task || task.itt !== v.itt || task.done || !task.recovery) return;
     const rec = task.recovery;
     const length = bhsDataSegmentLength(bhs);
@@ -853,17 +853,17 @@ export class IscsiConnection implements StatusSequence {
   private failWriteForDigest(bhs: Buffer): void {
     if (bhsOpcode(bhs) !== Opcode.DataOut) return;
     const v = this.dataOutView.wrap(bhs);
-    const task = v.ttt === RESERVED_TAG ? this.tasks.get(v.itt) : this.byTtt.get(v.ttt);
+    const task = this.dataOutTask(v);
     if (!task || task.itt !== v.itt || task.done || task.submitted) return;
     this.abortLocal(task);
-    const cmd = task.cmd;
-    cmd.aborted = false;
-    cmd.status = ScsiStatus.CheckCondition;
-    cmd.dataInLength = 0;
-    const lu = this.session!.target!.luByNumber(decodeLun(cmd.lun));
-    cmd.sense = buildSense(SenseReason.ProtocolServiceCrcError, lu?.descriptorSense ?? false);
-    this.sendResult(task);
-    this.checkLogout();
+    const lu = this.session!.target!.luByNumber(decodeLun(task.cmd.lun));
+    const sense = buildSense(SenseReason.ProtocolServiceCrcError, lu?.descriptorSense ?? false);
+    this.answerLocally(task, ScsiStatus.CheckCondition, sense);
+  }
+
+  /** The task a Data-Out belongs to: by ITT for unsolicited data, else by its TTT (11.7.4). */
+  private dataOutTask(v: DataOutView): IscsiTask | undefined {
+    return v.ttt === RESERVED_TAG ? this.tasks.get(v.itt) : this.byTtt.get(v.ttt);
   }
 
   private maybeSubmit(task: IscsiTask): void {
@@ -1419,9 +1419,18 @@ export class IscsiConnection implements StatusSequence {
 
   /** A task aborted in the fabric while TAS=1: status TASK ABORTED; late Data-Out stays dropped. */
   private answerTaskAborted(task: IscsiTask): void {
+    this.answerLocally(task, ScsiStatus.TaskAborted, null);
+  }
+
+  /**
+   * Answer a task the fabric ended before the core saw it (already taken out with abortLocal):
+   * `status` with `sense`, no data; its late Data-Out stays dropped.
+   */
+  private answerLocally(task: IscsiTask, status: ScsiStatus, sense: Buffer | null): void {
     const cmd = task.cmd;
     cmd.aborted = false;
-    cmd.status = ScsiStatus.TaskAborted;
+    cmd.status = status;
+    cmd.sense = sense;
     cmd.dataInLength = 0;
     if (this.state === 'closed') return;
     this.sendResult(task);
