@@ -6,7 +6,8 @@
  *   fabric                      core                              store
  *   ------                      ----                              -----
  *   new ScsiCommand(...)
- *   collect Data-Out ------->   nexus.submit(cmd)
+ *   (in command order) ----->   nexus.announce(cmd)  optional: joins the task set, not ready
+ *   collect Data-Out ------->   nexus.submit(cmd)    data ready
  *                               task set gate (SIMPLE/ORDERED/HEAD)
  *                               UA / reservation / opcode table
  *                               handler decodes CDB  ----------->  read(into cmd.dataIn) / write(cmd.dataOut)
@@ -46,6 +47,16 @@ export enum ScsiStatus {
   TaskSetFull = 0x28,
   AcaActive = 0x30,
   TaskAborted = 0x40,
+}
+
+/** Where a command stands after `nexus.announce()` (SAM-5 8.6: it is in the task set before its data). */
+export enum Announcement {
+  /** Not announced: it enters its LU's task set when submitted. */
+  None = 0,
+  /** In its LU's task set, never started before `nexus.submit()` says its data is in. */
+  Accepted = 1,
+  /** The task set was full when it was announced: it ends with TASK SET FULL once submitted. */
+  Refused = 2,
 }
 
 /** What a fabric supplies when it creates a command. */
@@ -104,6 +115,9 @@ export class ScsiCommand {
 
   /** Set by task management; an aborted command completes with no response sent by the fabric. */
   aborted = false;
+
+  /** Set by `nexus.announce()`; fabrics read it to know whether the core holds the command. */
+  announcement: Announcement = Announcement.None;
 
   /** Called exactly once when the core has finished with the command. */
   onComplete: CommandCallback;

@@ -3,7 +3,7 @@
  * (pending unit attentions, PREVENT ALLOW MEDIUM REMOVAL, statistics), admits commands into
  * the LUs' task sets, and runs task management.
  */
-import { ScsiStatus, type ScsiCommand } from './command.js';
+import { Announcement, ScsiStatus, TaskAttribute, type ScsiCommand } from './command.js';
 import { completeWithStatus, executeWithoutLu, finishAborted, taskAbortedStatus } from './execute.js';
 import { resolveOpcode, UNSUPPORTED_SERVICE_ACTION } from './device/types.js';
 import { decodeLun } from './lun-address.js';
@@ -126,10 +126,54 @@ export class ItNexus {
   }
 
   /**
-   * Submit a command. The core calls `cmd.onComplete` exactly once, never synchronously from
-   * inside submit().
+   * Enter a command into its LU's task set before its data is in (SAM-5 8.5/8.6), in the order
+   * the fabric delivers commands (iSCSI: CmdSN order, RFC 7143 3.2.2.1). It is an older task
+   * for every command that arrives later but never starts before `submit(cmd)` says its data is
+   * in. Optional: `submit` alone still works. Afterwards the fabric calls exactly one of
+   * `submit(cmd)` or `withdraw(cmd)`, unless the core has completed the command first (task
+   * management, QERR, PREEMPT AND ABORT can end it while it waits: `onComplete` then runs
+   * before its data is in and a later `submit` does nothing). HEAD OF QUEUE commands, commands
+   * for no LU, on an offline target or a closed nexus are not announced (`submit` handles them as
+   * before); a full task set marks the command to end with TASK SET FULL once submitted.
+   */
+  announce(cmd: ScsiCommand): void {
+    if (this.closed || cmd.announcement !== Announcement.None) return;
+    if (cmd.attribute === TaskAttribute.HeadOfQueue || this.target.state !== 'ready') return;
+    const n = decodeLun(cmd.lun);
+    const lu = n >= 0 ? this.target.luByNumber(n) : undefined;
+    if (!lu) return;
+    if (!lu.taskSet.announce(cmd, this)) {
+      cmd.announcement = Announcement.Refused;
+      return;
+    }
+    cmd.announcement = Announcement.Accepted;
+    this.outstanding.set(cmd, lu);
+    countSubmitted(this.luInfo(lu), cmd);
+  }
+
+  /**
+   * Take an announced command whose data never came back out of the task set without
+   * completing it (the fabric ended it itself: connection lost, data digest error, logout).
+   * Returns false when the core does not hold it waiting (not announced, already completed, or
+   * running).
+   */
+  withdraw(cmd: ScsiCommand): boolean {
+    if (cmd.announcement !== Announcement.Accepted) return false;
+    const lu = this.outstanding.get(cmd);
+    if (!lu || !lu.taskSet.withdraw(cmd)) return false;
+    this.outstanding.delete(cmd);
+    return true;
+  }
+
+  /**
+   * Submit a command whose data is in. The core calls `cmd.onComplete` exactly once, never
+   * synchronously from inside submit().
    */
   submit(cmd: ScsiCommand): void {
+    if (cmd.announcement === Announcement.Accepted) {
+      this.submitAnnounced(cmd);
+      return;
+    }
     if (this.closed) {
       this.outstanding.set(cmd, null);
       queueMicrotask(() => finishAborted(cmd, this, null));
@@ -143,31 +187,37 @@ export class ItNexus {
       return;
     }
     this.outstanding.set(cmd, lu);
-    const info = this.luInfo(lu);
-    if (cmd.expectedReadLength > 0) {
-      info.stats.readSubmittedCommands++;
-      info.stats.readSubmittedBytes += cmd.expectedReadLength;
-    }
-    if (cmd.expectedWriteLength > 0) {
-      info.stats.writeSubmittedCommands++;
-      info.stats.writeSubmittedBytes += cmd.expectedWriteLength;
-    }
+    countSubmitted(this.luInfo(lu), cmd);
     if (this.target.state !== 'ready') {
       // tgt sends nothing for an offline target; BUSY lets the initiator retry instead of timing out.
       completeWithStatus(cmd, this, lu, ScsiStatus.Busy);
       return;
     }
-    const entry = resolveOpcode(lu.deviceType.ops, cmd.cdb);
-    const exclusive = entry !== undefined && entry !== UNSUPPORTED_SERVICE_ACTION && entry.exclusive === true;
-    if (!lu.taskSet.submit(cmd, this, exclusive)) completeWithStatus(cmd, this, lu, ScsiStatus.TaskSetFull);
+    // SAM-5 8.6: a command refused when it was announced stays refused.
+    if (cmd.announcement === Announcement.Refused || !lu.taskSet.submit(cmd, this, isExclusive(lu, cmd)))
+      completeWithStatus(cmd, this, lu, ScsiStatus.TaskSetFull);
+  }
+
+  /** The data of an announced command is in: the task set may start it. */
+  private submitAnnounced(cmd: ScsiCommand): void {
+    const lu = this.outstanding.get(cmd);
+    // Completed already (task management ended it while it waited for its data): nothing to do.
+    if (!lu) return;
+    if (this.target.state !== 'ready') {
+      lu.taskSet.withdraw(cmd);
+      completeWithStatus(cmd, this, lu, ScsiStatus.Busy);
+      return;
+    }
+    lu.taskSet.ready(cmd, isExclusive(lu, cmd));
   }
 
   /**
    * Task management (SAM-5 7). Resolves once the function has taken effect: commands that
    * had not started complete with `aborted = true` first (or with TASK ABORTED, see
    * finishAborted); commands already running complete normally before the result is given
-   * (tgt §4.13). The queries look at the core only: a fabric that holds commands of its own
-   * (not submitted yet) answers for those itself.
+   * (tgt §4.13). Announced commands still waiting for their data are in the task set: they end
+   * aborted like queued ones. The queries look at the core only: a fabric that holds commands of
+   * its own (neither announced nor submitted) answers for those itself.
    */
   async taskManagement(fn: TmfFunction, lun: Buffer, refTag: number): Promise<TmfResult> {
     switch (fn) {
@@ -315,6 +365,24 @@ export class ItNexus {
     }
     return Promise.all(pending).then(() => undefined);
   }
+}
+
+/** tgt's submitted-command counters (`tgtadm --op stat`). */
+function countSubmitted(info: NexusLuInfo, cmd: ScsiCommand): void {
+  if (cmd.expectedReadLength > 0) {
+    info.stats.readSubmittedCommands++;
+    info.stats.readSubmittedBytes += cmd.expectedReadLength;
+  }
+  if (cmd.expectedWriteLength > 0) {
+    info.stats.writeSubmittedCommands++;
+    info.stats.writeSubmittedBytes += cmd.expectedWriteLength;
+  }
+}
+
+/** Whether the command runs alone on its LU (COMPARE AND WRITE, `exclusive` in the opcode table). */
+function isExclusive(lu: LogicalUnit, cmd: ScsiCommand): boolean {
+  const entry = resolveOpcode(lu.deviceType.ops, cmd.cdb);
+  return entry !== undefined && entry !== UNSUPPORTED_SERVICE_ACTION && entry.exclusive === true;
 }
 
 /**

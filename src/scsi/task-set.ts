@@ -4,12 +4,25 @@
  *
  *   SIMPLE        enabled when no older ORDERED or HEAD OF QUEUE command is still running
  *                 and nothing older is waiting (so it never overtakes a waiting ORDERED)
- *   ORDERED       enabled when no older command is running or waiting
+ *   ORDERED       enabled when no older command is running, waiting or waiting for its data
  *   HEAD OF QUEUE enabled at once (queued at the front only while an exclusive command runs)
  *   exclusive     (COMPARE AND WRITE) runs alone: waits like ORDERED and blocks everything
  *
  * Unlike tgt, a SIMPLE command arriving after a waiting ORDERED one waits behind it. The set is
  * bounded; a full set answers TASK SET FULL.
+ *
+ * Also unlike tgt, a command joins the set when it arrives, not when its data is in: a fabric
+ * announces it in command order (`announce`) and says later that its data is in (`ready`).
+ * Until then it never starts, but it is an older task for everything that arrives after it
+ * (SAM-5 8.5, RFC 7143 3.2.2.1: an ORDERED READ must not overtake a SIMPLE WRITE still
+ * waiting for its Data-Out). An announced SIMPLE command with nothing older waiting holds back
+ * only younger ORDERED commands, so it is merely counted ("floating": no queue entry, nothing
+ * allocated); the others wait in the queue as entries that are not ready yet:
+ *
+ *   floating (announced SIMPLE, oldest)   waiting queue, oldest first
+ *   { W1 W2 }                             [ O3 (not ready) | S4 (ready) | S5 (not ready) ]
+ *   O3 starts once its data is in and W1, W2 have run and finished; S4 once O3 has finished,
+ *   S5 then too once its data is in.
  */
 import { TaskAttribute, type ScsiCommand } from './command.js';
 import type { ItNexus } from './nexus.js';
@@ -22,6 +35,8 @@ export interface WaitingTask {
   cmd: ScsiCommand;
   nexus: ItNexus;
   exclusive: boolean;
+  /** False while an announced command's data is not in (it is never started before). */
+  ready: boolean;
 }
 
 /** Default bound on queued + running commands per LU. */
@@ -30,6 +45,13 @@ export const DEFAULT_TASK_SET_DEPTH = 1024;
 export class TaskSet {
   private readonly running = new Set<ScsiCommand>();
   private readonly waiting: WaitingTask[] = [];
+  /**
+   * Announced SIMPLE commands whose data is not in, each older than every queued one (HEAD OF
+   * QUEUE aside): younger ORDERED commands wait for them, nothing else does.
+   */
+  private readonly floating = new Map<ScsiCommand, ItNexus>();
+  /** Queue entries not ready yet (`ready` searches the queue only while there are some). */
+  private unreadyQueued = 0;
   /** Running ORDERED / HEAD OF QUEUE commands (they block younger SIMPLE ones). */
   private barriers = 0;
   private exclusiveRunning: ScsiCommand | null = null;
@@ -48,9 +70,9 @@ export class TaskSet {
     readonly maxDepth = DEFAULT_TASK_SET_DEPTH,
   ) {}
 
-  /** Commands running plus waiting (what blocks `logicalunit delete`). */
+  /** Commands running plus waiting, announced ones included (what blocks `logicalunit delete`). */
   get size(): number {
-    return this.running.size + this.waiting.length;
+    return this.running.size + this.waiting.length + this.floating.size;
   }
 
   /** True while `cmd` has been started and has not finished. */
@@ -74,10 +96,59 @@ export class TaskSet {
       return true;
     }
     if (this.size >= this.maxDepth) return false;
-    const entry = { cmd, nexus, exclusive };
+    const entry = { cmd, nexus, exclusive, ready: true };
     if (head) this.waiting.unshift(entry);
     else this.waiting.push(entry);
     return true;
+  }
+
+  /**
+   * Admit a command whose data is not in yet, in arrival order; it never starts before
+   * `ready(cmd)`. Returns false when the set is full. HEAD OF QUEUE commands are not announced
+   * (they go to the head when they are ready anyway).
+   */
+  announce(cmd: ScsiCommand, nexus: ItNexus): boolean {
+    if (this.size >= this.maxDepth) return false;
+    if (this.waiting.length === 0 && cmd.attribute === TaskAttribute.Simple) {
+      this.floating.set(cmd, nexus);
+      return true;
+    }
+    this.waiting.push({ cmd, nexus, exclusive: false, ready: false });
+    this.unreadyQueued++;
+    return true;
+  }
+
+  /**
+   * An announced command's data is in: start it as soon as the set enables it. Returns false
+   * when the set does not hold it (task management removed it meanwhile).
+   */
+  ready(cmd: ScsiCommand, exclusive: boolean): boolean {
+    const nexus = this.floating.get(cmd);
+    if (nexus !== undefined) {
+      this.floating.delete(cmd);
+      if (this.canStart(cmd, exclusive)) this.begin(cmd, nexus, exclusive);
+      // Older than everything queued: it goes first once it may run (HEAD OF QUEUE aside).
+      else this.waiting.splice(this.leadingHeadOfQueue(), 0, { cmd, nexus, exclusive, ready: true });
+      return true;
+    }
+    if (this.unreadyQueued === 0) return false;
+    const i = this.queuedIndex(cmd);
+    const w = this.waiting[i];
+    if (w === undefined || w.ready) return false;
+    w.ready = true;
+    w.exclusive = exclusive;
+    this.unreadyQueued--;
+    // Anything behind the head waits for it under the FIFO rule (see drain).
+    if (i === 0) this.drain();
+    return true;
+  }
+
+  /**
+   * Take a command that has not started out of the set without completing it (its fabric ended
+   * it itself). Returns false when it is running or not in the set.
+   */
+  withdraw(cmd: ScsiCommand): boolean {
+    return this.removeWaiting((c) => c === cmd).length > 0;
   }
 
   /** A started command finished: release it and start whatever it was holding back. */
@@ -119,14 +190,23 @@ export class TaskSet {
     }
   }
 
-  /** Remove waiting (not started) commands matching `match`; returns them in queue order. */
+  /**
+   * Remove waiting (not started) commands matching `match`, announced ones whose data is not in
+   * included; returns them oldest first.
+   */
   removeWaiting(match: (cmd: ScsiCommand, nexus: ItNexus) => boolean): WaitingTask[] {
     const removed: WaitingTask[] = [];
+    for (const [cmd, nexus] of this.floating) {
+      if (!match(cmd, nexus)) continue;
+      this.floating.delete(cmd);
+      removed.push({ cmd, nexus, exclusive: false, ready: false });
+    }
     for (let i = 0; i < this.waiting.length;) {
       const w = this.waiting[i]!;
       if (match(w.cmd, w.nexus)) {
         removed.push(w);
         this.waiting.splice(i, 1);
+        if (!w.ready) this.unreadyQueued--;
       } else i++;
     }
     if (removed.length > 0) this.drain();
@@ -176,17 +256,36 @@ export class TaskSet {
     this.abandoned.add(cmd);
   }
 
+  /**
+   * Whether a ready command may start now. Every floating command is older than the commands
+   * this is asked about (fresh submissions and the queue's head), so an ORDERED one waits for
+   * all of them.
+   */
   private canStart(cmd: ScsiCommand, exclusive: boolean): boolean {
     if (this.exclusiveRunning !== null || this.abandoned.size > 0) return false;
-    if (exclusive) return this.running.size === 0;
-    switch (cmd.attribute) {
+    const attribute = cmd.attribute;
+    const afterAll = attribute !== TaskAttribute.Simple && attribute !== TaskAttribute.HeadOfQueue;
+    if (exclusive) return this.running.size === 0 && (!afterAll || this.floating.size === 0);
+    switch (attribute) {
       case TaskAttribute.HeadOfQueue:
         return true;
       case TaskAttribute.Simple:
         return this.barriers === 0;
       default: // ORDERED, and ACA (unsupported) treated as ORDERED as tgt does
-        return this.running.size === 0;
+        return this.running.size === 0 && this.floating.size === 0;
     }
+  }
+
+  /** Queued HEAD OF QUEUE commands at the front (they stay ahead of everything). */
+  private leadingHeadOfQueue(): number {
+    let i = 0;
+    while (i < this.waiting.length && this.waiting[i]!.cmd.attribute === TaskAttribute.HeadOfQueue) i++;
+    return i;
+  }
+
+  private queuedIndex(cmd: ScsiCommand): number {
+    for (let i = 0; i < this.waiting.length; i++) if (this.waiting[i]!.cmd === cmd) return i;
+    return -1;
   }
 
   private begin(cmd: ScsiCommand, nexus: ItNexus, exclusive: boolean): void {
@@ -196,10 +295,22 @@ export class TaskSet {
     this.start(cmd, nexus);
   }
 
-  /** Start waiting commands from the front, stopping at the first that cannot run yet. */
+  /**
+   * Start waiting commands from the front, stopping at the first that cannot run yet. An
+   * announced SIMPLE command reaching the front while its data is not in floats: nothing older
+   * waits any more, so only younger ORDERED commands must wait for it, and SIMPLE ones behind it
+   * may start.
+   */
   private drain(): void {
     while (this.waiting.length > 0) {
       const w = this.waiting[0]!;
+      if (!w.ready) {
+        if (w.cmd.attribute !== TaskAttribute.Simple) return;
+        this.waiting.shift();
+        this.unreadyQueued--;
+        this.floating.set(w.cmd, w.nexus);
+        continue;
+      }
       if (!this.canStart(w.cmd, w.exclusive)) return;
       this.waiting.shift();
       this.begin(w.cmd, w.nexus, w.exclusive);
