@@ -25,12 +25,16 @@ import {
   sendCommandResult,
   type DataInPlan,
   type PduSend,
+  type ResultOptions,
   type StatusSequence,
 } from './data-in.js';
-import { Retention, snackRun, WriteRecovery, type Range } from './erl1.js';
+import { Retention, snackRun, WriteRecovery, type Range, type ReadCommandRecord } from './erl1.js';
 import {
+  acknowledgedCid,
   rearmWrite,
   reassignedDataIn,
+  rereadFrom,
+  rereadTask,
   type ConnectionRecovery,
   type DetachedTask,
   type SentStatus,
@@ -269,8 +273,11 @@ export class IscsiConnection implements StatusSequence {
   private onFfpPdu(pdu: IncomingPdu): void {
     const op = bhsOpcode(pdu.bhs);
     // RFC 7143 3.2.2.2: every initiator PDU's ExpStatSN (bytes 28-31) acknowledges the statuses
-    // before it; what was kept for SNACK up to there can go.
-    if (this.retention) this.retention.acknowledge(pdu.bhs.readUInt32BE(28), this.statSn);
+    // before it; what was kept for SNACK up to there can go (a Logout's: those of the connection
+    // it names, 11.14).
+    if (this.retention && acknowledgedCid(pdu.bhs, this.cid) === this.cid) {
+      this.retention.acknowledge(pdu.bhs.readUInt32BE(28), this.statSn);
+    }
     if (!ahsWellFormed(pdu.ahs)) {
       this.sendReject(pdu.bhs, RejectReason.ProtocolError);
       return;
@@ -886,7 +893,14 @@ export class IscsiConnection implements StatusSequence {
     else (task.connection ?? this).onCommandComplete(cmd);
   };
 
-  private onCommandComplete(cmd: ScsiCommand): void {
+  /** A READ run again for TASK REASSIGN finished (erl2.ts rereadTask): Data-In from `resumeAt`. */
+  private rereadDone(cmd: ScsiCommand, resumeAt: number): void {
+    const task = cmd.fabricData as IscsiTask;
+    if (task.detached) this.keepDetachedResult(task);
+    else (task.connection ?? this).onCommandComplete(cmd, resumeAt);
+  }
+
+  private onCommandComplete(cmd: ScsiCommand, resumeAt = 0): void {
     const task = cmd.fabricData as IscsiTask;
     if (task.done) return;
     task.done = true;
@@ -896,7 +910,7 @@ export class IscsiConnection implements StatusSequence {
       this.releaseBudget(task);
       return;
     }
-    this.sendResult(task);
+    this.sendResult(task, resumeAt);
     // After the response, so an R2T this frees never overtakes it.
     this.releaseBudget(task);
     this.checkLogout();
@@ -910,17 +924,22 @@ export class IscsiConnection implements StatusSequence {
     else if (task.ordered) this.session?.window.finished();
   }
 
-  /** Data-In PDUs and/or SCSI Response for a finished command, in one batch. */
-  private sendResult(task: IscsiTask): void {
+  /**
+   * Data-In PDUs and/or SCSI Response for a finished command, in one batch (from DataSN
+   * `resumeAt` on: a READ run again for TASK REASSIGN).
+   */
+  private sendResult(task: IscsiTask, resumeAt = 0): void {
     this.batch();
     const retention = this.retention;
     // RFC 7143 11.4.8: ExpDataSN is the number of R2Ts and Data-In sent (reported at ERL >= 1).
-    const options = retention ? { expDataSn: task.r2tSn } : {};
+    const options: ResultOptions = retention ? { expDataSn: task.r2tSn } : {};
+    if (resumeAt > 0) options.resumeAt = resumeAt;
     const counts = sendCommandResult(task, this.params!, this, this.sendPdu, options);
     if (retention && counts.plan) {
       // Kept for Data SNACK until the status is acknowledged; the pooled buffer goes back then.
       const cmd = task.cmd;
-      const read = retention.addRead(counts.plan, counts.statSn, () => this.releaseRetained(cmd));
+      const release = (): void => this.releaseRetained(cmd);
+      const read = retention.addRead(counts.plan, counts.statSn, release, cmd, task.cmdSn);
       if (counts.plan.collapse) retention.addResponse(counts.statSn, null, null, read);
     } else if (task.cmd.onRelease !== null) this.sentPooled.push(task.cmd);
     this.counters.dataInPdus += counts.dataInPdus;
@@ -1098,10 +1117,10 @@ export class IscsiConnection implements StatusSequence {
     this.tasks.clear();
     this.byTtt.clear();
     for (const s of this.retention?.takeUnacknowledgedStatus() ?? []) {
-      const sent: SentStatus = { read: s.read, response: s.response };
+      const sent: SentStatus = { statSn: s.statSn, read: s.read, response: s.response };
       entries.push({ itt: s.itt, cid: this.cid, task: null, sent, bytes: s.bytes });
     }
-    recovery.detach(this.cid, entries);
+    recovery.detach(this.cid, entries, this.statSn);
   }
 
   /** A detached task finished: its result waits for TASK REASSIGN (or Time2Retain). */
@@ -1146,15 +1165,18 @@ export class IscsiConnection implements StatusSequence {
 
   /**
    * Make a reassigned task allegiant to this connection and resume it: a status the old
-   * connection sent (and a READ's Data-In from ExpDataSN) goes out again; a result kept while
-   * detached goes out now; a write waiting for Data-Out gets new R2Ts for all it lacks; a task
-   * running in the core answers here when it finishes.
+   * connection sent (and a READ's Data-In from ExpDataSN) goes out again, or, when ERL 1 no
+   * longer kept that READ's Data-In, the READ runs again; a result kept while detached goes out
+   * now; a write waiting for Data-Out gets new R2Ts for what it lacks; a task running in the
+   * core answers here when it finishes.
    */
   private adopt(entry: DetachedTask, expDataSn: number): void {
     const budget = this.driver.dataOutBudget;
     const task = entry.task;
     if (!task) {
-      this.resendStatus(entry.sent!, expDataSn);
+      const reread = entry.sent!.read?.plan ? null : entry.sent!.read?.reread;
+      if (reread) this.rereadDetached(entry.itt, reread, expDataSn);
+      else this.resendStatus(entry.sent!, expDataSn);
       budget.release(entry.bytes);
       return;
     }
@@ -1171,9 +1193,26 @@ export class IscsiConnection implements StatusSequence {
     this.tasks.set(task.itt, task);
     if (task.immediate) this.immediateOutstanding++;
     if (task.submitted) return;
-    rearmWrite(task);
-    this.solicit(task);
+    rearmWrite(task, expDataSn, this.params!.maxBurstLength);
+    const hole = task.recovery?.takeHole();
+    if (hole) this.sendR2t(task, hole, true);
+    else this.solicit(task);
     this.maybeSubmit(task);
+  }
+
+  /**
+   * A READ whose status the failed connection sent but whose Data-In ERL 1 evicted: it runs
+   * again here (a READ changes nothing, and the initiator has not seen its status), then its
+   * Data-In go from ExpDataSN (erl2.ts rereadFrom) and its status takes this connection's StatSN.
+   */
+  private rereadDetached(itt: number, record: ReadCommandRecord, expDataSn: number): void {
+    const from = rereadFrom(record, this.params!, expDataSn);
+    const done = (cmd: ScsiCommand): void => this.rereadDone(cmd, from);
+    const task = rereadTask(itt, record, done, this.limits.maxWriteLength);
+    task.connection = this;
+    this.tasks.set(itt, task);
+    this.immediateOutstanding++;
+    this.deliver(task);
   }
 
   /**
@@ -1225,7 +1264,7 @@ export class IscsiConnection implements StatusSequence {
     const release = old?.onRelease ?? null;
     if (old) old.onRelease = null;
     if (plan && this.retention) {
-      const kept = this.retention.addRead(plan, statSn, release);
+      const kept = this.retention.addRead(plan, statSn, release, old?.cmd ?? null, old?.cmdSn ?? 0);
       if (plan.collapse) this.retention.addResponse(statSn, null, null, kept);
     } else {
       release?.();
@@ -1533,7 +1572,7 @@ export class IscsiConnection implements StatusSequence {
   private onLogout(pdu: IncomingPdu): void {
     const v = this.logoutView.wrap(pdu.bhs);
     if (v.reasonCode === LogoutReason.RemoveConnectionForRecovery && this.session!.recovery) {
-      this.onRecoveryLogout(v.itt, v.cid);
+      this.onRecoveryLogout(v.itt, v.cid, v.expStatSN);
       return;
     }
     // 11.14.5 a, d: logging out to close the connection or the session terminates its tasks.
@@ -1581,9 +1620,10 @@ export class IscsiConnection implements StatusSequence {
    * connection named by CID (this one, or another one of the session, live or failed) is
    * removed and its tasks are kept for TASK REASSIGN; the response, sent at once, tells how long
    * to wait before reassigning (Time2Wait) and how long the tasks are kept after that
-   * (Time2Retain). A CID the session does not know gets "CID not found".
+   * (Time2Retain). A CID the session does not know gets "CID not found". The ExpStatSN is that
+   * connection's (11.14): the statuses it acknowledges are released, not kept for reassignment.
    */
-  private onRecoveryLogout(itt: number, cid: number): void {
+  private onRecoveryLogout(itt: number, cid: number, expStatSn: number): void {
     const session = this.session!;
     const p = this.params!;
     let response = LogoutResponse.Success;
@@ -1591,6 +1631,8 @@ export class IscsiConnection implements StatusSequence {
     if (cid !== this.cid) {
       for (const c of session.connections) if (c.cid === cid) other = c;
       if (!other && !session.recovery!.hasFailed(cid)) response = LogoutResponse.CidNotFound;
+      if (other) other.retention?.acknowledge(expStatSn, other.statSn);
+      else for (const e of session.recovery!.acknowledge(cid, expStatSn)) session.dropDetached(e, false);
     }
     // The other connection's tasks are detached before the response goes out.
     other?.close('removed for recovery');

@@ -129,6 +129,12 @@ export function encodeDataInAt(
 export interface ResultOptions {
   /** RFC 7143 11.4.8: report ExpDataSN (R2Ts + Data-In sent) in the SCSI Response (ERL >= 1). */
   expDataSn?: number | null;
+  /**
+   * ERL 2 (RFC 7143 11.5.6): the first Data-In to send, the initiator having acknowledged the
+   * ones before (a READ run again after TASK REASSIGN); when that is all of them, the status goes
+   * in a SCSI Response. The plan still covers every Data-In (a SNACK may ask for any).
+   */
+  resumeAt?: number;
 }
 
 /** Send the Data-In PDUs and/or SCSI Response of a finished command through `send`. */
@@ -148,16 +154,18 @@ export function sendCommandResult(
   const readResidual = residual(produced, readExpected);
   const writeResidual = residual(cmd.writeTransferLength, cmd.expectedWriteLength);
   const mainResidual = cmd.direction === DataDirection.Read ? readResidual : writeResidual;
+  const mxdsl = limits.maxXmitDataSegmentLength;
+  const burst = limits.maxBurstLength;
+  const pduCount = toSend > 0 ? dataInPduCount(toSend, mxdsl, burst) : 0;
+  const first = Math.min(options.resumeAt ?? 0, pduCount);
   // 11.7.3: status may ride on the last Data-In when there is no sense and no bidi residual.
   const collapse =
-    toSend > 0 &&
+    first < pduCount &&
     cmd.status === ScsiStatus.Good &&
     cmd.sense === null &&
     cmd.direction === DataDirection.Read;
 
   if (toSend > 0) {
-    const mxdsl = limits.maxXmitDataSegmentLength;
-    const burst = limits.maxBurstLength;
     const plan: DataInPlan = {
       itt: task.itt,
       lun: cmd.lun,
@@ -165,7 +173,7 @@ export function sendCommandResult(
       length: toSend,
       maxXmitDataSegmentLength: mxdsl,
       maxBurstLength: burst,
-      pduCount: dataInPduCount(toSend, mxdsl, burst),
+      pduCount,
       collapse,
       status: cmd.status,
       overflow: mainResidual.overflow,
@@ -174,7 +182,7 @@ export function sendCommandResult(
       // Nothing else takes a StatSN while this loop runs, so taking it first changes nothing.
       statSn: collapse ? seq.takeStatSn() : 0,
     };
-    for (let dataSn = 0; dataSn < plan.pduCount; dataSn++) {
+    for (let dataSn = first; dataSn < plan.pduCount; dataSn++) {
       const bhs = Buffer.allocUnsafe(BHS_LENGTH);
       const payload = encodeDataInAt(bhs, plan, dataSn, seq.expCmdSn, seq.maxCmdSn);
       send(bhs, payload);
@@ -200,7 +208,7 @@ export function sendCommandResult(
       statSN: statSn,
       expCmdSN: seq.expCmdSn,
       maxCmdSN: seq.maxCmdSn,
-      expDataSN: options.expDataSn != null ? options.expDataSn + counts.dataInPdus : 0,
+      expDataSN: options.expDataSn != null ? options.expDataSn + first + counts.dataInPdus : 0,
     });
     const sense = cmd.sense;
     // 11.4.7: the data segment is SenseLength (2 bytes) followed by the sense data.

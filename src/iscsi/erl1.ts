@@ -5,7 +5,9 @@
  *
  *   snackRun(begRun, runLength, first, next)   which numbers a SNACK names (11.16.1)
  *   class Retention        numbered responses by StatSN and READ Data-In by ITT, kept until the
- *                          initiator acknowledges the status (ExpStatSN), bounded per connection
+ *                          initiator acknowledges the status (ExpStatSN), bounded per connection;
+ *                          a READ evicted by the bounds keeps a small record of its command so
+ *                          that ERL 2 can run it again (ReadCommandRecord, never its data)
  *   class WriteRecovery    one write's Data-Out sequences at ERL >= 1: DataSN gaps and data
  *                          digest errors become holes, requested again with recovery R2Ts (7.8,
  *                          7.9); data that arrives beyond a hole is parked until the hole is filled
@@ -13,6 +15,8 @@
  * Nothing here copies payload: retained Data-In is re-encoded from the command's buffer
  * (data-in.ts DataInPlan), parked Data-Out are the receive views.
  */
+import { Op } from '../scsi/cdb.js';
+import { DataDirection, type ScsiCommand, type TaskAttribute } from '../scsi/command.js';
 import { snLessThan } from './cmdsn.js';
 import type { DataInPlan } from './data-in.js';
 import { bhsItt, bhsOpcode } from './pdu.js';
@@ -68,6 +72,53 @@ export interface RetainedRead {
   bytes: number;
   /** Called once when the data is dropped (acknowledged or evicted): pooled buffers go back. */
   onRelease: (() => void) | null;
+  /** The command, while its data is kept (the record below is taken from it on eviction). */
+  cmd: ScsiCommand | null;
+  /** CmdSN of the command. */
+  cmdSn: number;
+  /** Set when the data was evicted: what runs the READ again (ERL 2 TASK REASSIGN), or null. */
+  reread: ReadCommandRecord | null;
+}
+
+/**
+ * What it takes to run an evicted READ again for TASK REASSIGN (RFC 7143 7.2.2, erl2.ts): the
+ * command, never its data, plus how its Data-In were cut (ExpDataSN numbers those PDUs).
+ */
+export interface ReadCommandRecord {
+  /** Copies, not views of the receive buffers. */
+  cdb: Buffer;
+  lun: Buffer;
+  attribute: TaskAttribute;
+  expectedReadLength: number;
+  cmdSn: number;
+  maxXmitDataSegmentLength: number;
+  maxBurstLength: number;
+  pduCount: number;
+}
+
+/** READ opcodes that can run again with the same result (SBC-4: they change nothing). */
+const REREADABLE = new Set<number>([Op.Read6, Op.Read10, Op.Read12, Op.Read16]);
+
+/**
+ * The record of an evicted READ, or null for a command that may not run twice (anything but
+ * READ(6/10/12/16) without Data-Out, e.g. REQUEST SENSE, which clears what it reports).
+ */
+export function readCommandRecord(
+  cmd: ScsiCommand,
+  cmdSn: number,
+  plan: DataInPlan,
+): ReadCommandRecord | null {
+  if (cmd.direction !== DataDirection.Read || !REREADABLE.has(cmd.opcode)) return null;
+  return {
+    cdb: Buffer.from(cmd.cdb),
+    lun: Buffer.from(cmd.lun),
+    attribute: cmd.attribute,
+    expectedReadLength: cmd.expectedReadLength,
+    cmdSn: cmdSn >>> 0,
+    maxXmitDataSegmentLength: plan.maxXmitDataSegmentLength,
+    maxBurstLength: plan.maxBurstLength,
+    pduCount: plan.pduCount,
+  };
 }
 
 export interface RetentionLimits {
@@ -81,7 +132,7 @@ export interface RetentionLimits {
 export interface UnacknowledgedStatus {
   itt: number;
   statSn: number;
-  /** The READ's Data-In (plan never null here), or null. */
+  /** The READ's Data-In, or null; an evicted one (plan null) always has its `reread` record. */
   read: RetainedRead | null;
   /** The SCSI Response as sent; null when the status rode on the READ's last Data-In. */
   response: RetainedResponse | null;
@@ -150,12 +201,28 @@ export class Retention {
 
   /**
    * Keep a READ's Data-In until StatSN `statSn` is acknowledged; `onRelease` runs once when the
-   * data is dropped. Returns its record.
+   * data is dropped. `cmd` (and its `cmdSn`) give the record kept if the data is evicted.
+   * Returns its record.
    */
-  addRead(plan: DataInPlan, statSn: number, onRelease: (() => void) | null = null): RetainedRead {
+  addRead(
+    plan: DataInPlan,
+    statSn: number,
+    onRelease: (() => void) | null = null,
+    cmd: ScsiCommand | null = null,
+    cmdSn = 0,
+  ): RetainedRead {
     const old = this.reads.get(plan.itt);
     if (old) this.dropRead(old);
-    const read: RetainedRead = { itt: plan.itt, plan, statSn: statSn >>> 0, bytes: plan.length, onRelease };
+    const read: RetainedRead = {
+      itt: plan.itt,
+      plan,
+      statSn: statSn >>> 0,
+      bytes: plan.length,
+      onRelease,
+      cmd,
+      cmdSn,
+      reread: null,
+    };
     this.reads.set(plan.itt, read);
     this.hold(read.bytes);
     this.trim();
@@ -198,8 +265,9 @@ export class Retention {
    * ERL 2 (connection recovery): take out the SCSI statuses the initiator has not acknowledged,
    * with the READ Data-In kept for them, so that TASK REASSIGN can deliver them on another
    * connection. Their bytes stay counted (the taker releases them) and their onRelease is the
-   * taker's to call. A status whose READ data was evicted cannot be delivered whole: it stays
-   * (clear() drops it).
+   * taker's to call. A READ that cannot be delivered whole (its data was evicted, or its SCSI
+   * Response with the sense data was dropped) goes as its `reread` record instead: it runs
+   * again. One with no record (not a plain READ) stays (clear() drops it).
    */
   takeUnacknowledgedStatus(): UnacknowledgedStatus[] {
     const out: UnacknowledgedStatus[] = [];
@@ -209,12 +277,24 @@ export class Retention {
       else if (r.bhs && bhsOpcode(r.bhs) === Opcode.ScsiResponse) itt = bhsItt(r.bhs);
       if (itt === null) continue;
       const read = this.reads.get(itt) ?? null;
-      if (read && (read.plan === null || read.statSn !== r.statSn)) continue;
+      // A status riding on Data-In whose record the bounds dropped cannot be delivered.
+      if (r.read && read !== r.read) continue;
+      if (read && (read.statSn !== r.statSn || (read.plan === null && read.reread === null))) continue;
       this.responses.delete(r.statSn);
       if (read) this.reads.delete(itt);
       const bytes = r.bytes + (read ? read.bytes : 0);
       this.heldBytes -= bytes;
-      out.push({ itt, statSn: r.statSn, read, response: r.read ? null : r, bytes });
+      const response = r.read || read?.plan === null ? null : r;
+      out.push({ itt, statSn: r.statSn, read, response, bytes });
+    }
+    // READs whose response was dropped by the bounds: the status rides on the kept Data-In, or
+    // (sense data lost with the response) the READ runs again.
+    for (const read of [...this.reads.values()]) {
+      if (read.plan && !read.plan.collapse) this.evictRead(read, true);
+      if (!read.plan && !read.reread) continue;
+      this.reads.delete(read.itt);
+      this.heldBytes -= read.bytes;
+      out.push({ itt: read.itt, statSn: read.statSn, read, response: null, bytes: read.bytes });
     }
     return out;
   }
@@ -233,7 +313,7 @@ export class Retention {
     if (this.heldBytes <= maxBytes) return;
     for (const read of this.reads.values()) {
       if (this.heldBytes <= maxBytes) return;
-      this.evictRead(read);
+      this.evictRead(read, true);
     }
     while (this.heldBytes > maxBytes && this.responses.size > 0) {
       this.dropResponse(this.responses.values().next().value!);
@@ -255,9 +335,15 @@ export class Retention {
     this.unhold(r.bytes);
   }
 
-  /** Keep the record (a SNACK for it is refused, not taken for a protocol error), drop the data. */
-  private evictRead(read: RetainedRead): void {
-    if (!read.plan) return;
+  /**
+   * Keep the record (a SNACK for it is refused, not taken for a protocol error), drop the data;
+   * with `rereadable`, keep what runs the READ again too (ERL 2).
+   */
+  private evictRead(read: RetainedRead, rereadable: boolean): void {
+    const plan = read.plan;
+    if (!plan) return;
+    if (rereadable && read.cmd) read.reread = readCommandRecord(read.cmd, read.cmdSn, plan);
+    read.cmd = null;
     read.plan = null;
     this.unhold(read.bytes);
     read.bytes = 0;
@@ -267,7 +353,8 @@ export class Retention {
   }
 
   private dropRead(read: RetainedRead): void {
-    this.evictRead(read);
+    this.evictRead(read, false);
+    read.reread = null;
     this.reads.delete(read.itt);
   }
 }
@@ -321,6 +408,11 @@ export class WriteRecovery {
   readonly holes: Range[] = [];
   /** Data received beyond a hole, in offset order; absorbed once the hole is filled. */
   readonly parked: { offset: number; data: Buffer }[] = [];
+  /**
+   * ERL 2: R2Ts numbered below this were acknowledged by a TASK REASSIGN's ExpDataSN (RFC 7143
+   * 7.2.2); the initiator expects the next R2T to carry it.
+   */
+  acknowledgedR2tSn = 0;
 
   /** Start receiving the sequence an R2T (or the command, for unsolicited data) asked for. */
   open(ttt: number, start: number, end: number, recovery: boolean): void {
@@ -398,13 +490,41 @@ export class WriteRecovery {
   }
 
   /**
-   * Forget the open sequence, the holes and the parked data (ERL 2: the write moves to another
-   * connection, which asks again for everything beyond the contiguous prefix).
+   * ERL 2: the write moves to another connection (RFC 7143 7.2.2: it goes on from its current
+   * state). The open sequence is void (its R2T belonged to the failed connection); every byte of
+   * [received, end) not parked (the old holes, the rest of that sequence, the rest of the
+   * unsolicited burst) becomes a hole, cut at `maxBurstLength` (one R2T each); the parked data
+   * stays. `end` is where the bytes solicited so far end.
    */
-  restart(): void {
+  resume(received: number, end: number, maxBurstLength: number): void {
     this.seq = null;
     this.holes.length = 0;
-    this.parked.length = 0;
+    let at = received;
+    for (const p of this.parked) {
+      if (p.offset > at) this.addMissing(at, p.offset, maxBurstLength);
+      at = Math.max(at, p.offset + p.data.length);
+    }
+    if (end > at) this.addMissing(at, end, maxBurstLength);
+  }
+
+  /**
+   * RFC 7143 7.2.2 / 11.5.6: a TASK REASSIGN's ExpDataSN for a write acknowledges the R2Ts
+   * numbered below it (the initiator received them) and is the R2TSN it expects next. 0 leaves
+   * the acknowledged number unchanged, and so does a value below it or beyond `sent` (the R2Ts
+   * sent): such values are ignored. Returns the R2TSN the next R2T takes.
+   */
+  acknowledgeR2ts(expDataSn: number, sent: number): number {
+    expDataSn >>>= 0;
+    if (expDataSn !== 0 && expDataSn >= this.acknowledgedR2tSn && expDataSn <= sent) {
+      this.acknowledgedR2tSn = expDataSn;
+    }
+    return this.acknowledgedR2tSn;
+  }
+
+  private addMissing(from: number, to: number, maxBurstLength: number): void {
+    for (let offset = from; offset < to; offset += maxBurstLength) {
+      this.holes.push({ offset, length: Math.min(maxBurstLength, to - offset) });
+    }
   }
 
   /** Nothing lost is still waiting to be requested or received. */

@@ -7,19 +7,30 @@
  * (connection.ts) detaches and adopts, the session (session.ts) frees what expires.
  *
  *   class ConnectionRecovery   detached tasks of a session by ITT, one retention timer per
- *                              failed connection
+ *                              failed connection; a Logout's ExpStatSN releases the statuses of
+ *                              the failed connection it names (11.14)
+ *   acknowledgedCid(bhs, cid)  the connection whose statuses a PDU's ExpStatSN acknowledges
  *   reassignedDataIn(...)      which Data-In of a READ go out again after TASK REASSIGN
  *                              (11.5.1 ExpDataSN), re-cut for the new connection
- *   rearmWrite(task)           a write that waited for Data-Out: ask again for all it lacks
+ *   rereadTask(...)            a READ whose kept Data-In was evicted (erl1.ts), run again
+ *   rereadFrom(...)            the DataSN its Data-In start from (ExpDataSN)
+ *   rearmWrite(task, ...)      a write that waited for Data-Out: ask for what it lacks, R2TSN
+ *                              from ExpDataSN (7.2.2)
  */
+import { MAX_TRANSFER_BYTES } from '../scsi/device/spc.js';
+import { DataDirection, ScsiCommand, type CommandCallback } from '../scsi/command.js';
+import { snLessThan } from './cmdsn.js';
 import { dataInPduCount, type DataInLimits, type DataInPlan } from './data-in.js';
-import type { RetainedRead, RetainedResponse } from './erl1.js';
-import { RESERVED_TAG } from './spec.js';
-import type { IscsiTask } from './task.js';
+import type { ReadCommandRecord, RetainedRead, RetainedResponse } from './erl1.js';
+import { bhsOpcode } from './pdu.js';
+import { LOGOUT_REASON_MASK, LogoutReason, Opcode, RESERVED_TAG } from './spec.js';
+import { IscsiTask } from './task.js';
 
 /** A status (and READ data) sent on the failed connection that the initiator never acknowledged. */
 export interface SentStatus {
-  /** The READ's Data-In (plan and its release), or null. */
+  /** StatSN it went out with on the failed connection. */
+  statSn: number;
+  /** The READ's Data-In (plan and its release), or null; plan null: run it again (`reread`). */
   read: RetainedRead | null;
   /** The SCSI Response as sent, or null when the status rode on the last Data-In. */
   response: RetainedResponse | null;
@@ -73,6 +84,8 @@ interface FailedConnection {
   cid: number;
   entries: Map<number, DetachedTask>;
   timer: unknown;
+  /** The StatSN it would have sent next (null: unknown); an ExpStatSN beyond it is ignored. */
+  nextStatSn: number | null;
 }
 
 /**
@@ -93,9 +106,12 @@ export class ConnectionRecovery {
     private readonly timers: RecoveryTimers = NODE_TIMERS,
   ) {}
 
-  /** A connection failed: keep its tasks (possibly none) until the retention time runs out. */
-  detach(cid: number, entries: readonly DetachedTask[]): void {
-    const group: FailedConnection = { cid, entries: new Map(), timer: null };
+  /**
+   * A connection failed: keep its tasks (possibly none) until the retention time runs out.
+   * `nextStatSn` is the StatSN it would have sent next.
+   */
+  detach(cid: number, entries: readonly DetachedTask[], nextStatSn: number | null = null): void {
+    const group: FailedConnection = { cid, entries: new Map(), timer: null, nextStatSn };
     for (const e of entries) {
       // An ITT is unique in the session (11.2.1.8); a stale duplicate is replaced.
       this.take(e.itt);
@@ -130,6 +146,26 @@ export class ConnectionRecovery {
     group.entries.delete(itt);
     this.byItt.delete(itt);
     return entry;
+  }
+
+  /**
+   * RFC 7143 11.14: the ExpStatSN of a Logout naming the failed connection `cid` (the latest
+   * one of that CID) acknowledges the statuses it sent before that number. Removes and returns
+   * those statuses (the caller frees them); tasks not answered yet stay. A value beyond what the
+   * connection sent is ignored.
+   */
+  acknowledge(cid: number, expStatSn: number): DetachedTask[] {
+    let group: FailedConnection | null = null;
+    for (const g of this.failed) if (g.cid === cid) group = g;
+    if (!group || (group.nextStatSn !== null && snLessThan(group.nextStatSn, expStatSn))) return [];
+    const out: DetachedTask[] = [];
+    for (const e of [...group.entries.values()]) {
+      if (!e.sent || !snLessThan(e.sent.statSn, expStatSn)) continue;
+      group.entries.delete(e.itt);
+      this.byItt.delete(e.itt);
+      out.push(e);
+    }
+    return out;
   }
 
   /** Some failed connection's retention time is still running (the session must stay). */
@@ -214,14 +250,77 @@ export function reassignedDataIn(
 }
 
 /**
- * A write that waited for Data-Out when its connection failed, taken over by a new one: the
- * R2Ts of the old connection are void (their TTTs were its own), so everything beyond the
- * contiguous data received is asked for again with new R2Ts (data parked beyond a hole is
- * dropped and asked for again too: the simplest choice that is always safe). R2TSN goes on.
+ * RFC 7143 11.14: a Logout's ExpStatSN is "the last ExpStatSN value for the connection to be
+ * closed", so when its CID names another connection (reasons 1 and 2) it acknowledges that
+ * connection's statuses, not those of the one it arrives on. Returns the CID whose statuses the
+ * ExpStatSN of `bhs` acknowledges (`ownCid` for every other PDU).
  */
-export function rearmWrite(task: IscsiTask): void {
-  task.recovery?.restart();
-  task.nextR2tOffset = task.received;
+export function acknowledgedCid(bhs: Buffer, ownCid: number): number {
+  if (bhsOpcode(bhs) !== Opcode.LogoutRequest) return ownCid;
+  if ((bhs[1]! & LOGOUT_REASON_MASK) === LogoutReason.CloseSession) return ownCid;
+  return bhs.readUInt16BE(20);
+}
+
+/**
+ * RFC 7143 7.2.2 / 11.5.6 for a READ run again after its Data-In were evicted: its Data-In
+ * start at ExpDataSN (the initiator has the ones before) when this connection cuts them as the
+ * failed one did (the DataSNs then name the same bytes) and ExpDataSN is in [1, pduCount];
+ * otherwise (0, another cut, a value beyond what was sent) all of them go.
+ */
+export function rereadFrom(record: ReadCommandRecord, limits: DataInLimits, expDataSn: number): number {
+  expDataSn >>>= 0;
+  const sameCut =
+    record.maxXmitDataSegmentLength === limits.maxXmitDataSegmentLength &&
+    record.maxBurstLength === limits.maxBurstLength;
+  return sameCut && expDataSn > 0 && expDataSn <= record.pduCount ? expDataSn : 0;
+}
+
+/**
+ * The task that runs an evicted READ again (`record`, erl1.ts) with its ITT. It counts as an
+ * immediate task: its CmdSN was consumed long ago, so finishing must not free a CmdSN slot.
+ * The caller makes it allegiant to its connection and delivers it.
+ */
+export function rereadTask(
+  itt: number,
+  record: ReadCommandRecord,
+  onComplete: CommandCallback,
+  maxWriteLength: number,
+): IscsiTask {
+  const cmd = new ScsiCommand(
+    {
+      cdb: record.cdb,
+      lun: record.lun,
+      tag: itt,
+      attribute: record.attribute,
+      direction: DataDirection.Read,
+      expectedReadLength: record.expectedReadLength,
+      expectedWriteLength: 0,
+    },
+    onComplete,
+  );
+  const task = new IscsiTask(itt, cmd, true, maxWriteLength, record.cmdSn);
+  cmd.fabricData = task;
+  task.readBytes = Math.min(record.expectedReadLength, MAX_TRANSFER_BYTES);
+  return task;
+}
+
+/**
+ * A write that waited for Data-Out when its connection failed, taken over by a new one (RFC 7143
+ * 7.2.2: it goes on from its current state). The R2Ts of the old connection are void (their
+ * TTTs were its own); what is missing below the data solicited so far is asked for again, one
+ * R2T per hole (WriteRecovery.resume: data received beyond a hole is kept), then the rest as
+ * usual. ExpDataSN acknowledges the R2Ts numbered below it: the new R2Ts are numbered from it,
+ * as the initiator never saw the later ones (0 or an invalid value: from the last acknowledged
+ * number, 0 at first). Without WriteRecovery (a READ waiting for its turn) nothing is asked for.
+ */
+export function rearmWrite(task: IscsiTask, expDataSn: number, maxBurstLength: number): void {
+  const rec = task.recovery;
+  if (rec) {
+    rec.resume(task.received, Math.max(task.received, task.nextR2tOffset), maxBurstLength);
+    task.r2tSn = rec.acknowledgeR2ts(expDataSn, task.r2tSn);
+  } else {
+    task.nextR2tOffset = task.received;
+  }
   task.r2tsInFlight = 0;
   task.expectedDataSn = 0;
   task.unsolicitedDone = true;

@@ -13,6 +13,7 @@ import {
   bhsItt,
   bhsOpcode,
   DataInView,
+  encodeDataOut,
   encodeLogoutRequest,
   encodeTaskMgmtRequest,
   LogoutResponseView,
@@ -74,6 +75,8 @@ describe('error recovery level 2', () => {
     erl?: number;
     /** DefaultTime2Retain proposed (the smaller offer wins, 13.16). */
     retain?: number;
+    /** MaxBurstLength proposed (the smaller offer wins): the length of each R2T. */
+    burst?: number;
   }
 
   /** A new session (leading connection, CID 0) in raw mode, unit attention cleared. */
@@ -89,6 +92,7 @@ describe('error recovery level 2', () => {
         initialR2T: true,
         immediateData: false,
         maxRecvDataSegmentLength: 8192,
+        ...(o.burst ? { maxBurstLength: o.burst } : {}),
       },
     });
     open.push(s);
@@ -166,6 +170,53 @@ describe('error recovery level 2', () => {
     await new Promise((r) => setTimeout(r, 150));
   }
 
+  /** One Data-Out PDU carrying data[offset, offset + length). */
+  function dataOut(
+    s: Session,
+    o: {
+      itt: number;
+      ttt: number;
+      dataSN: number;
+      data: Buffer;
+      offset: number;
+      length: number;
+      final: boolean;
+    },
+  ): void {
+    const bhs = encodeDataOut(Buffer.alloc(BHS_LENGTH), {
+      itt: o.itt,
+      lun: encodeLun(LUN),
+      ttt: o.ttt,
+      final: o.final,
+      expStatSN: s.expStatSN,
+      dataSN: o.dataSN,
+      bufferOffset: o.offset,
+    });
+    s.sendPdu(bhs, o.data.subarray(o.offset, o.offset + o.length));
+  }
+
+  /** The next R2T of `tag` on `s`. */
+  async function r2tOf(s: Session, tag: number): Promise<R2TView> {
+    return new R2TView((await receiveUntil(s, Opcode.R2T, tag)).pop()!.bhs);
+  }
+
+  /** Send a Logout for recovery naming `cid` on `s` with `expStatSN`; returns the response code. */
+  async function logoutForRecovery(s: Session, cid: number, expStatSN: number): Promise<number> {
+    const tag = itt();
+    s.sendPdu(
+      encodeLogoutRequest(Buffer.alloc(BHS_LENGTH), {
+        itt: tag,
+        reasonCode: LogoutReason.RemoveConnectionForRecovery,
+        cid,
+        cmdSN: s.cmdSN,
+        expStatSN,
+        immediate: true,
+      }),
+    );
+    const p = (await receiveUntil(s, Opcode.LogoutResponse, tag)).pop()!;
+    return new LogoutResponseView(p.bhs).response;
+  }
+
   /** The Data-In of `pdus` concatenated in offset order. */
   function dataOf(pdus: Pdu[]): Buffer {
     const parts = pdus
@@ -239,10 +290,76 @@ describe('error recovery level 2', () => {
     const r = new R2TView(again.bhs);
     assert.equal(r.bufferOffset, 4096, 'asks for what is missing');
     assert.equal(r.desiredDataTransferLength, 4096);
+    assert.equal(r.r2tSN, 0, 'ExpDataSN 0 acknowledges no R2T: numbered from 0 again');
     sendRawDataOut(c, { itt: tag, lun: LUN, ttt: r.ttt, data, from: 4096, to: 8192, segment: 4096 });
     const status = (await receiveUntil(c, Opcode.ScsiResponse, tag)).pop()!;
     assert.equal(new ScsiResponseView(status.bhs).status, GOOD);
     assert.ok((await readBack(c, at, 16)).equals(data), 'the data written');
+  });
+
+  test('rfc7143 7.2.2 / 11.5.6: a reassigned write numbers its R2Ts from ExpDataSN and asks only for the data that did not arrive', async () => {
+    const s = await session({ burst: 8192 });
+    assert.equal(s.params.maxBurstLength, 8192);
+    const at = region(48);
+    const data = pattern(48 * BLOCK, 26);
+    const tag = itt();
+    sendRawCommand(s, { itt: tag, lun: LUN, cdb: write10Cdb(at, 48), write: true, edtl: 48 * BLOCK });
+    const r0 = await r2tOf(s, tag);
+    assert.deepEqual([r0.r2tSN, r0.bufferOffset, r0.desiredDataTransferLength], [0, 0, 8192]);
+    dataOut(s, { itt: tag, ttt: r0.ttt, dataSN: 0, data, offset: 0, length: 8192, final: true });
+    const r1 = await r2tOf(s, tag);
+    assert.deepEqual([r1.r2tSN, r1.bufferOffset], [1, 8192]);
+    // Half of the second burst, then the connection dies.
+    dataOut(s, { itt: tag, ttt: r1.ttt, dataSN: 0, data, offset: 8192, length: 4096, final: false });
+    await new Promise((r) => setTimeout(r, 50));
+    await drop(s);
+    const c = await addConnection(s, 1);
+    // The initiator received R2T 0 and 1: it expects R2TSN 2 next.
+    assert.equal(await reassign(c, tag, 2), TmfResponse.FunctionComplete);
+    const r2 = await r2tOf(c, tag);
+    assert.deepEqual(
+      [r2.r2tSN, r2.bufferOffset, r2.desiredDataTransferLength],
+      [2, 12_288, 4096],
+      'R2TSN 2, for the rest of the burst under way only',
+    );
+    dataOut(c, { itt: tag, ttt: r2.ttt, dataSN: 0, data, offset: 12_288, length: 4096, final: true });
+    const r3 = await r2tOf(c, tag);
+    assert.deepEqual([r3.r2tSN, r3.bufferOffset, r3.desiredDataTransferLength], [3, 16_384, 8192]);
+    dataOut(c, { itt: tag, ttt: r3.ttt, dataSN: 0, data, offset: 16_384, length: 8192, final: true });
+    const status = new ScsiResponseView((await receiveUntil(c, Opcode.ScsiResponse, tag)).pop()!.bhs);
+    assert.equal(status.status, GOOD);
+    assert.equal(status.expDataSN, 4, '11.4.8: R2Ts numbered 0-3');
+    assert.ok((await readBack(c, at, 48)).equals(data), 'the data written');
+  });
+
+  test('rfc7143 7.2.2 / 7.9: a reassigned write keeps the data received beyond a lost Data-Out and asks for the hole and the rest', async () => {
+    const s = await session({ burst: 16_384 });
+    const at = region(32);
+    const data = pattern(32 * BLOCK, 27);
+    const tag = itt();
+    sendRawCommand(s, { itt: tag, lun: LUN, cdb: write10Cdb(at, 32), write: true, edtl: 32 * BLOCK });
+    const r0 = await r2tOf(s, tag);
+    assert.equal(r0.desiredDataTransferLength, 16_384);
+    dataOut(s, { itt: tag, ttt: r0.ttt, dataSN: 0, data, offset: 0, length: 4096, final: false });
+    // DataSN 1 is lost: DataSN 2 shows the gap, its data waits beyond the hole.
+    dataOut(s, { itt: tag, ttt: r0.ttt, dataSN: 2, data, offset: 8192, length: 4096, final: false });
+    await new Promise((r) => setTimeout(r, 50));
+    await drop(s);
+    const c = await addConnection(s, 1);
+    assert.equal(await reassign(c, tag, 1), TmfResponse.FunctionComplete);
+    const hole = await r2tOf(c, tag);
+    assert.deepEqual([hole.r2tSN, hole.bufferOffset, hole.desiredDataTransferLength], [1, 4096, 4096]);
+    dataOut(c, { itt: tag, ttt: hole.ttt, dataSN: 0, data, offset: 4096, length: 4096, final: true });
+    const rest = await r2tOf(c, tag);
+    assert.deepEqual(
+      [rest.r2tSN, rest.bufferOffset, rest.desiredDataTransferLength],
+      [2, 12_288, 4096],
+      'the bytes received beyond the hole are not asked for again',
+    );
+    dataOut(c, { itt: tag, ttt: rest.ttt, dataSN: 0, data, offset: 12_288, length: 4096, final: true });
+    const status = (await receiveUntil(c, Opcode.ScsiResponse, tag)).pop()!;
+    assert.equal(new ScsiResponseView(status.bhs).status, GOOD);
+    assert.ok((await readBack(c, at, 32)).equals(data), 'the data written, the kept part included');
   });
 
   test('sam5 7.7 / rfc7143 11.5.1: LOGICAL UNIT RESET aborts a detached write waiting for Data-Out; it cannot be reassigned after', async () => {
@@ -355,6 +472,32 @@ describe('error recovery level 2', () => {
     assert.equal(await reassign(c, tag), TmfResponse.FunctionComplete);
     assert.ok(dataOf(await untilStatus(c, tag)).equals(data));
   });
+
+  for (const state of ['failed', 'live'] as const) {
+    test(`rfc7143 11.14: the ExpStatSN of a Logout for recovery naming a ${state} connection releases the statuses it acknowledges; the others stay reassignable`, async () => {
+      const s = await session();
+      const c = await addConnection(s, 1);
+      const at = region(16);
+      const data = pattern(16 * BLOCK, 28);
+      await writeNormally(s, at, data);
+      const a = itt();
+      const b = itt();
+      // Both READs go out before either status is received: neither is acknowledged.
+      sendRawCommand(s, { itt: a, lun: LUN, cdb: read10Cdb(at, 8), read: true, edtl: 8 * BLOCK });
+      sendRawCommand(s, { itt: b, lun: LUN, cdb: read10Cdb(at + 8, 8), read: true, edtl: 8 * BLOCK });
+      const statA = new DataInView((await untilStatus(s, a)).pop()!.bhs).statSN;
+      const statB = new DataInView((await untilStatus(s, b)).pop()!.bhs).statSN;
+      assert.equal(statB, (statA + 1) >>> 0);
+      if (state === 'failed') await drop(s);
+      c.cmdSN = s.cmdSN;
+      // CID 0's ExpStatSN acknowledges A's status, not B's.
+      assert.equal(await logoutForRecovery(c, 0, statB), LogoutResponse.Success);
+      if (state === 'live') await s.connection.waitClosed(5000);
+      assert.equal(await reassign(c, a), TmfResponse.TaskDoesNotExist, 'A was acknowledged');
+      assert.equal(await reassign(c, b), TmfResponse.FunctionComplete, 'B was not');
+      assert.ok(dataOf(await untilStatus(c, b)).equals(data.subarray(8 * BLOCK)));
+    });
+  }
 
   test('rfc7143 11.15.1: Logout for recovery of a CID the session does not have -> 1 CID not found', async () => {
     const s = await session();
