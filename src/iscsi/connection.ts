@@ -893,11 +893,15 @@ export class IscsiConnection implements StatusSequence {
     else (task.connection ?? this).onCommandComplete(cmd);
   };
 
-  /** A READ run again for TASK REASSIGN finished (erl2.ts rereadTask): Data-In from `resumeAt`. */
+  /**
+   * A READ run again for TASK REASSIGN finished (erl2.ts rereadTask): Data-In from `resumeAt`,
+   * all of them if it was reassigned once more meanwhile (`resumeAt` fits this connection only).
+   */
   private rereadDone(cmd: ScsiCommand, resumeAt: number): void {
     const task = cmd.fabricData as IscsiTask;
+    const conn = task.connection ?? this;
     if (task.detached) this.keepDetachedResult(task);
-    else (task.connection ?? this).onCommandComplete(cmd, resumeAt);
+    else conn.onCommandComplete(cmd, conn === this ? resumeAt : 0);
   }
 
   private onCommandComplete(cmd: ScsiCommand, resumeAt = 0): void {
