@@ -7,12 +7,14 @@
  * Command lifecycle on this side (the SCSI core only sees ScsiCommand):
  *   SCSI Command PDU -> IscsiTask (immediate data absorbed)
  *     -> CmdSN window delivers it in order      (cmdsn.ts)
+ *     -> nexus.announce(cmd) unless it can be submitted at once: it joins its LU's task set
+ *        in CmdSN order, so younger commands are ordered after it (SAM-5 8.6)
  *     -> unsolicited Data-Out, then R2Ts until all data is in (task.collectData)
  *     -> nexus.submit(cmd)                       (src/scsi)
  *     -> onComplete: Data-In (status in the last one when allowed) or SCSI Response
  */
 import type * as net from 'node:net';
-import { DataDirection, ScsiCommand, ScsiStatus } from '../scsi/command.js';
+import { Announcement, DataDirection, ScsiCommand, ScsiStatus } from '../scsi/command.js';
 import { decodeLun } from '../scsi/lun-address.js';
 import { MAX_TRANSFER_BYTES } from '../scsi/device/spc.js';
 import { buildSense, SenseReason } from '../scsi/sense.js';
@@ -132,6 +134,8 @@ export class IscsiConnection implements StatusSequence {
   private readonly limits: IscsiLimits;
   /** Data-Out bytes this connection holds or has solicited (limits.ts DataOutBudget). */
   private dataOutHeld = 0;
+  /** The part of dataOutHeld reserved by admit() (solicited Data-Out, READ Data-In). */
+  private solicitedHeld = 0;
   /** Write tasks waiting for Data-Out budget before their first R2T, oldest first. */
   private readonly awaitingBudget: IscsiTask[] = [];
   /** Login and first-PDU deadlines (cleared in full feature phase). */
@@ -613,8 +617,8 @@ export class IscsiConnection implements StatusSequence {
       this.releaseBudget(task);
       return;
     }
-    // Solicit data for queued commands too; ordering applies to execution only.
-    if (verdict === 'queued') this.solicit(task);
+    // A command queued behind a CmdSN gap gets no R2T (nor budget) before it is delivered: see
+    // admit() for why budget goes to commands in delivery order only.
   }
 
   private ittInUse(session: IscsiSession, itt: number): boolean {
@@ -623,7 +627,12 @@ export class IscsiConnection implements StatusSequence {
     return false;
   }
 
-  /** The CmdSN window released the task: collect its data, then execute. */
+  /**
+   * The CmdSN window released the task (immediate ones: at once): reserve its budget, collect
+   * its data, then execute. A task that cannot be submitted now is announced to its LU's task
+   * set instead, so it keeps its place in command order while its data comes in (SAM-5 8.6,
+   * RFC 7143 3.2.2.1): a younger ORDERED command waits for it, it waits for an older one.
+   */
   private deliver(task: IscsiTask): void {
     if (task.done) {
       this.session?.window.finished();
@@ -631,16 +640,17 @@ export class IscsiConnection implements StatusSequence {
     }
     task.ordered = true;
     this.solicit(task);
-    this.maybeSubmit(task);
+    if (!this.maybeSubmit(task) && !task.submitted && !task.done) this.session?.nexus?.announce(task.cmd);
   }
 
   /**
-   * Send R2Ts while the unsolicited part is done and MaxOutstandingR2T allows (RFC 7143 3.2.4.1),
-   * once the task's solicited bytes fit in the Data-Out budget (limits.ts).
+   * For a delivered task: reserve its solicited bytes in the Data-Out budget (limits.ts), then,
+   * once the unsolicited part is done, send R2Ts while MaxOutstandingR2T allows (RFC 7143 3.2.4.1).
    */
   private solicit(task: IscsiTask): void {
-    if (!task.unsolicitedDone || task.done || this.state === 'closed') return;
+    if (!task.ordered || task.done || this.state === 'closed') return;
     if (!task.admitted && !this.admit(task)) return;
+    if (!task.unsolicitedDone) return;
     const p = this.params!;
     const writeLength = task.writeLength;
     // RFC 7143 13.19: with ERL > 0 (and DataSequenceInOrder=Yes) only the last R2T can be
@@ -684,17 +694,37 @@ export class IscsiConnection implements StatusSequence {
   /**
    * Reserve the task's solicited bytes (a READ: its Data-In bytes), or queue it until budget is
    * given back.
+   *
+   * Why this cannot deadlock with the task set's ordering: a delivered task is announced to its
+   * LU before its data is in, so a younger command whose data is in may wait for it there while
+   * holding budget; the budget must then never make the older one wait for the younger one.
+   * (1) Tasks ask for budget when they are delivered (CmdSN order; writes whose unsolicited data
+   * is still coming too), never before, and each connection serves them first come first served,
+   * so every reservation a connection holds belongs to an older command. (2) A connection with no
+   * reservation is always granted one, whatever it holds in unsolicited data (younger commands'
+   * included) and whatever all connections hold in total. So the oldest command waiting for
+   * budget anywhere gets it once the older commands, which do not wait for it, have finished; the
+   * total needs no FIFO order across connections. ERL 2: a task adopted from a failed connection
+   * is not counted in (2) (it may be younger than this connection's waiting tasks).
    */
   private admit(task: IscsiTask): boolean {
     const budget = this.driver.dataOutBudget;
     const bytes = task.readBytes > 0 ? task.readBytes : task.writeLength - task.unsolicitedEnd;
+    if (bytes <= 0) {
+      // Nothing to reserve (no data, or all of it unsolicited): it cannot hold anyone up.
+      task.admitted = true;
+      return true;
+    }
     const first = this.awaitingBudget.length === 0 || this.awaitingBudget[0] === task;
-    if (first && budget.tryReserve(bytes, this.dataOutHeld, this.limits.maxDataOutBytesPerConnection)) {
+    const limit = this.limits.maxDataOutBytesPerConnection;
+    if (first && (this.solicitedHeld === 0 || budget.tryReserve(bytes, this.dataOutHeld, limit))) {
+      if (this.solicitedHeld === 0) budget.force(bytes);
       if (this.awaitingBudget[0] === task) this.awaitingBudget.shift();
       if (this.awaitingBudget.length === 0) budget.unsubscribe(this.retryAdmission);
       task.admitted = true;
       task.reservedBytes += bytes;
       this.dataOutHeld += bytes;
+      this.solicitedHeld += bytes;
       return true;
     }
     if (!this.awaitingBudget.includes(task)) {
@@ -725,7 +755,19 @@ export class IscsiConnection implements StatusSequence {
     if (bytes === 0) return;
     task.reservedBytes = 0;
     this.dataOutHeld -= bytes;
+    // What admit() reserved (unsolicited bytes were forced at arrival); see admit().
+    const solicited = Math.max(0, bytes - task.unsolicitedEnd);
+    this.solicitedHeld -= Math.min(this.solicitedHeld, solicited);
     this.driver.dataOutBudget.release(bytes);
+  }
+
+  /** A task that ended leaves the budget queue; the one behind it may fit now. */
+  private leaveAdmission(task: IscsiTask): void {
+    const i = this.awaitingBudget.indexOf(task);
+    if (i < 0) return;
+    this.awaitingBudget.splice(i, 1);
+    // Not synchronously: the caller may be ending more tasks (task management, logout).
+    if (i === 0 && this.awaitingBudget.length > 0) queueMicrotask(this.retryAdmission);
   }
 
   private readonly dataOutView = new DataOutView(Buffer.alloc(BHS_LENGTH));
@@ -863,6 +905,7 @@ export class IscsiConnection implements StatusSequence {
     const task = this.dataOutTask(v);
     if (!task || task.itt !== v.itt || task.done || task.submitted) return;
     this.abortLocal(task);
+    this.withdrawFromCore(task);
     const lu = this.session!.target!.luByNumber(decodeLun(task.cmd.lun));
     const sense = buildSense(SenseReason.ProtocolServiceCrcError, lu?.descriptorSense ?? false);
     this.answerLocally(task, ScsiStatus.CheckCondition, sense);
@@ -873,14 +916,16 @@ export class IscsiConnection implements StatusSequence {
     return v.ttt === RESERVED_TAG ? this.tasks.get(v.itt) : this.byTtt.get(v.ttt);
   }
 
-  private maybeSubmit(task: IscsiTask): void {
-    if (!task.ordered || task.submitted || task.done || !task.dataComplete) return;
-    if (task.readBytes > 0 && !task.admitted && !this.admit(task)) return;
+  /** Hand a delivered task whose data (a READ: budget) is in to the core; false: not yet. */
+  private maybeSubmit(task: IscsiTask): boolean {
+    if (!task.ordered || task.submitted || task.done || !task.dataComplete) return false;
+    if (task.readBytes > 0 && !task.admitted && !this.admit(task)) return false;
     task.submitted = true;
     const session = this.session!;
     // A write whose EDTL is over the limit carries at most maxWriteLength bytes: the core fails
     // a CDB that needs more (INVALID FIELD IN CDB), the rest is an underflow residual.
     session.nexus!.submit(task.cmd);
+    return true;
   }
 
   /**
@@ -908,6 +953,12 @@ export class IscsiConnection implements StatusSequence {
     const task = cmd.fabricData as IscsiTask;
     if (task.done) return;
     task.done = true;
+    if (!task.submitted) {
+      // Announced and ended by the core before its data was in (task management, QERR): its
+      // Data-Out still on the way is dropped silently, and it waits for budget no more.
+      this.rememberAborted(task.itt);
+      this.leaveAdmission(task);
+    }
     this.releaseTask(task);
     if (cmd.aborted || this.state === 'closed') {
       cmd.releaseBuffers();
@@ -1414,7 +1465,7 @@ export class IscsiConnection implements StatusSequence {
     for (const conn of session.connections) {
       const task = conn.tasks.get(refTag);
       if (!task) continue;
-      if (!task.submitted) {
+      if (!inCore(task)) {
         conn.abortLocal(task);
         return TmfResponse.FunctionComplete;
       }
@@ -1427,6 +1478,7 @@ export class IscsiConnection implements StatusSequence {
     const detached = session.recovery?.take(refTag);
     if (detached) {
       session.dropDetached(detached, true);
+      if (detached.task) session.nexus?.withdraw(detached.task.cmd);
       return TmfResponse.FunctionComplete;
     }
     // 11.5.1 b: a task not received yet whose RefCmdSN is in the window and before the TMF's
@@ -1445,14 +1497,16 @@ export class IscsiConnection implements StatusSequence {
   }
 
   /**
-   * Abort tasks that never reached the core (waiting for data or CmdSN order); all LUNs if null.
+   * Abort tasks that never reached the core (waiting for CmdSN order, or for data without being
+   * announced); all LUNs if null. The core's task management that follows ends the announced
+   * ones together with its queued commands, so that none of those starts in between.
    * `issuer` is the nexus whose TMF aborts them: with TAS=1 another session's tasks are answered
    * TASK ABORTED (SAM-5 5.6), the issuer's never are.
    */
   private abortLocalTasks(lun: Buffer | null, issuer: ItNexus): void {
     const nexus = this.session?.nexus ?? null;
     for (const task of [...this.tasks.values()]) {
-      if (task.submitted) continue;
+      if (inCore(task)) continue;
       if (lun && !task.cmd.lun.equals(lun)) continue;
       const report = nexus !== null && nexus.reportsAbort(task.cmd.lun, issuer);
       this.abortLocal(task);
@@ -1494,16 +1548,26 @@ export class IscsiConnection implements StatusSequence {
     return this.session!.recovery?.some((e) => e.task !== null && held(e.task)) ?? false;
   }
 
+  /** End a task that is not in the core (or is announced there: see withdrawFromCore). */
   private abortLocal(task: IscsiTask): void {
     task.done = true;
     task.cmd.aborted = true;
     this.rememberAborted(task.itt);
+    this.leaveAdmission(task);
     this.releaseBudget(task);
     this.tasks.delete(task.itt);
     if (task.ttt !== RESERVED_TAG) this.byTtt.delete(task.ttt);
     if (task.immediate) this.immediateOutstanding--;
     else if (task.ordered) this.session?.window.finished();
     // A task still queued in the window frees its slot when the window delivers it (deliver()).
+  }
+
+  /**
+   * An announced task this connection ended itself leaves its LU's task set unanswered by the
+   * core (after abortLocal: the younger commands it held back may start).
+   */
+  private withdrawFromCore(task: IscsiTask): void {
+    if (task.cmd.announcement === Announcement.Accepted) this.session?.nexus?.withdraw(task.cmd);
   }
 
   /** Drop late Data-Out for `itt` silently from now on (bounded memory of ITTs). */
@@ -1585,7 +1649,11 @@ export class IscsiConnection implements StatusSequence {
     this.state = 'logout';
     // Commands still waiting for Data-Out will not get it any more: drop them; commands in the
     // core finish first, and the response goes out after them (RFC 7143 11.14).
-    for (const task of [...this.tasks.values()]) if (!task.submitted) this.abortLocal(task);
+    for (const task of [...this.tasks.values()]) {
+      if (task.submitted) continue;
+      this.abortLocal(task);
+      this.withdrawFromCore(task);
+    }
     this.checkLogout();
   }
 
@@ -1808,11 +1876,14 @@ export class IscsiConnection implements StatusSequence {
     this.awaitingBudget.length = 0;
     if (this.nopTimer) clearInterval(this.nopTimer);
     const recovery = this.session?.recovery;
+    const ended: IscsiTask[] = [];
     if (recovery && loggedIn && this.recoverable && !this.session!.isClosed) {
       this.detachTasks(recovery);
     } else {
       for (const task of [...this.tasks.values()]) {
-        if (!task.submitted) this.abortLocal(task);
+        if (task.submitted) continue;
+        this.abortLocal(task);
+        ended.push(task);
       }
     }
     this.retention?.clear();
@@ -1822,8 +1893,16 @@ export class IscsiConnection implements StatusSequence {
       session.connectionClosed(this);
       if (session.isClosed) this.driver.retireSession(session);
     }
+    // After the session's end (if this was its last connection), whose I_T nexus loss ends
+    // them together with its queued commands, so that none of those starts in between.
+    for (const task of ended) this.withdrawFromCore(task);
     this.onClose?.();
   }
+}
+
+/** Whether the SCSI core holds the task: submitted, or announced to its LU's task set (SAM-5 8.6). */
+function inCore(task: IscsiTask): boolean {
+  return task.submitted || task.cmd.announcement === Announcement.Accepted;
 }
 
 /** Target PDUs whose StatSN advances (numbered responses, RFC 7143 3.2.2.2); Data-In excluded. */
