@@ -53,6 +53,7 @@ import type {
 import { AllocationMap } from './allocation-map.js';
 import { checkRange, StoreError } from './errors.js';
 import { punchHole, type PunchHole } from './punch.js';
+import { IoWorker } from './io-worker.js';
 
 const SECTOR = 512;
 /** Zeroes written per writev when emulating a punch; shared, never written to. */
@@ -67,6 +68,9 @@ const INLINE_SLOW_MS = 0.5;
 /** How long the store stays on the thread pool after a slow inline request. */
 const INLINE_BACKOFF_MS = 1000;
 const INLINE_ENABLED = process.env.TGT_INLINE_IO !== '0';
+/** Small buffered writes (and reads, with TGT_IO_WORKER_READS=1) go to the I/O worker thread. */
+const WORKER_WRITES = process.env.TGT_IO_WORKER === '1';
+const WORKER_READS = process.env.TGT_IO_WORKER_READS === '1';
 
 /** Decides whether a request runs inline, from how long the last inline ones took (exported for tests). */
 export class InlineIoGate {
@@ -135,10 +139,17 @@ class RdwrStore implements BackingStore {
     this.allocationGranularity = allocation.granule;
     this.inlineReads = new InlineIoGate(INLINE_ENABLED && bufferedHandle === null);
     this.inlineWrites = new InlineIoGate(INLINE_ENABLED && bufferedHandle === null && !syncWrites);
+    this.worker =
+      bufferedHandle === null && !syncWrites && (WORKER_WRITES || WORKER_READS) ? IoWorker.shared() : null;
   }
+
+  /** The I/O worker for small buffered requests (null: inline/thread pool only). */
+  private readonly worker: IoWorker | null;
 
   async read(into: Buffer, offset: number): Promise<void> {
     checkRange(offset, into.length, this.size);
+    const worker = this.worker;
+    if (WORKER_READS && worker?.accepts(into.length)) return worker.read(this.handle.fd, into, offset);
     if (this.inlineReads.allow(into.length)) {
       const start = performance.now();
       readFullInline(this.handle.fd, into, offset);
@@ -159,6 +170,12 @@ class RdwrStore implements BackingStore {
     for (const s of segments) length += s.length;
     checkRange(offset, length, this.size);
     const handle = fua && this.fuaHandle ? this.fuaHandle : this.handle;
+    const worker = this.worker;
+    if (WORKER_WRITES && handle === this.handle && worker?.accepts(length)) {
+      await worker.write(handle.fd, segments, offset);
+      this.allocation.markMapped(offset, length);
+      return;
+    }
     if (handle === this.handle && this.inlineWrites.allow(length)) {
       const start = performance.now();
       writeFullInline(handle.fd, segments, offset);
