@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runLoad, type LoadPattern, type LoadResult } from '../initiator/load.js';
+import { tgtdNodeFlags } from './tgtd-options.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const IQN = 'iqn.2026-11.io.tgt-ts:bench';
@@ -108,7 +109,12 @@ async function main(): Promise<void> {
   try {
     const node = process.execPath;
     daemons.push(
-      await startDaemon('tgt-ts', [node, join(ROOT, 'bin/tgtd')], [node, join(ROOT, 'bin/tgtadm')], dir),
+      await startDaemon(
+        'tgt-ts',
+        [node, ...tgtdNodeFlags(join(ROOT, 'bin/tgtd')), join(ROOT, 'bin/tgtd')],
+        [node, join(ROOT, 'bin/tgtadm')],
+        dir,
+      ),
     );
     const tgtd = args.includes('--no-tgt') ? null : findTgtd();
     if (tgtd) daemons.push(await startDaemon('tgt', [tgtd], ['/usr/sbin/tgtadm'], dir));

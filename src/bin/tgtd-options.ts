@@ -7,6 +7,7 @@
  * docs/service.md) and --iscsi logout_grace=N (seconds initiators get to log out when their
  * target is deleted with --force).
  */
+import { readFileSync } from 'node:fs';
 
 export const TGTD_VERSION = '1.0.85-ts';
 
@@ -185,4 +186,19 @@ function parseIscsiOptions(text: string, o: TgtdOptions): string | null {
     }
   }
   return null;
+}
+
+/**
+ * The Node.js flags on `bin/tgtd`'s "#!/usr/bin/env -S node ..." line, for tools that start it
+ * as `node <flags> bin/tgtd` (a shebang is not read then) so they run the daemon as installed.
+ */
+export function tgtdNodeFlags(binTgtd: string): string[] {
+  let first: string;
+  try {
+    first = readFileSync(binTgtd, 'utf8').split('\n', 1)[0]!;
+  } catch {
+    return [];
+  }
+  const m = /^#!\S*env -S node\s+(.*)$/.exec(first);
+  return m ? m[1]!.split(/\s+/).filter((f) => f.startsWith('--')) : [];
 }

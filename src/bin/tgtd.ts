@@ -51,7 +51,9 @@ async function main(): Promise<void> {
  * libuv thread pool size (where store I/O runs), which can only be set before the process starts.
  */
 function daemonize(ioThreads: number): Promise<void> {
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+  // process.execArgv carries bin/tgtd's V8 heap flag into the daemon.
+  const script = fileURLToPath(import.meta.url);
+  const child = spawn(process.execPath, [...process.execArgv, script, ...process.argv.slice(2)], {
     detached: true,
     stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
     env: { UV_THREADPOOL_SIZE: String(ioThreads), ...process.env, [DAEMON_CHILD_ENV]: '1' },

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runTgtadm } from '../../src/mgmt/tgtadm-cli.js';
+import { tgtdNodeFlags } from '../../src/bin/tgtd-options.js';
 
 /** The repository root, found from this file whether it runs from test/ (tsx) or dist/test/. */
 export const REPO_ROOT: string = findRepoRoot(dirname(fileURLToPath(import.meta.url)));
@@ -146,7 +147,16 @@ export class TgtDaemon {
     const env = { ...process.env, TGT_IPC_SOCKET: join(dir, 'socket') };
     const proc = spawn(
       process.execPath,
-      [TGTD_BIN, '-f', '-C', '0', '--iscsi', 'portal=127.0.0.1:0', ...(options.args ?? [])],
+      [
+        ...tgtdNodeFlags(TGTD_BIN),
+        TGTD_BIN,
+        '-f',
+        '-C',
+        '0',
+        '--iscsi',
+        'portal=127.0.0.1:0',
+        ...(options.args ?? []),
+      ],
       { env, cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const d = new TgtDaemon(dir, proc);

@@ -4,6 +4,7 @@
  * ExecStartPost tgtadm succeeds), PIDFile, the offline -> configure -> ready start, reload, and
  * the stop sequence that ends the daemon.
  */
+import { tgtdNodeFlags } from '../../src/bin/tgtd-options.js';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -52,7 +53,9 @@ describe('scripts/tgtd.service', () => {
     const [program, ...args] = command.split(/\s+/).filter((w) => w !== '');
     const bin = BINARIES[program!];
     assert.ok(bin, `unexpected program ${program}`);
-    return run(process.execPath, [bin, ...args], { env, timeoutMs: 60_000 });
+    // As installed, bin/tgtd starts node with the flags on its #! line.
+    const flags = program === '/usr/sbin/tgtd' ? tgtdNodeFlags(bin) : [];
+    return run(process.execPath, [...flags, bin, ...args], { env, timeoutMs: 60_000 });
   };
   const values = (key: string): string[] => unit.filter(([k]) => k === key).map(([, v]) => v);
 
@@ -95,6 +98,11 @@ describe('scripts/tgtd.service', () => {
     assert.equal(start.code, 0, start.stderr);
     pid = Number((await readFile(join(dir, 'tgtd.pid'), 'utf8')).trim());
     assert.ok(isAlive(pid), 'PIDFile names the running daemon');
+    const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+    assert.ok(
+      cmdline.includes('--initial-old-space-size=64'),
+      `the daemonized tgtd keeps bin/tgtd's heap flag: ${cmdline.join(' ')}`,
+    );
     for (const line of values('ExecStartPost')) {
       const r = await exec(line);
       assert.equal(r.code, 0, `${line}: ${r.stderr}`);
