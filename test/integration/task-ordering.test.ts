@@ -78,6 +78,23 @@ async function readData(s: Session, itt: number, what: string): Promise<Buffer> 
   }
 }
 
+/** Send a task management request (immediate) and return its response code. */
+async function taskManagement(s: Session, itt: number, fn: TmfFunction, refTag?: number): Promise<number> {
+  s.sendPdu(
+    encodeTaskMgmtRequest(Buffer.alloc(BHS_LENGTH), {
+      itt,
+      lun: encodeLun(LUN),
+      function: fn,
+      referencedTaskTag: refTag,
+      cmdSN: s.cmdSN,
+      expStatSN: s.expStatSN,
+      immediate: true,
+    }),
+  );
+  const p = await expectPdu(s, Opcode.TaskMgmtResponse, itt, 'TMF response');
+  return new TaskMgmtResponseView(p.bhs).response;
+}
+
 describe('task attributes against commands waiting for Data-Out', () => {
   const rig = new RawRig(TARGET, LUN, 0x7000);
 
@@ -202,5 +219,31 @@ describe('task attributes against commands waiting for Data-Out', () => {
     assert.ok(!pdus.some((p) => bhsItt(p.bhs) === write.itt), 'no answer for the aborted WRITE');
     sendData(s, write, pattern(LENGTH, 5));
     await expectSilence(s, 300, 'late Data-Out of the aborted WRITE (no Reject)');
+  });
+
+  test("rfc7144 4.1 / sam5 7.7: QUERY TASK finds a WRITE waiting for its Data-Out; another session's LOGICAL UNIT RESET ends it and the ORDERED READ behind it silently", async () => {
+    const s = await session();
+    const other = await session();
+    const at = rig.region(BLOCKS);
+    const write = await writeAwaitingData(s, at, TaskAttr.Simple);
+    const read = rig.itt();
+    command(s, { itt: read, attr: TaskAttr.Ordered, cdb: read10Cdb(at, BLOCKS), read: true });
+    await expectSilence(s, 200, 'the ORDERED READ waits');
+    assert.equal(
+      await taskManagement(s, rig.itt(), TmfFunction.QueryTask, write.itt),
+      TmfResponse.FunctionSucceeded,
+    );
+    assert.equal(
+      await taskManagement(other, rig.itt(), TmfFunction.LogicalUnitReset),
+      TmfResponse.FunctionComplete,
+    );
+    // TAS=0: the commands of the other I_T nexus end without a response (SAM-5 5.6).
+    sendData(s, write, pattern(LENGTH, 6));
+    await expectSilence(s, 300, 'no answer for the WRITE or the READ, late Data-Out dropped (no Reject)');
+    // SAM-5 7.x: a task no longer in the task set is answered FUNCTION COMPLETE.
+    assert.equal(
+      await taskManagement(s, rig.itt(), TmfFunction.QueryTask, write.itt),
+      TmfResponse.FunctionComplete,
+    );
   });
 });
