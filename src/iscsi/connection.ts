@@ -1893,9 +1893,9 @@ export class IscsiConnection implements StatusSequence {
       session.connectionClosed(this);
       if (session.isClosed) this.driver.retireSession(session);
     }
-    // After the session's end (if this was its last connection), whose I_T nexus loss ends
-    // them together with its queued commands, so that none of those starts in between.
-    for (const task of ended) this.withdrawFromCore(task);
+    // Announced tasks leave their task sets, unless the session ends: its I_T nexus loss ends
+    // them together with the commands they hold back, so that none of those starts in between.
+    if (session && !session.isClosed) for (const task of ended) this.withdrawFromCore(task);
     this.onClose?.();
   }
 }

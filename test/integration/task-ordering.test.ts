@@ -29,10 +29,10 @@ const LUN = 1;
 const BLOCKS = 8;
 const LENGTH = BLOCKS * BLOCK;
 
-/** Send a SCSI Command PDU with task attribute `attr` and no immediate data. */
+/** Send a SCSI Command PDU with task attribute `attr` (and all its write data as immediate data). */
 function command(
   s: Session,
-  o: { itt: number; attr: TaskAttr; cdb: Buffer; read?: boolean; write?: boolean },
+  o: { itt: number; attr: TaskAttr; cdb: Buffer; read?: boolean; write?: boolean; data?: Buffer },
 ): void {
   const bhs = encodeScsiCommand(Buffer.alloc(BHS_LENGTH), {
     itt: o.itt,
@@ -46,7 +46,7 @@ function command(
     edtl: LENGTH,
     cdb: o.cdb,
   });
-  s.sendPdu(bhs, null);
+  s.sendPdu(bhs, o.data ?? null);
 }
 
 /** The next PDU, which must have opcode `op` and ITT `itt`. */
@@ -102,10 +102,10 @@ describe('task attributes against commands waiting for Data-Out', () => {
   after(() => rig.stop());
 
   /** A session that sends no write data before an R2T asks for it, in raw mode. */
-  async function session(): Promise<Session> {
+  async function session(immediateData = false): Promise<Session> {
     const s = await loginReady(rig.d, TARGET, LUN, {
       initiatorName: rig.initiatorName(`${IQN}:ordering`),
-      proposals: { initialR2T: true, immediateData: false, maxRecvDataSegmentLength: 8192 },
+      proposals: { initialR2T: true, immediateData, maxRecvDataSegmentLength: 8192 },
     });
     rig.open.push(s);
     s.setRawMode(true);
@@ -245,5 +245,27 @@ describe('task attributes against commands waiting for Data-Out', () => {
       await taskManagement(s, rig.itt(), TmfFunction.QueryTask, write.itt),
       TmfResponse.FunctionComplete,
     );
+  });
+
+  test('sam5 6.3.4: I_T nexus loss ends a WRITE waiting for its Data-Out and never runs the ORDERED WRITE queued behind it', async () => {
+    const s = await session(true);
+    const at = rig.region(BLOCKS);
+    await writeAwaitingData(s, rig.region(BLOCKS), TaskAttr.Simple);
+    // All its data as immediate data: complete at once, it waits for the older write.
+    command(s, {
+      itt: rig.itt(),
+      attr: TaskAttr.Ordered,
+      cdb: write10Cdb(at, BLOCKS),
+      write: true,
+      data: pattern(LENGTH, 7),
+    });
+    await expectSilence(s, 200, 'the ORDERED WRITE waits');
+    s.destroy();
+    await new Promise((r) => setTimeout(r, 300));
+    const check = await session();
+    check.setRawMode(false);
+    const r = await check.read10(LUN, at, BLOCKS, BLOCK);
+    assert.equal(r.status, GOOD);
+    assert.ok(r.data.equals(Buffer.alloc(LENGTH)), 'the ORDERED WRITE of the lost nexus ran');
   });
 });
