@@ -121,6 +121,9 @@ export class IscsiSession {
     } else {
       task.done = true;
       cmd.aborted = true;
+      // Announced to its LU's task set (still waiting for data): leave it, or it would hold
+      // back younger ORDERED commands for as long as the session lives.
+      this.nexus?.withdraw(cmd);
       budget.release(task.reservedBytes);
       task.reservedBytes = 0;
       // A task the window has not delivered yet frees its slot when delivered (done).

@@ -28,6 +28,7 @@ import {
   LogoutReason,
   LogoutResponse,
   Opcode,
+  TaskAttr,
   TmfFunction,
   TmfResponse,
 } from '../../src/iscsi/spec.js';
@@ -35,6 +36,7 @@ import type { TgtDaemon } from '../helpers/daemon.js';
 import { RawRig } from '../helpers/raw-rig.js';
 import {
   BLOCK,
+  clearUnitAttention,
   expectLoginStatus,
   GOOD,
   IQN,
@@ -440,6 +442,39 @@ describe('error recovery level 2', () => {
       LoginStatus.SessionDoesNotExist,
       'login with the TSIH of the expired session',
     );
+  });
+
+  test('rfc7143 11.14.5 c / sam5 8.6: a write that never got its data and expired with Time2Retain no longer holds back an ORDERED command of the live session', async () => {
+    // A LU of its own: detached tasks other tests leave behind are older and would rightly
+    // hold an ORDERED command back on LUN 1 until their Time2Retain.
+    const lun = 2;
+    await d.addLu(1, { lun, bstype: 'memory', path: '1M' });
+    const s = await session({ retain: 1 });
+    s.setRawMode(false);
+    await clearUnitAttention(s, lun);
+    s.setRawMode(true);
+    const c = await addConnection(s, 1, s.cmdSN);
+    const tag = itt();
+    sendRawCommand(c, { itt: tag, lun, cdb: write10Cdb(0, 8), write: true, edtl: 8 * BLOCK });
+    await receiveUntil(c, Opcode.R2T, tag);
+    await drop(c);
+    await new Promise((r) => setTimeout(r, 1500));
+    s.cmdSN = c.cmdSN;
+    const read = itt();
+    sendRawCommand(s, {
+      itt: read,
+      lun,
+      cdb: read10Cdb(0, 8),
+      read: true,
+      edtl: 8 * BLOCK,
+      attr: TaskAttr.Ordered,
+    });
+    const status = (await untilStatus(s, read)).pop()!;
+    const ok =
+      bhsOpcode(status.bhs) === Opcode.ScsiResponse
+        ? new ScsiResponseView(status.bhs).status === GOOD
+        : new DataInView(status.bhs).status === GOOD;
+    assert.ok(ok, 'the ORDERED READ ran once the expired write was gone');
   });
 
   test('rfc7143 11.14.1 reason 2 / 11.15: Logout "remove the connection for recovery" answers Time2Wait and Time2Retain; its tasks are reassignable', async () => {

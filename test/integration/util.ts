@@ -125,6 +125,8 @@ export interface RawCommand {
   immediate?: boolean;
   /** Default: the session's next CmdSN (taken). */
   cmdSN?: number;
+  /** Task attribute (default SIMPLE). */
+  attr?: TaskAttr;
 }
 
 /** Send a SCSI Command PDU; returns the CmdSN it carried. */
@@ -139,7 +141,7 @@ export function sendRawCommand(s: Session, c: RawCommand): number {
     final: c.final ?? true,
     read: c.read,
     write: c.write,
-    attr: TaskAttr.Simple,
+    attr: c.attr ?? TaskAttr.Simple,
     edtl: c.edtl,
     cdb: c.cdb,
   });
