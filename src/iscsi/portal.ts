@@ -4,6 +4,7 @@
  * configured the daemon listens on the wildcard address (IPv4 and IPv6) on 3260.
  */
 import * as net from 'node:net';
+import { withCopiedReads } from './socket-reads.js';
 
 export const ISCSI_DEFAULT_PORT = 3260;
 
@@ -57,8 +58,13 @@ export class Portal {
 
   /** Start listening; resolves once bound (rejects with the socket error otherwise). */
   static listen(addr: PortalAddress, onConnection: (socket: net.Socket) => void): Promise<Portal> {
-    const server = net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 1_800_000 });
-    server.on('connection', onConnection);
+    const server = net.createServer({
+      noDelay: true,
+      keepAlive: true,
+      keepAliveInitialDelay: 1_800_000,
+      pauseOnConnect: true, // withCopiedReads starts reading
+    });
+    server.on('connection', (socket: net.Socket) => onConnection(withCopiedReads(socket)));
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       const options: net.ListenOptions = { port: addr.port, backlog: 128 };
