@@ -5,8 +5,9 @@
  * Why: Node's default read path mallocs a 64 KiB buffer per read, copies the bytes read into a
  * right-sized one, and pushes it through the Readable stream machinery before 'data' fires.
  * Reading with `onread` into a buffer of ours skips the per-read 64 KiB allocation and the stream
- * machinery; the one copy left replaces Node's. Measured on loopback with 128 KiB writes: about
- * 25-35 % less CPU per byte received (BENCHMARKS.md, "Socket reads").
+ * machinery; the one copy left replaces Node's. Measured (BENCHMARKS.md, "Socket reads"): the
+ * per-read saving matters most for small PDUs (randwrite-4k-qd32 +16-24 % in same-run compares);
+ * for 128 KiB writes it is about 10 % of the receive CPU (benchmarks/socket-reads.ts).
  *
  * One buffer serves every connection: reads run one at a time on the event loop and each
  * callback copies its bytes out before the next read starts, and an idle connection holds no
