@@ -1643,6 +1643,10 @@ export class IscsiConnection implements StatusSequence {
       this.onRecoveryLogout(v.itt, v.cid, v.expStatSN);
       return;
     }
+    if (v.reasonCode === LogoutReason.CloseConnection && v.cid !== this.cid) {
+      this.onCloseOtherConnection(v.itt, v.cid);
+      return;
+    }
     // 11.14.5 a, d: logging out to close the connection or the session terminates its tasks.
     this.recoverable = false;
     this.logoutPending = { itt: v.itt, reason: v.reasonCode };
@@ -1655,6 +1659,33 @@ export class IscsiConnection implements StatusSequence {
       this.withdrawFromCore(task);
     }
     this.checkLogout();
+  }
+
+  /**
+   * RFC 7143 11.14.1 reason 1 naming another connection of the session: that connection is
+   * closed and its tasks are terminated as for a logout (11.14.5 a: not kept for recovery); the
+   * response goes out on this connection, which stays in full feature phase. A CID the session
+   * does not have gets 1 "CID not found" (11.15.1).
+   */
+  private onCloseOtherConnection(itt: number, cid: number): void {
+    const session = this.session!;
+    let other: IscsiConnection | undefined;
+    for (const c of session.connections) if (c.cid === cid && c !== this) other = c;
+    if (other) {
+      other.recoverable = false;
+      other.close(`logged out by connection ${this.cid}`);
+    }
+    const bhs = Buffer.allocUnsafe(BHS_LENGTH);
+    encodeLogoutResponse(bhs, {
+      itt,
+      response: other ? LogoutResponse.Success : LogoutResponse.CidNotFound,
+      statSN: this.takeStatSn(),
+      expCmdSN: session.window.expCmdSn,
+      maxCmdSN: session.window.maxCmdSn,
+      time2Wait: 0,
+      time2Retain: 0,
+    });
+    this.send(bhs, null);
   }
 
   /** Send the Logout Response once this connection's commands have finished (11.14). */

@@ -8,8 +8,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LoginFailedError, type Session } from '../../../../src/initiator/index.js';
 import { read10Cdb, write10Cdb } from '../../../../src/initiator/cdb.js';
-import { bhsItt, bhsOpcode, DataInView, RejectView, ScsiResponseView } from '../../../../src/iscsi/pdu.js';
 import {
+  bhsItt,
+  bhsOpcode,
+  DataInView,
+  encodeLogoutRequest,
+  LogoutResponseView,
+  RejectView,
+  ScsiResponseView,
+} from '../../../../src/iscsi/pdu.js';
+import {
+  BHS_LENGTH,
   LoginStatus,
   LogoutReason,
   LogoutResponse,
@@ -227,5 +236,40 @@ test('rfc7143 11.14: a connection logs out and another joins while I/O runs on t
     const session = f.driver.sessions.get(m.tsih)!;
     assert.equal(session.connections.size, 2, 'connections 0 and 1 remain');
     assert.equal((await m.run(1, { lba: 9000, readBlocks: 1 })).data.equals(pattern(BLOCK, 9)), true);
+  });
+});
+
+test('rfc7143 11.14.1 reason 1 / 11.15.1: a Logout naming another connection closes that one and is answered on this one; an unknown CID -> 1 CID not found', async () => {
+  await withMcs(async (m, f) => {
+    for (let cid = 0; cid < 3; cid++) await m.add(cid);
+    const s0 = m.conns.get(0)!;
+    const logout = async (cid: number, itt: number): Promise<number> => {
+      s0.sendPdu(
+        encodeLogoutRequest(Buffer.alloc(BHS_LENGTH), {
+          itt,
+          reasonCode: LogoutReason.CloseConnection,
+          cid,
+          cmdSN: m.cmdSN,
+          expStatSN: s0.expStatSN,
+          immediate: true,
+        }),
+      );
+      for (;;) {
+        const p = await s0.receivePdu(5000);
+        if (bhsOpcode(p.bhs) === Opcode.LogoutResponse && bhsItt(p.bhs) === itt) {
+          return new LogoutResponseView(p.bhs).response;
+        }
+      }
+    };
+    assert.equal(await logout(7, 0x7001), LogoutResponse.CidNotFound, 'no connection 7 in the session');
+    assert.equal(await logout(2, 0x7002), LogoutResponse.Success);
+    await new Promise((r) => setTimeout(r, 100));
+    const session = f.driver.sessions.get(m.tsih)!;
+    assert.deepEqual([...session.connections].map((c) => c.cid).sort(), [0, 1], 'connection 2 is gone');
+    assert.equal(m.conns.get(2)!.state, 'closed', 'the target closed connection 2');
+    m.conns.delete(2);
+    // The connection that sent the Logout is still in full feature phase.
+    assert.equal((await m.run(0, { lba: 100, write: pattern(BLOCK, 3) })).status, 0);
+    assert.ok((await m.run(1, { lba: 100, readBlocks: 1 })).data.equals(pattern(BLOCK, 3)));
   });
 });
