@@ -4,7 +4,8 @@
  *   -d/--debug N, -V/--version, -h/--help, --iscsi k=v,... (portal=ADDR:PORT repeatable,
  *   nop_interval=N, nop_count=N).
  * tgt-ts additions: --state FILE (configuration saved after every change and restored at start,
- * docs/service.md) and --iscsi logout_grace=N (seconds initiators get to log out when their
+ * docs/service.md), --iscsi dataout_timeout=N (seconds a connection may owe Data-Out before it is
+ * closed, 0: never; docs/robustness.md) and --iscsi logout_grace=N (seconds initiators get to log out when their
  * target is deleted with --force).
  */
 import { readFileSync } from 'node:fs';
@@ -24,6 +25,8 @@ export interface TgtdOptions {
   nopCount: number;
   /** --iscsi logout_grace=N (seconds); null = the driver's default. */
   logoutGraceSeconds: number | null;
+  /** --iscsi dataout_timeout=N (seconds, 0 = never); null = the driver's default. */
+  dataOutTimeoutSeconds: number | null;
   /** --state FILE; null = no saved state. */
   stateFile: string | null;
 }
@@ -42,7 +45,7 @@ Usage: tgtd [OPTION]
 -d, --debug debuglevel  print debugging information
 -V, --version           print version and exit
 -h, --help              display this help and exit
-    --iscsi portal=ADDR:PORT,nop_interval=N,nop_count=N,logout_grace=N
+    --iscsi portal=ADDR:PORT,nop_interval=N,nop_count=N,logout_grace=N,dataout_timeout=N
                         iSCSI driver options (portal may repeat; IPv6 as [ADDR]:PORT)
     --state FILE        save the configuration to FILE after every change and
                         restore it at start
@@ -81,6 +84,7 @@ export function parseTgtdArgs(argv: readonly string[]): ParseResult {
     nopInterval: 0,
     nopCount: 0,
     logoutGraceSeconds: null,
+    dataOutTimeoutSeconds: null,
     stateFile: null,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -175,12 +179,19 @@ function parseIscsiOptions(text: string, o: TgtdOptions): string | null {
     if (key === 'portal') {
       if (!/^(\[[0-9a-fA-F:.%\w]+\]|[^:[\]]*)(:\d{1,5})?$/.test(val)) return `invalid portal '${val}'`;
       o.portals.push(val);
-    } else if (key === 'nop_interval' || key === 'nop_count' || key === 'logout_grace') {
+    } else if (
+      key === 'nop_interval' ||
+      key === 'nop_count' ||
+      key === 'logout_grace' ||
+      key === 'dataout_timeout'
+    ) {
       const n = parseUint(val);
-      if (n === null || (key === 'logout_grace' && n > 3600)) return `invalid ${key} '${val}'`;
+      const max = key === 'logout_grace' || key === 'dataout_timeout' ? 3600 : Infinity;
+      if (n === null || n > max) return `invalid ${key} '${val}'`;
       if (key === 'nop_interval') o.nopInterval = n;
       else if (key === 'nop_count') o.nopCount = n;
-      else o.logoutGraceSeconds = n;
+      else if (key === 'logout_grace') o.logoutGraceSeconds = n;
+      else o.dataOutTimeoutSeconds = n;
     } else {
       return `unknown iscsi option '${key}'`;
     }

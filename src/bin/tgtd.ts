@@ -93,6 +93,9 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
     nopInterval: options.nopInterval,
     nopCount: options.nopCount,
     ...(options.logoutGraceSeconds !== null ? { logoutGraceSeconds: options.logoutGraceSeconds } : {}),
+    ...(options.dataOutTimeoutSeconds !== null
+      ? { limits: { dataOutTimeoutMs: options.dataOutTimeoutSeconds * 1000 } }
+      : {}),
     log,
   });
   system.registerDriver(iscsi);

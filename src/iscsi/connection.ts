@@ -146,6 +146,8 @@ export class IscsiConnection implements StatusSequence {
   private loginWaiting = false;
   private readonly text = new TextExchange(() => this.allocateTtt());
   private nopTimer: NodeJS.Timeout | null = null;
+  /** Checks the tasks that owe Data-Out (limits.dataOutTimeoutMs); armed only while some do. */
+  private dataOutTimer: NodeJS.Timeout | null = null;
   /** A write batch is open (corked) until the end of this event-loop turn. */
   private batchOpen = false;
   private nopOutstanding = 0;
@@ -590,6 +592,7 @@ export class IscsiConnection implements StatusSequence {
       task.absorb(pdu.data);
       task.unsolicitedEnd = v.final ? task.received : Math.min(task.writeLength, p.firstBurstLength);
       task.unsolicitedDone = v.final || task.received >= task.unsolicitedEnd;
+      if (!task.unsolicitedDone) this.expectDataOut(task);
       task.nextR2tOffset = task.unsolicitedEnd;
       // Unsolicited data arrives whatever we say: count it (FirstBurstLength bounds it).
       task.reservedBytes = task.unsolicitedEnd;
@@ -663,6 +666,42 @@ export class IscsiConnection implements StatusSequence {
     }
   }
 
+  /** The initiator owes `task` Data-Out from now on: start the clock (limits.dataOutTimeoutMs). */
+  private expectDataOut(task: IscsiTask): void {
+    const timeout = this.limits.dataOutTimeoutMs;
+    if (timeout <= 0) return;
+    task.awaitingDataSince = performance.now();
+    if (!this.dataOutTimer) {
+      this.dataOutTimer = setTimeout(() => this.checkDataOutTimeouts(), timeout);
+      this.dataOutTimer.unref();
+    }
+  }
+
+  /**
+   * Close the connection when a task has owed Data-Out for longer than the limit (as LIO's
+   * dataout_timeout does at ERL 0); the tasks then end as for any lost connection.
+   */
+  private checkDataOutTimeouts(): void {
+    this.dataOutTimer = null;
+    if (this.state === 'closed') return;
+    const timeout = this.limits.dataOutTimeoutMs;
+    const now = performance.now();
+    let oldest = Infinity;
+    for (const task of this.tasks.values()) {
+      if (task.done || task.submitted || task.dataComplete || task.awaitingDataSince === 0) continue;
+      if (now - task.awaitingDataSince >= timeout) {
+        this.driver.log(`iscsi: no Data-Out for ITT 0x${task.itt.toString(16)} in ${timeout} ms: closing`);
+        this.close('Data-Out timeout');
+        return;
+      }
+      oldest = Math.min(oldest, task.awaitingDataSince);
+    }
+    if (oldest !== Infinity) {
+      this.dataOutTimer = setTimeout(() => this.checkDataOutTimeouts(), oldest + timeout - now);
+      this.dataOutTimer.unref();
+    }
+  }
+
   /** Send an R2T for `range` (a recovery R2T asks again for bytes an earlier one asked for). */
   private sendR2t(task: IscsiTask, range: Range, recovery: boolean): void {
     if (task.ttt === RESERVED_TAG) {
@@ -685,6 +724,7 @@ export class IscsiConnection implements StatusSequence {
     });
     this.send(bhs, null);
     task.r2tsInFlight++;
+    this.expectDataOut(task);
     if (task.recovery) {
       task.recovery.open(task.ttt, range.offset, range.offset + range.length, recovery);
       task.lastR2t = { r2tSn, bhs };
@@ -812,6 +852,7 @@ export class IscsiConnection implements StatusSequence {
     }
     task.expectedDataSn++;
     task.absorb(pdu.data);
+    task.awaitingDataSince = this.dataOutTimer ? performance.now() : 0;
     if (v.final) {
       task.expectedDataSn = 0;
       if (unsolicited) {
@@ -844,6 +885,7 @@ export class IscsiConnection implements StatusSequence {
       return;
     }
     task.received = rec.place(task.received, offset, pdu.data, (d) => task.cmd.addDataOut(d));
+    if (this.dataOutTimer) task.awaitingDataSince = performance.now();
     this.afterDataOut(task, rec.advance(pdu.data.length, v.final) !== null, v.ttt === RESERVED_TAG);
   }
 
@@ -1906,6 +1948,7 @@ export class IscsiConnection implements StatusSequence {
     this.driver.dataOutBudget.unsubscribe(this.retryAdmission);
     this.awaitingBudget.length = 0;
     if (this.nopTimer) clearInterval(this.nopTimer);
+    if (this.dataOutTimer) clearTimeout(this.dataOutTimer);
     const recovery = this.session?.recovery;
     const ended: IscsiTask[] = [];
     if (recovery && loggedIn && this.recoverable && !this.session!.isClosed) {

@@ -17,6 +17,12 @@ export interface IscsiLimits {
   loginTimeoutMs: number;
   /** A connection that has not sent one complete PDU within this many ms is closed (0: no limit). */
   firstPduTimeoutMs: number;
+  /**
+   * A connection that owes a command Data-Out (after an R2T, or announced unsolicited data) and
+   * sends none for this long is closed (0: never), so a client that stops sending cannot hold
+   * its LU's ORDERED commands back for ever (tgtd --iscsi dataout_timeout=SECONDS).
+   */
+  dataOutTimeoutMs: number;
   /** Connections accepted at once, all portals together; more are closed at accept. */
   maxConnections: number;
   /** Immediate commands outstanding per connection (beyond: Reject 0x06, RFC 7143 11.17.1). */
@@ -47,6 +53,7 @@ export interface IscsiLimits {
 export const DEFAULT_LIMITS: Readonly<IscsiLimits> = Object.freeze({
   loginTimeoutMs: 30_000,
   firstPduTimeoutMs: 15_000,
+  dataOutTimeoutMs: 20_000,
   maxConnections: 4096,
   maxImmediateCommands: 64,
   maxOutstandingR2TPerTask: 16,

@@ -13,6 +13,11 @@ export class IscsiTask {
   /** Offset where the unsolicited part ends (immediate + unsolicited Data-Out). */
   unsolicitedEnd = 0;
   unsolicitedDone = true;
+  /**
+   * performance.now() since when the initiator owes this task Data-Out (an R2T sent or
+   * unsolicited data announced), refreshed by each Data-Out; 0 while it owes nothing.
+   */
+  awaitingDataSince = 0;
   /** Next offset to solicit with an R2T. */
   nextR2tOffset = 0;
   r2tSn = 0;

@@ -22,9 +22,9 @@ export class RawRig {
     this.nextItt = firstItt;
   }
 
-  /** Start tgtd with the target (16 MiB memory LU) and apply `target update` keys in order. */
-  async start(keys: ReadonlyArray<readonly [string, string]>): Promise<void> {
-    this.d = await TgtDaemon.start();
+  /** Start tgtd (with `args`) with the target (16 MiB memory LU) and apply `target update` keys in order. */
+  async start(keys: ReadonlyArray<readonly [string, string]>, args: string[] = []): Promise<void> {
+    this.d = await TgtDaemon.start({ args });
     await this.d.addTarget({
       tid: 1,
       name: this.targetName,

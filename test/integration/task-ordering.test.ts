@@ -98,7 +98,8 @@ async function taskManagement(s: Session, itt: number, fn: TmfFunction, refTag?:
 describe('task attributes against commands waiting for Data-Out', () => {
   const rig = new RawRig(TARGET, LUN, 0x7000);
 
-  before(() => rig.start([]));
+  // Every test sends the data it owes well within the 2 s Data-Out timeout but the last one.
+  before(() => rig.start([], ['--iscsi', 'dataout_timeout=2']));
   after(() => rig.stop());
 
   /** A session that sends no write data before an R2T asks for it, in raw mode. */
@@ -267,5 +268,19 @@ describe('task attributes against commands waiting for Data-Out', () => {
     const r = await check.read10(LUN, at, BLOCKS, BLOCK);
     assert.equal(r.status, GOOD);
     assert.ok(r.data.equals(Buffer.alloc(LENGTH)), 'the ORDERED WRITE of the lost nexus ran');
+  });
+
+  test('tgt-ts dataout_timeout (as LIO): a client that never sends the Data-Out it owes is disconnected, and the ORDERED READ it held back in another session then runs', async () => {
+    const writer = await session();
+    const reader = await session();
+    const at = rig.region(BLOCKS);
+    await writeAwaitingData(writer, at, TaskAttr.Simple);
+    const read = rig.itt();
+    command(reader, { itt: read, attr: TaskAttr.Ordered, cdb: read10Cdb(at, BLOCKS), read: true });
+    await expectSilence(reader, 1000, 'the ORDERED READ waits while the WRITE is owed its data');
+    const data = await readData(reader, read, 'the ORDERED READ once the Data-Out timeout closed the writer');
+    assert.ok(data.equals(Buffer.alloc(LENGTH)), 'the WRITE that never got its data did not land');
+    for (let i = 0; i < 50 && writer.state !== 'closed'; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(writer.state, 'closed', 'the target closed the connection that owed Data-Out');
   });
 });

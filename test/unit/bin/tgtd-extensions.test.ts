@@ -13,3 +13,12 @@ test('tgt-ts: --state FILE and --iscsi logout_grace=N', () => {
   assert.equal(parseTgtdArgs(['--iscsi', 'logout_grace=x']).kind, 'exit');
   assert.equal(parseTgtdArgs(['--state']).kind, 'exit');
 });
+
+test('tgt-ts: --iscsi dataout_timeout=N (seconds, 0 = never, at most 3600)', () => {
+  const r = parseTgtdArgs(['-f', '--iscsi', 'portal=127.0.0.1:3260,dataout_timeout=5']);
+  assert.ok(r.kind === 'run' && r.options.dataOutTimeoutSeconds === 5);
+  const d = parseTgtdArgs(['-f']);
+  assert.ok(d.kind === 'run' && d.options.dataOutTimeoutSeconds === null, 'unset: the default applies');
+  assert.equal(parseTgtdArgs(['--iscsi', 'dataout_timeout=3601']).kind, 'exit');
+  assert.equal(parseTgtdArgs(['--iscsi', 'dataout_timeout=-1']).kind, 'exit');
+});
