@@ -10,7 +10,6 @@ import assert from 'node:assert/strict';
 import { encodeLun, type Session } from '../../src/initiator/index.js';
 import { read10Cdb, testUnitReadyCdb, write10Cdb } from '../../src/initiator/cdb.js';
 import {
-  bhsItt,
   bhsOpcode,
   DataInView,
   encodeDataOut,
@@ -48,6 +47,7 @@ import {
   pattern,
   receiveUntil,
   sendRawCommand,
+  untilStatus,
 } from './util.js';
 
 const TARGET = `${IQN}:erl1`;
@@ -105,19 +105,6 @@ function sendWithBadDataDigest(s: Session, bhs: Buffer, data: Buffer): Buffer {
   wire[wire.length - 1]! ^= 0xff;
   s.sendBytes(wire);
   return wire.subarray(0, BHS_LENGTH);
-}
-
-/** Receive until the status of `itt` (a Data-In with S or a SCSI Response); returns all PDUs. */
-async function untilStatus(s: Session, itt: number): Promise<Pdu[]> {
-  const out: Pdu[] = [];
-  for (;;) {
-    const p = await s.receivePdu(10_000);
-    out.push(p);
-    if (bhsItt(p.bhs) !== itt) continue;
-    const op = bhsOpcode(p.bhs);
-    if (op === Opcode.ScsiResponse) return out;
-    if (op === Opcode.DataIn && new DataInView(p.bhs).statusPresent) return out;
-  }
 }
 
 /** The next PDU, which must have opcode `op`. */

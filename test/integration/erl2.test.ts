@@ -10,7 +10,6 @@ import assert from 'node:assert/strict';
 import { encodeLun, type Session } from '../../src/initiator/index.js';
 import { read10Cdb, write10Cdb } from '../../src/initiator/cdb.js';
 import {
-  bhsItt,
   bhsOpcode,
   DataInView,
   encodeDataOut,
@@ -37,6 +36,7 @@ import { RawRig } from '../helpers/raw-rig.js';
 import {
   BLOCK,
   clearUnitAttention,
+  dropConnection,
   expectLoginStatus,
   GOOD,
   IQN,
@@ -48,6 +48,7 @@ import {
   receiveUntil,
   sendRawCommand,
   sendRawDataOut,
+  untilStatus,
 } from './util.js';
 
 const TARGET = `${IQN}:erl2`;
@@ -154,24 +155,6 @@ describe('error recovery level 2', () => {
     return r.data;
   }
 
-  /** Receive until the status of `itt` (a Data-In with S or a SCSI Response). */
-  async function untilStatus(s: Session, tag: number): Promise<Pdu[]> {
-    const out: Pdu[] = [];
-    for (;;) {
-      const p = await s.receivePdu(10_000);
-      out.push(p);
-      if (bhsItt(p.bhs) !== tag) continue;
-      if (bhsOpcode(p.bhs) === Opcode.ScsiResponse) return out;
-      if (bhsOpcode(p.bhs) === Opcode.DataIn && new DataInView(p.bhs).statusPresent) return out;
-    }
-  }
-
-  /** Drop the TCP connection of `s` without a logout and let the target notice. */
-  async function drop(s: Session): Promise<void> {
-    s.destroy();
-    await new Promise((r) => setTimeout(r, 150));
-  }
-
   /** One Data-Out PDU carrying data[offset, offset + length). */
   function dataOut(
     s: Session,
@@ -238,7 +221,7 @@ describe('error recovery level 2', () => {
     const first = await untilStatus(s, tag);
     assert.ok(dataOf(first).equals(data), 'the first delivery');
     // Nothing acknowledges the status (no PDU carries its ExpStatSN) before the drop.
-    await drop(s);
+    await dropConnection(s);
     // The session outlives its only connection (Time2Retain): a new connection joins it.
     const c = await addConnection(s, 1);
     assert.equal(await reassign(c, tag), TmfResponse.FunctionComplete);
@@ -261,7 +244,7 @@ describe('error recovery level 2', () => {
     sendRawCommand(s, { itt: tag, lun: LUN, cdb: read10Cdb(at, 64), read: true, edtl: 64 * BLOCK });
     const first = await untilStatus(s, tag);
     assert.equal(first.length, 4, '32 KiB in 8 KiB Data-In');
-    await drop(s);
+    await dropConnection(s);
     const c = await addConnection(s, 1);
     assert.equal(await reassign(c, tag, 2), TmfResponse.FunctionComplete);
     const again = await untilStatus(c, tag);
@@ -285,7 +268,7 @@ describe('error recovery level 2', () => {
     // Half of the data, then the connection dies.
     sendRawDataOut(s, { itt: tag, lun: LUN, ttt: v.ttt, data, from: 0, to: 4096, segment: 4096 });
     await new Promise((r) => setTimeout(r, 50));
-    await drop(s);
+    await dropConnection(s);
     const c = await addConnection(s, 1);
     assert.equal(await reassign(c, tag), TmfResponse.FunctionComplete);
     const again = (await receiveUntil(c, Opcode.R2T, tag)).pop()!;
@@ -314,7 +297,7 @@ describe('error recovery level 2', () => {
     // Half of the second burst, then the connection dies.
     dataOut(s, { itt: tag, ttt: r1.ttt, dataSN: 0, data, offset: 8192, length: 4096, final: false });
     await new Promise((r) => setTimeout(r, 50));
-    await drop(s);
+    await dropConnection(s);
     const c = await addConnection(s, 1);
     // The initiator received R2T 0 and 1: it expects R2TSN 2 next.
     assert.equal(await reassign(c, tag, 2), TmfResponse.FunctionComplete);
@@ -346,7 +329,7 @@ describe('error recovery level 2', () => {
     // DataSN 1 is lost: DataSN 2 shows the gap, its data waits beyond the hole.
     dataOut(s, { itt: tag, ttt: r0.ttt, dataSN: 2, data, offset: 8192, length: 4096, final: false });
     await new Promise((r) => setTimeout(r, 50));
-    await drop(s);
+    await dropConnection(s);
     const c = await addConnection(s, 1);
     assert.equal(await reassign(c, tag, 1), TmfResponse.FunctionComplete);
     const hole = await r2tOf(c, tag);
@@ -370,7 +353,7 @@ describe('error recovery level 2', () => {
     const tag = itt();
     sendRawCommand(s, { itt: tag, lun: LUN, cdb: write10Cdb(at, 16), write: true, edtl: 16 * BLOCK });
     await receiveUntil(s, Opcode.R2T, tag);
-    await drop(s);
+    await dropConnection(s);
     const c = await addConnection(s, 1);
     const reset = itt();
     c.sendPdu(
@@ -393,7 +376,7 @@ describe('error recovery level 2', () => {
     const tag = itt();
     sendRawCommand(s, { itt: tag, lun: LUN, cdb: write10Cdb(region(16), 16), write: true, edtl: 16 * BLOCK });
     await receiveUntil(s, Opcode.R2T, tag);
-    await drop(s);
+    await dropConnection(s);
     const c = await addConnection(s, 1);
     const query = itt();
     c.sendPdu(
@@ -430,12 +413,12 @@ describe('error recovery level 2', () => {
     const tag = itt();
     sendRawCommand(c, { itt: tag, lun: LUN, cdb: write10Cdb(region(8), 8), write: true, edtl: 8 * BLOCK });
     await receiveUntil(c, Opcode.R2T, tag);
-    await drop(c);
+    await dropConnection(c);
     await new Promise((r) => setTimeout(r, 1500));
     s.cmdSN = c.cmdSN;
     assert.equal(await reassign(s, tag), TmfResponse.TaskDoesNotExist, 'after Time2Retain');
     // The last connection goes: after Time2Retain the session is gone (11.13.5 0x020a).
-    await drop(s);
+    await dropConnection(s);
     await new Promise((r) => setTimeout(r, 1500));
     await expectLoginStatus(
       addConnection(s, 2, c.cmdSN),
@@ -457,7 +440,7 @@ describe('error recovery level 2', () => {
     const tag = itt();
     sendRawCommand(c, { itt: tag, lun, cdb: write10Cdb(0, 8), write: true, edtl: 8 * BLOCK });
     await receiveUntil(c, Opcode.R2T, tag);
-    await drop(c);
+    await dropConnection(c);
     await new Promise((r) => setTimeout(r, 1500));
     s.cmdSN = c.cmdSN;
     const read = itt();
@@ -523,7 +506,7 @@ describe('error recovery level 2', () => {
       const statA = new DataInView((await untilStatus(s, a)).pop()!.bhs).statSN;
       const statB = new DataInView((await untilStatus(s, b)).pop()!.bhs).statSN;
       assert.equal(statB, (statA + 1) >>> 0);
-      if (state === 'failed') await drop(s);
+      if (state === 'failed') await dropConnection(s);
       c.cmdSN = s.cmdSN;
       // CID 0's ExpStatSN acknowledges A's status, not B's.
       assert.equal(await logoutForRecovery(c, 0, statB), LogoutResponse.Success);
@@ -576,7 +559,7 @@ describe('error recovery level 2', () => {
     test(`rfc7143 11.5.1 / 7.1.4: at ERL ${erl} TASK REASSIGN -> 4 and a dropped last connection ends the session`, async () => {
       const s = await session({ erl });
       assert.equal(await reassign(s, 0x1), TmfResponse.TaskAllegianceReassignmentNotSupported);
-      await drop(s);
+      await dropConnection(s);
       await expectLoginStatus(
         addConnection(s, 1),
         LoginStatus.SessionDoesNotExist,

@@ -5,6 +5,7 @@ import { encodeLun, LoginFailedError, Session, type SessionOptions } from '../..
 import {
   bhsItt,
   bhsOpcode,
+  DataInView,
   encodeDataOut,
   encodeNopOut,
   encodeScsiCommand,
@@ -207,6 +208,25 @@ export async function receiveUntil(s: Session, op: Opcode, itt?: number, ms = 10
     out.push(pdu);
     if (bhsOpcode(pdu.bhs) === op && (itt === undefined || bhsItt(pdu.bhs) === itt)) return out;
   }
+}
+
+/** Receive until the status of `itt` (a Data-In with S or a SCSI Response); returns all PDUs. */
+export async function untilStatus(s: Session, itt: number): Promise<Pdu[]> {
+  const out: Pdu[] = [];
+  for (;;) {
+    const p = await s.receivePdu(10_000);
+    out.push(p);
+    if (bhsItt(p.bhs) !== itt) continue;
+    const op = bhsOpcode(p.bhs);
+    if (op === Opcode.ScsiResponse) return out;
+    if (op === Opcode.DataIn && new DataInView(p.bhs).statusPresent) return out;
+  }
+}
+
+/** Drop the TCP connection of `s` without a logout and give the target time to notice. */
+export async function dropConnection(s: Session): Promise<void> {
+  s.destroy();
+  await new Promise((r) => setTimeout(r, 150));
 }
 
 /** Opcode name for assertion messages. */

@@ -18,7 +18,13 @@ import {
   type Pdu,
 } from '../../../src/iscsi/pdu.js';
 import { BHS_LENGTH, Opcode, TmfFunction, TmfResponse } from '../../../src/iscsi/spec.js';
-import { pattern, receiveUntil, sendRawCommand } from '../../integration/util.js';
+import {
+  dropConnection,
+  pattern,
+  receiveUntil,
+  sendRawCommand,
+  untilStatus,
+} from '../../integration/util.js';
 import { BLOCK, LUN, startFabric, type FabricHarness } from './fabric/harness.js';
 
 const PROPOSALS = {
@@ -82,24 +88,6 @@ async function reassign(s: Session, ref: number, expDataSN = 0): Promise<number>
   return new TaskMgmtResponseView(p.bhs).response;
 }
 
-/** Receive until the status of `itt` (a Data-In with S or a SCSI Response). */
-async function untilStatus(s: Session, itt: number): Promise<Pdu[]> {
-  const out: Pdu[] = [];
-  for (;;) {
-    const p = await s.receivePdu(10_000);
-    out.push(p);
-    if (bhsItt(p.bhs) !== itt) continue;
-    if (bhsOpcode(p.bhs) === Opcode.ScsiResponse) return out;
-    if (bhsOpcode(p.bhs) === Opcode.DataIn && new DataInView(p.bhs).statusPresent) return out;
-  }
-}
-
-/** Drop the TCP connection of `s` without a logout and let the target notice. */
-async function drop(s: Session): Promise<void> {
-  s.destroy();
-  await new Promise((r) => setTimeout(r, 150));
-}
-
 /** The Data-In of `pdus` (ITT `itt`) concatenated in offset order. */
 function dataOf(pdus: Pdu[], itt: number): Buffer {
   const parts = pdus
@@ -120,7 +108,7 @@ test('rfc7143 7.2.2 / 11.5.1: a READ whose Data-In the ERL 1 byte bound evicted 
     sendRawCommand(s, { itt: tag, lun: LUN, cdb: read10Cdb(0, 64), read: true, edtl: 64 * BLOCK });
     assert.ok(dataOf(await untilStatus(s, tag), tag).equals(data), 'the first delivery');
     assert.ok(budget.used < 16 * 1024, `32 KiB is over the bound: not kept (${budget.used})`);
-    await drop(s);
+    await dropConnection(s);
     const c = await addConnection(fabric, s, 1);
     assert.equal(await reassign(c, tag), TmfResponse.FunctionComplete);
     const again = await untilStatus(c, tag);
@@ -146,7 +134,7 @@ test('rfc7143 11.5.6: a READ run again after eviction sends its Data-In from Exp
     const tag = 0x102;
     sendRawCommand(s, { itt: tag, lun: LUN, cdb: read10Cdb(128, 64), read: true, edtl: 64 * BLOCK });
     assert.equal((await untilStatus(s, tag)).length, 4, '32 KiB in 8 KiB Data-In');
-    await drop(s);
+    await dropConnection(s);
     const c = await addConnection(fabric, s, 1);
     assert.equal(await reassign(c, tag, 2), TmfResponse.FunctionComplete);
     const again = (await untilStatus(c, tag)).filter((p) => bhsItt(p.bhs) === tag);
@@ -176,7 +164,7 @@ test('rfc7143 7.2.2: only a plain READ runs again; an evicted INQUIRY cannot be 
     sendRawCommand(s, { itt: read, lun: LUN, cdb: read10Cdb(0, 1), read: true, edtl: BLOCK });
     await untilStatus(s, inquiry);
     await untilStatus(s, read);
-    await drop(s);
+    await dropConnection(s);
     const c = await addConnection(fabric, s, 1);
     assert.equal(await reassign(c, inquiry), TmfResponse.TaskDoesNotExist);
     assert.equal(await reassign(c, read), TmfResponse.FunctionComplete);
@@ -208,7 +196,7 @@ test('limits: the records of evicted READs are bounded by maxRetainedResponsesPe
       }),
     );
     for (const tag of tags) await untilStatus(s, tag);
-    await drop(s);
+    await dropConnection(s);
     const c = await addConnection(fabric, s, 1);
     assert.equal(await reassign(c, tags[0]!), TmfResponse.TaskDoesNotExist, 'its record was dropped');
     for (let i = 1; i < tags.length; i++) {
