@@ -49,6 +49,7 @@ import {
   sendRawCommand,
   sendRawDataOut,
   untilStatus,
+  taskReassign,
 } from './util.js';
 
 const TARGET = `${IQN}:erl2`;
@@ -121,22 +122,8 @@ describe('error recovery level 2', () => {
   }
 
   /** Send TASK REASSIGN for `ref` on `s`; returns the response code. */
-  async function reassign(s: Session, ref: number, expDataSN = 0): Promise<number> {
-    const tag = itt();
-    s.sendPdu(
-      encodeTaskMgmtRequest(Buffer.alloc(BHS_LENGTH), {
-        itt: tag,
-        lun: encodeLun(LUN),
-        function: TmfFunction.TaskReassign,
-        referencedTaskTag: ref,
-        cmdSN: s.cmdSN,
-        expStatSN: s.expStatSN,
-        expDataSN,
-        immediate: true,
-      }),
-    );
-    const p = (await receiveUntil(s, Opcode.TaskMgmtResponse, tag)).pop()!;
-    return new TaskMgmtResponseView(p.bhs).response;
+  function reassign(s: Session, ref: number, expDataSN = 0): Promise<number> {
+    return taskReassign(s, { itt: itt(), lun: LUN, ref, expDataSN });
   }
 
   /** Write `data` at `at` through the normal command path of `s`. */

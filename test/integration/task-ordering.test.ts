@@ -13,7 +13,6 @@ import {
   bhsItt,
   bhsOpcode,
   DataInView,
-  encodeScsiCommand,
   encodeTaskMgmtRequest,
   R2TView,
   ScsiResponseView,
@@ -22,7 +21,17 @@ import {
 } from '../../src/iscsi/pdu.js';
 import { BHS_LENGTH, Opcode, TaskAttr, TmfFunction, TmfResponse } from '../../src/iscsi/spec.js';
 import { RawRig } from '../helpers/raw-rig.js';
-import { BLOCK, GOOD, IQN, loginReady, nextPdu, opName, pattern, sendRawDataOut } from './util.js';
+import {
+  BLOCK,
+  GOOD,
+  IQN,
+  loginReady,
+  nextPdu,
+  opName,
+  pattern,
+  sendRawCommand,
+  sendRawDataOut,
+} from './util.js';
 
 const TARGET = `${IQN}:ordering`;
 const LUN = 1;
@@ -34,19 +43,7 @@ function command(
   s: Session,
   o: { itt: number; attr: TaskAttr; cdb: Buffer; read?: boolean; write?: boolean; data?: Buffer },
 ): void {
-  const bhs = encodeScsiCommand(Buffer.alloc(BHS_LENGTH), {
-    itt: o.itt,
-    lun: encodeLun(LUN),
-    cmdSN: s.takeCmdSN(),
-    expStatSN: s.expStatSN,
-    final: true,
-    read: o.read,
-    write: o.write,
-    attr: o.attr,
-    edtl: LENGTH,
-    cdb: o.cdb,
-  });
-  s.sendPdu(bhs, o.data ?? null);
+  sendRawCommand(s, { ...o, lun: LUN, edtl: LENGTH });
 }
 
 /** The next PDU, which must have opcode `op` and ITT `itt`. */

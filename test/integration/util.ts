@@ -9,9 +9,11 @@ import {
   encodeDataOut,
   encodeNopOut,
   encodeScsiCommand,
+  encodeTaskMgmtRequest,
+  TaskMgmtResponseView,
   type Pdu,
 } from '../../src/iscsi/pdu.js';
-import { BHS_LENGTH, Opcode, RESERVED_TAG, TaskAttr } from '../../src/iscsi/spec.js';
+import { BHS_LENGTH, Opcode, RESERVED_TAG, TaskAttr, TmfFunction } from '../../src/iscsi/spec.js';
 import type { TgtDaemon } from '../helpers/daemon.js';
 
 /** IQN prefix for the targets the integration tests create. */
@@ -208,6 +210,27 @@ export async function receiveUntil(s: Session, op: Opcode, itt?: number, ms = 10
     out.push(pdu);
     if (bhsOpcode(pdu.bhs) === op && (itt === undefined || bhsItt(pdu.bhs) === itt)) return out;
   }
+}
+
+/** TASK REASSIGN (RFC 7143 11.5.1) of `ref` on `s` with tag `itt`, immediate; returns the response code. */
+export async function taskReassign(
+  s: Session,
+  o: { itt: number; lun: number; ref: number; expDataSN?: number },
+): Promise<number> {
+  s.sendPdu(
+    encodeTaskMgmtRequest(Buffer.alloc(BHS_LENGTH), {
+      itt: o.itt,
+      lun: encodeLun(o.lun),
+      function: TmfFunction.TaskReassign,
+      referencedTaskTag: o.ref,
+      cmdSN: s.cmdSN,
+      expStatSN: s.expStatSN,
+      expDataSN: o.expDataSN ?? 0,
+      immediate: true,
+    }),
+  );
+  const p = (await receiveUntil(s, Opcode.TaskMgmtResponse, o.itt)).pop()!;
+  return new TaskMgmtResponseView(p.bhs).response;
 }
 
 /** Receive until the status of `itt` (a Data-In with S or a SCSI Response); returns all PDUs. */

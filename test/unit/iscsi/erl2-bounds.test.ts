@@ -6,23 +6,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeLun, type Session } from '../../../src/initiator/index.js';
+import type { Session } from '../../../src/initiator/index.js';
 import { inquiryCdb, read10Cdb } from '../../../src/initiator/cdb.js';
 import type { IscsiLimits } from '../../../src/iscsi/limits.js';
-import {
-  bhsItt,
-  bhsOpcode,
-  DataInView,
-  encodeTaskMgmtRequest,
-  TaskMgmtResponseView,
-  type Pdu,
-} from '../../../src/iscsi/pdu.js';
-import { BHS_LENGTH, Opcode, TmfFunction, TmfResponse } from '../../../src/iscsi/spec.js';
+import { bhsItt, bhsOpcode, DataInView, type Pdu } from '../../../src/iscsi/pdu.js';
+import { Opcode, TmfResponse } from '../../../src/iscsi/spec.js';
 import {
   dropConnection,
   pattern,
-  receiveUntil,
   sendRawCommand,
+  taskReassign,
   untilStatus,
 } from '../../integration/util.js';
 import { BLOCK, LUN, startFabric, type FabricHarness } from './fabric/harness.js';
@@ -70,22 +63,8 @@ async function addConnection(fabric: FabricHarness, s: Session, cid: number): Pr
 }
 
 /** TASK REASSIGN of `ref` on `s`; returns the response code. */
-async function reassign(s: Session, ref: number, expDataSN = 0): Promise<number> {
-  const tag = 0x9000 + ref;
-  s.sendPdu(
-    encodeTaskMgmtRequest(Buffer.alloc(BHS_LENGTH), {
-      itt: tag,
-      lun: encodeLun(LUN),
-      function: TmfFunction.TaskReassign,
-      referencedTaskTag: ref,
-      cmdSN: s.cmdSN,
-      expStatSN: s.expStatSN,
-      expDataSN,
-      immediate: true,
-    }),
-  );
-  const p = (await receiveUntil(s, Opcode.TaskMgmtResponse, tag)).pop()!;
-  return new TaskMgmtResponseView(p.bhs).response;
+function reassign(s: Session, ref: number, expDataSN = 0): Promise<number> {
+  return taskReassign(s, { itt: 0x9000 + ref, lun: LUN, ref, expDataSN });
 }
 
 /** The Data-In of `pdus` (ITT `itt`) concatenated in offset order. */

@@ -6,17 +6,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeLun, type Session } from '../../../../src/initiator/index.js';
+import type { Session } from '../../../../src/initiator/index.js';
 import { write10Cdb } from '../../../../src/initiator/cdb.js';
-import {
-  bhsItt,
-  bhsOpcode,
-  encodeScsiCommand,
-  R2TView,
-  ScsiResponseView,
-} from '../../../../src/iscsi/pdu.js';
-import { BHS_LENGTH, Opcode, RESERVED_TAG, TaskAttr } from '../../../../src/iscsi/spec.js';
-import { nextPdu, opName, sendRawDataOut } from '../../../integration/util.js';
+import { bhsItt, bhsOpcode, R2TView, ScsiResponseView } from '../../../../src/iscsi/pdu.js';
+import { Opcode, RESERVED_TAG, TaskAttr } from '../../../../src/iscsi/spec.js';
+import { nextPdu, opName, sendRawCommand, sendRawDataOut } from '../../../integration/util.js';
 import { BLOCK, LUN, startFabric } from './harness.js';
 
 const BURST = 64 * 1024;
@@ -27,18 +21,16 @@ function write(
   s: Session,
   o: { itt: number; attr: TaskAttr; lba: number; data: Buffer; immediate: number; final: boolean },
 ): void {
-  const bhs = encodeScsiCommand(Buffer.alloc(BHS_LENGTH), {
+  sendRawCommand(s, {
     itt: o.itt,
-    lun: encodeLun(LUN),
-    cmdSN: s.takeCmdSN(),
-    expStatSN: s.expStatSN,
-    final: o.final,
-    write: true,
+    lun: LUN,
     attr: o.attr,
+    write: true,
+    final: o.final,
     edtl: o.data.length,
     cdb: write10Cdb(o.lba, o.data.length / BLOCK),
+    data: o.data.subarray(0, o.immediate),
   });
-  s.sendPdu(bhs, o.data.subarray(0, o.immediate));
 }
 
 async function expectPdu(s: Session, op: Opcode, itt: number, what: string) {
