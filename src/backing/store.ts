@@ -38,7 +38,8 @@ export interface BackingStore {
   /**
    * Write the concatenation of `segments` at byte `offset`, straight from the caller's buffers.
    * With `fua` the data must be durable on return (the core only passes fua=true when
-   * capabilities.fua is set; otherwise it calls flush() itself).
+   * capabilities.fua is set; otherwise it calls flush() itself). The store must not keep
+   * `segments` (nor views of them) once the promise settles: the fabric reuses those buffers.
    */
   write(segments: readonly Buffer[], offset: number, fua: boolean): Promise<void>;
 

@@ -44,6 +44,8 @@ import {
 import { sendTargets } from './discovery.js';
 import type { IscsiDriver } from './driver.js';
 import { FramingError, PduFramer } from './framer.js';
+import { allocatePduData, releaseDataOut } from './payload-buffers.js';
+import { kReceive, type SharedReadSocket } from './socket-reads.js';
 import type { IscsiLimits } from './limits.js';
 import { LoginPhase, loginText, type LoginReply } from './login.js';
 import type { NegotiatedParams } from './negotiate.js';
@@ -208,13 +210,17 @@ export class IscsiConnection implements StatusSequence {
     this.framer = new PduFramer(
       (pdu) => this.onPdu(pdu),
       (err) => this.onFramingError(err),
-      { maxDataSegmentLength: DEFAULT_LOGIN_MAX_DATA_SEGMENT_LENGTH },
+      { maxDataSegmentLength: DEFAULT_LOGIN_MAX_DATA_SEGMENT_LENGTH, allocateData: allocatePduData },
     );
     this.writer = new PduWriter(socket);
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => {
-      if (this.state !== 'closed') this.framer.push(chunk);
-    });
+    const receive = (bytes: Buffer): void => {
+      if (this.state !== 'closed') this.framer.push(bytes);
+    };
+    // Reads into the shared receive buffer come straight here (socket-reads.ts); a plain
+    // socket (tests, or no handle to move) emits 'data' as usual.
+    (socket as SharedReadSocket)[kReceive] = receive;
+    socket.on('data', receive);
     socket.on('drain', () => {
       if (this.socketPausedForDrain.value) {
         this.socketPausedForDrain.value = false;
@@ -1002,6 +1008,9 @@ export class IscsiConnection implements StatusSequence {
       this.leaveAdmission(task);
     }
     this.releaseTask(task);
+    // The store has written the Data-Out (SBC WRITE): its buffers go back to the pool. Not at
+    // ERL >= 1, where recovery may have placed views of one PDU's buffer more than once.
+    if (cmd.dataOutConsumed && task.recovery === null) releaseDataOut(cmd);
     if (cmd.aborted || this.state === 'closed') {
       cmd.releaseBuffers();
       this.releaseBudget(task);

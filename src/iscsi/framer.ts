@@ -4,8 +4,13 @@
  *   BHS (48) -> AHS (TotalAHSLength*4) -> HEADER_DIGEST (4, if on) -> DATA (DSL + pad to 4)
  *            -> DATA_DIGEST (4, if on and DSL > 0) -> deliver -> BHS ...
  *
- * Received chunks are kept in a list; a field that lies inside one chunk is handed out as a
- * `subarray` view, and only a field that straddles chunks is copied.
+ * Each field is copied out of the received chunk as it arrives, straight into the buffer it is
+ * delivered in: the BHS into a 48-byte buffer, the data segment into the buffer the
+ * `allocateData` option names (a pooled one the store writes from, on the target). So a chunk
+ * is never kept after push() returns, and the socket can read every chunk into one reused
+ * buffer (socket-reads.ts): the only copy of each byte is the one into where it is used, and no
+ * buffer is allocated per read. Only bytes that arrive while paused (or from inside onPdu) are
+ * copied aside first.
  *
  * Public API:
  *   class PduFramer {
@@ -18,7 +23,8 @@
  *     readonly paused: boolean; readonly stopped: boolean; readonly bufferedBytes: number
  *     readonly headerDigest: boolean; readonly dataDigest: boolean; readonly maxDataSegmentLength: number
  *   }
- *   interface PduFramerOptions { headerDigest?: boolean; dataDigest?: boolean; maxDataSegmentLength?: number }
+ *   interface PduFramerOptions { headerDigest?: boolean; dataDigest?: boolean; maxDataSegmentLength?: number;
+ *                                allocateData?: (length: number, bhs: Buffer) => Buffer }
  *   class FramingError extends Error { kind: FramingErrorKind; fatal: boolean; bhs: Buffer | null; code }
  *   type FramingErrorKind = 'header-digest' | 'data-digest' | 'too-long'
  *
@@ -69,6 +75,11 @@ export interface PduFramerOptions {
   dataDigest?: boolean;
   /** Largest DataSegmentLength accepted (our MaxRecvDataSegmentLength); default 8192 (login). */
   maxDataSegmentLength?: number;
+  /**
+   * Where a PDU's data segment is received into, asked once its header is in (default: a new
+   * buffer). The target gives SCSI payload pooled buffers that the store writes from.
+   */
+  allocateData?: (length: number, bhs: Buffer) => Buffer;
 }
 
 const enum State {
@@ -76,6 +87,7 @@ const enum State {
   Ahs,
   HeaderDigest,
   Data,
+  Pad,
   DataDigest,
   Stopped,
 }
@@ -84,11 +96,12 @@ const EMPTY = Buffer.alloc(0);
 
 /** Reassembles PDUs from stream chunks; see the file header. */
 export class PduFramer {
-  private readonly chunks: Buffer[] = [];
-  /** Index of the first unconsumed chunk and the offset into it. */
-  private head = 0;
-  private headOffset = 0;
-  private available = 0;
+  /** The chunk being framed (a caller's buffer, valid only during push) and the position in it. */
+  private input: Buffer = EMPTY;
+  private inputPos = 0;
+  /** Copies of bytes received while paused or from inside onPdu, framed before anything newer. */
+  private readonly backlog: Buffer[] = [];
+  private backlogBytes = 0;
 
   private state = State.Bhs;
   private running = false;
@@ -97,13 +110,20 @@ export class PduFramer {
   private wantHeaderDigest: boolean;
   private wantDataDigest: boolean;
   private maxDsl: number;
+  private readonly allocateData: (length: number, bhs: Buffer) => Buffer;
+
+  /** Where the current field's bytes go, and how many are there so far. */
+  private field: Buffer = EMPTY;
+  private filled = 0;
+  /** Digests and pad bytes are read into this scratch buffer (never handed out). */
+  private readonly scratch = Buffer.alloc(DIGEST_LENGTH);
+  /** Pad bytes of the current PDU (0-3), kept until its data digest is checked. */
+  private readonly padCopy = Buffer.alloc(DIGEST_LENGTH);
 
   // The PDU being assembled, and the settings latched for it.
   private bhs: Buffer = EMPTY;
   private ahs: Buffer | null = null;
   private data: Buffer = EMPTY;
-  /** Pad bytes of the current PDU, kept for the data digest. */
-  private pad: Buffer = EMPTY;
   private ahsLength = 0;
   private dataLength = 0;
   private pduDataDigest = false;
@@ -116,16 +136,27 @@ export class PduFramer {
     this.wantHeaderDigest = options.headerDigest ?? false;
     this.wantDataDigest = options.dataDigest ?? false;
     this.maxDsl = options.maxDataSegmentLength ?? DEFAULT_LOGIN_MAX_DATA_SEGMENT_LENGTH;
+    this.allocateData = options.allocateData ?? allocateUnpooled;
+    this.enter(State.Bhs, Buffer.allocUnsafe(BHS_LENGTH));
   }
 
-  /** Feed received bytes. Returns false when the caller should stop reading (paused or stopped). */
+  /**
+   * Feed received bytes; `chunk` is only read during the call (it may be a reused receive
+   * buffer). Returns false when the caller should stop reading (paused or stopped).
+   */
   push(chunk: Buffer): boolean {
     if (this.stopped) return false;
-    if (chunk.length > 0) {
-      this.chunks.push(chunk);
-      this.available += chunk.length;
+    if (this.running || this.isPaused) {
+      if (chunk.length > 0) this.keep(chunk);
+    } else if (this.backlogBytes > 0) {
+      // Left over from an onPdu that threw: it goes first.
+      if (chunk.length > 0) this.keep(chunk);
+      this.run();
+    } else if (chunk.length > 0) {
+      this.input = chunk;
+      this.inputPos = 0;
+      this.run();
     }
-    if (!this.running) this.run();
     return !this.isPaused && !this.stopped;
   }
 
@@ -155,10 +186,12 @@ export class PduFramer {
   /** Stop for good and drop buffered bytes. */
   stop(): void {
     this.state = State.Stopped;
-    this.chunks.length = 0;
-    this.head = 0;
-    this.headOffset = 0;
-    this.available = 0;
+    this.backlog.length = 0;
+    this.backlogBytes = 0;
+    this.input = EMPTY;
+    this.inputPos = 0;
+    this.field = EMPTY;
+    this.filled = 0;
   }
 
   get paused(): boolean {
@@ -167,9 +200,9 @@ export class PduFramer {
   get stopped(): boolean {
     return this.state === State.Stopped;
   }
-  /** Bytes received but not yet consumed. */
+  /** Bytes received but not yet delivered (held while paused, or part of an unfinished PDU). */
   get bufferedBytes(): number {
-    return this.available;
+    return this.backlogBytes + this.partialBytes();
   }
   get headerDigest(): boolean {
     return this.wantHeaderDigest;
@@ -181,23 +214,83 @@ export class PduFramer {
     return this.maxDsl;
   }
 
-  private run(): void {
-    this.running = true;
-    try {
-      while (!this.isPaused && this.step()) {
-        // each step consumes one field
-      }
-    } finally {
-      this.running = false;
+  /** Bytes of the PDU being assembled received so far. */
+  private partialBytes(): number {
+    switch (this.state) {
+      case State.Bhs:
+        return this.filled;
+      case State.Ahs:
+        return BHS_LENGTH + this.filled;
+      case State.HeaderDigest:
+        return BHS_LENGTH + this.ahsLength + this.filled;
+      case State.Data:
+      case State.Pad:
+      case State.DataDigest:
+        return BHS_LENGTH + this.ahsLength + (this.wantHeaderDigest ? DIGEST_LENGTH : 0) + this.filled;
+      case State.Stopped:
+        return 0;
     }
   }
 
-  /** Advance by one field. Returns false when more bytes are needed or the framer stopped. */
-  private step(): boolean {
+  /** Frame the backlog, then the current input, until paused, stopped or out of bytes. */
+  private run(): void {
+    this.running = true;
+    try {
+      for (;;) {
+        if (this.isPaused || this.stopped) break;
+        if (this.inputPos === this.input.length) {
+          const next = this.backlog.shift();
+          if (next === undefined) break;
+          this.backlogBytes -= next.length;
+          this.input = next;
+          this.inputPos = 0;
+          continue;
+        }
+        this.step();
+      }
+    } finally {
+      this.running = false;
+      this.saveInput();
+    }
+  }
+
+  /** The caller's chunk is about to be reused: keep a copy of what is left of it. */
+  private saveInput(): void {
+    const left = this.input.length - this.inputPos;
+    if (left > 0 && !this.stopped) {
+      this.backlog.unshift(Buffer.from(this.input.subarray(this.inputPos)));
+      this.backlogBytes += left;
+    }
+    this.input = EMPTY;
+    this.inputPos = 0;
+  }
+
+  private keep(chunk: Buffer): void {
+    this.backlog.push(Buffer.from(chunk));
+    this.backlogBytes += chunk.length;
+  }
+
+  /** Copy input into the current field; when it is complete, act on it. */
+  private step(): void {
+    const want = this.field.length - this.filled;
+    const n = Math.min(want, this.input.length - this.inputPos);
+    this.input.copy(this.field, this.filled, this.inputPos, this.inputPos + n);
+    this.inputPos += n;
+    this.filled += n;
+    if (n === want) this.fieldDone();
+  }
+
+  private enter(state: State, field: Buffer): void {
+    this.state = state;
+    this.field = field;
+    this.filled = 0;
+  }
+
+  /** The current field is complete. */
+  private fieldDone(): void {
     switch (this.state) {
       case State.Bhs: {
-        if (this.available < BHS_LENGTH) return false;
-        const bhs = this.take(BHS_LENGTH);
+        const bhs = this.field;
         this.bhs = bhs;
         this.ahs = null;
         this.data = EMPTY;
@@ -207,7 +300,7 @@ export class PduFramer {
         // RFC 7143 13.12: "the initiator MUST NOT send ... a data segment larger than the target's
         // MaxRecvDataSegmentLength"; a larger one means we no longer agree on the stream.
         if (this.dataLength > this.maxDsl) {
-          return this.fail(
+          this.fail(
             new FramingError(
               'too-long',
               `DataSegmentLength ${this.dataLength} exceeds MaxRecvDataSegmentLength ${this.maxDsl}`,
@@ -215,22 +308,23 @@ export class PduFramer {
               bhs,
             ),
           );
+          return;
         }
-        this.state = this.ahsLength > 0 ? State.Ahs : this.afterAhs();
-        return true;
+        if (this.ahsLength > 0) {
+          this.enter(State.Ahs, Buffer.allocUnsafe(this.ahsLength));
+        } else this.afterAhs();
+        return;
       }
       case State.Ahs:
-        if (this.available < this.ahsLength) return false;
-        this.ahs = this.take(this.ahsLength);
-        this.state = this.afterAhs();
-        return true;
+        this.ahs = this.field;
+        this.afterAhs();
+        return;
       case State.HeaderDigest: {
-        if (this.available < DIGEST_LENGTH) return false;
-        const received = readDigest(this.take(DIGEST_LENGTH), 0);
+        const received = readDigest(this.scratch, 0);
         const computed = headerDigest(this.bhs, this.ahs);
         if (received !== computed) {
           // RFC 7143 7.8: a header digest error makes the PDU boundaries unreliable.
-          return this.fail(
+          this.fail(
             new FramingError(
               'header-digest',
               `header digest ${hex(received)} != ${hex(computed)}`,
@@ -238,30 +332,24 @@ export class PduFramer {
               this.bhs,
             ),
           );
+          return;
         }
-        this.state = this.afterHeader();
-        return true;
+        this.startData();
+        return;
       }
-      case State.Data: {
-        if (this.dataLength === 0) return this.deliver(); // no data segment, so no data digest (11.1)
-        const padded = (this.dataLength + 3) & ~3;
-        if (this.available < padded) return false;
-        if (this.pduDataDigest) {
-          // The digest covers the padding too (RFC 7143 11.1), so keep the pad bytes' view.
-          const both = this.take(padded);
-          this.data = both.subarray(0, this.dataLength);
-          this.pad = both.subarray(this.dataLength);
-          this.state = State.DataDigest;
-          return true;
-        }
-        this.data = this.take(this.dataLength);
-        this.skip(padded - this.dataLength);
-        return this.deliver();
-      }
+      case State.Data:
+        this.data = this.field;
+        this.afterData();
+        return;
+      case State.Pad:
+        this.afterPad();
+        return;
       case State.DataDigest: {
-        if (this.available < DIGEST_LENGTH) return false;
-        const received = readDigest(this.take(DIGEST_LENGTH), 0);
-        const computed = crc32cUpdate(crc32cUpdate(0, this.data), this.pad);
+        const received = readDigest(this.scratch, 0);
+        // The digest covers the padding too (RFC 7143 11.1).
+        const pad = this.padLength();
+        let computed = crc32cUpdate(0, this.data);
+        if (pad > 0) computed = crc32cUpdate(computed, this.padBytes());
         if (received !== computed) {
           // RFC 7143 7.8: the PDU is discarded and answered with a Reject; framing is intact.
           const err = new FramingError(
@@ -270,96 +358,78 @@ export class PduFramer {
             false,
             this.bhs,
           );
-          this.state = State.Bhs;
-          this.resetPdu();
+          this.nextPdu();
           this.onError(err);
-          return !this.stopped;
+          return;
         }
-        return this.deliver();
+        this.deliver();
+        return;
       }
       case State.Stopped:
-        return false;
+        return;
     }
   }
 
-  private afterAhs(): State {
-    return this.wantHeaderDigest ? State.HeaderDigest : this.afterHeader();
+  private afterAhs(): void {
+    if (this.wantHeaderDigest) {
+      this.enter(State.HeaderDigest, this.scratch);
+    } else this.startData();
   }
 
-  private afterHeader(): State {
-    return State.Data;
+  private startData(): void {
+    // No data segment, so no data digest either (RFC 7143 11.1).
+    if (this.dataLength === 0) {
+      this.deliver();
+      return;
+    }
+    this.enter(State.Data, this.allocateData(this.dataLength, this.bhs));
+  }
+
+  private padLength(): number {
+    return ((this.dataLength + 3) & ~3) - this.dataLength;
+  }
+
+  /** The pad bytes just read, kept for the data digest. */
+  private padBytes(): Buffer {
+    return this.padCopy.subarray(0, this.padLength());
+  }
+
+  private afterData(): void {
+    const pad = this.padLength();
+    if (pad > 0) {
+      this.enter(State.Pad, this.padCopy.subarray(0, pad));
+    } else this.afterPad();
+  }
+
+  private afterPad(): void {
+    if (this.pduDataDigest) {
+      this.enter(State.DataDigest, this.scratch);
+    } else this.deliver();
   }
 
   /** Hand the finished PDU to onPdu and get ready for the next BHS. */
-  private deliver(): boolean {
+  private deliver(): void {
     const pdu: IncomingPdu = { bhs: this.bhs, ahs: this.ahs, data: this.data };
-    this.state = State.Bhs;
-    this.resetPdu();
+    this.nextPdu();
     this.onPdu(pdu);
-    return !this.stopped;
   }
 
-  private resetPdu(): void {
+  private nextPdu(): void {
     this.bhs = EMPTY;
     this.ahs = null;
     this.data = EMPTY;
-    this.pad = EMPTY;
+    if (this.state === State.Stopped) return;
+    this.enter(State.Bhs, Buffer.allocUnsafe(BHS_LENGTH));
   }
 
-  private fail(err: FramingError): false {
+  private fail(err: FramingError): void {
     this.stop();
     this.onError(err);
-    return false;
   }
+}
 
-  /** Consume n buffered bytes: a view when they lie in one chunk, else a copy. */
-  private take(n: number): Buffer {
-    if (n === 0) return EMPTY;
-    const first = this.chunks[this.head]!;
-    const start = this.headOffset;
-    if (first.length - start >= n) {
-      const view = first.subarray(start, start + n);
-      this.advance(n);
-      return view;
-    }
-    const out = Buffer.allocUnsafe(n);
-    let copied = 0;
-    while (copied < n) {
-      const chunk = this.chunks[this.head]!;
-      const take = Math.min(chunk.length - this.headOffset, n - copied);
-      chunk.copy(out, copied, this.headOffset, this.headOffset + take);
-      copied += take;
-      this.advance(take);
-    }
-    return out;
-  }
-
-  /** Drop n buffered bytes. */
-  private skip(n: number): void {
-    while (n > 0) {
-      const chunk = this.chunks[this.head]!;
-      const step = Math.min(chunk.length - this.headOffset, n);
-      this.advance(step);
-      n -= step;
-    }
-  }
-
-  /** Move the read position forward by n bytes, which must lie in the head chunk. */
-  private advance(n: number): void {
-    this.available -= n;
-    this.headOffset += n;
-    if (this.headOffset < this.chunks[this.head]!.length) return;
-    this.chunks[this.head] = EMPTY; // release the chunk for GC
-    this.head++;
-    this.headOffset = 0;
-    if (this.head === this.chunks.length) {
-      this.chunks.length = 0;
-      this.head = 0;
-    } else if (this.head >= 64) {
-      this.chunks.splice(0, this.head);
-      this.head = 0;
-    }
-  }
+function allocateUnpooled(length: number): Buffer {
+  return Buffer.allocUnsafe(length);
 }
 
 function hex(n: number): string {

@@ -4,7 +4,7 @@
  * configured the daemon listens on the wildcard address (IPv4 and IPv6) on 3260.
  */
 import * as net from 'node:net';
-import { withCopiedReads } from './socket-reads.js';
+import { withSharedReads } from './socket-reads.js';
 
 export const ISCSI_DEFAULT_PORT = 3260;
 
@@ -62,9 +62,9 @@ export class Portal {
       noDelay: true,
       keepAlive: true,
       keepAliveInitialDelay: 1_800_000,
-      pauseOnConnect: true, // withCopiedReads starts reading
+      pauseOnConnect: true, // withSharedReads starts reading
     });
-    server.on('connection', (socket: net.Socket) => onConnection(withCopiedReads(socket)));
+    server.on('connection', (socket: net.Socket) => onConnection(withSharedReads(socket)));
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       const options: net.ListenOptions = { port: addr.port, backlog: 128 };

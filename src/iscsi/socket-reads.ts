@@ -1,17 +1,18 @@
 /**
- * Receive path of accepted connections: the kernel reads into one shared buffer and each read is
- * copied out at once into a buffer of exactly its size.
+ * Receive path of accepted connections: the kernel reads into one shared buffer, and the
+ * connection's framer copies each PDU field out of it straight into where it is used (a pooled
+ * payload buffer for SCSI data, a small buffer for headers). No buffer is allocated per read.
  *
  * Why: Node's default read path mallocs a 64 KiB buffer per read, copies the bytes read into a
  * right-sized one, and pushes it through the Readable stream machinery before 'data' fires.
- * Reading with `onread` into a buffer of ours skips the per-read 64 KiB allocation and the stream
- * machinery; the one copy left replaces Node's. Measured (BENCHMARKS.md, "Socket reads"): the
- * per-read saving matters most for small PDUs (randwrite-4k-qd32 +16-24 % in same-run compares);
- * for 128 KiB writes it is about 10 % of the receive CPU (benchmarks/socket-reads.ts).
+ * Each of those right-sized buffers is external memory to V8; at hundreds of MB/s of writes
+ * they made V8 run a full mark-compact every ~150 ms ("external memory pressure"), with a
+ * small heap (BENCHMARKS.md, "Receive buffers"). Reading with `onread` into a buffer of ours
+ * skips the per-read allocation and the stream machinery.
  *
  * One buffer serves every connection: reads run one at a time on the event loop and each
- * callback copies its bytes out before the next read starts, and an idle connection holds no
- * receive memory at all (unlike per-connection buffers or slabs, which a retained view pins).
+ * receiver is done with the bytes when its callback returns (PduFramer.push copies what it
+ * keeps), and an idle connection holds no receive memory at all.
  *
  * net.Server has no `onread` option, so the accepted socket's handle is moved into a new Socket
  * that has one (`pauseOnConnect` keeps the first socket from reading). Node 20's net.Socket
@@ -23,12 +24,24 @@ import * as net from 'node:net';
 const RECEIVE_BUFFER_BYTES = 256 * 1024;
 let receiveBuffer: Buffer | null = null;
 
+/** Where a socket from withSharedReads() hands its bytes (a view valid only during the call). */
+export const kReceive = Symbol('tgt.receive');
+
+/** A socket that may deliver its reads to a receiver instead of 'data' events. */
+export interface SharedReadSocket extends net.Socket {
+  [kReceive]?: (bytes: Buffer) => void;
+}
+
 interface HandleCarrier {
   _handle?: object | null;
 }
 
-/** `accepted` (from a server created with pauseOnConnect) as a socket whose reads are copied out of the shared buffer; it emits 'data' as usual. */
-export function withCopiedReads(accepted: net.Socket): net.Socket {
+/**
+ * `accepted` (from a server created with pauseOnConnect) as a socket that reads into the shared
+ * buffer: each read goes to `socket[kReceive]` as a transient view once one is set, and until
+ * then is copied out and emitted as 'data'.
+ */
+export function withSharedReads(accepted: net.Socket): SharedReadSocket {
   const carrier = accepted as unknown as HandleCarrier;
   const handle = carrier._handle;
   if (!handle) return accepted;
@@ -42,12 +55,13 @@ export function withCopiedReads(accepted: net.Socket): net.Socket {
     onread: {
       buffer: shared,
       callback: (bytes: number): void => {
-        const chunk = Buffer.allocUnsafe(bytes);
-        shared.copy(chunk, 0, 0, bytes);
-        socket.emit('data', chunk);
+        const view = shared.subarray(0, bytes);
+        const receive = socket[kReceive];
+        if (receive) receive(view);
+        else socket.emit('data', Buffer.from(view));
       },
     },
   };
-  const socket: net.Socket = new net.Socket(options as net.SocketConstructorOpts);
+  const socket: SharedReadSocket = new net.Socket(options as net.SocketConstructorOpts);
   return socket;
 }

@@ -93,6 +93,11 @@ export class ScsiCommand {
    */
   dataOut: Buffer[] = [];
   dataOutLength = 0;
+  /**
+   * Set by a handler once the store has written `dataOut` and nothing in the core keeps a view
+   * of it: the fabric may then reuse the buffers it received the data into (SBC WRITE).
+   */
+  dataOutConsumed = false;
 
   /**
    * Data-In produced by the command. The core allocates it (stores read straight into it) and

@@ -121,6 +121,16 @@ describe('data integrity', () => {
       );
       // Session i reads what session i+1 wrote.
       await Promise.all(sessions.map((s, i) => verifyAll(s, plans[(i + 1) % 8]!, `session ${i}`)));
+      // Again with new data: received Data-Out buffers are reused from a pool once written
+      // (buffer-pool.ts), so a buffer given back too early would show up here as wrong data.
+      for (const plan of plans) for (const w of plan) w.data = randomBytes(16 * BLOCK);
+      await Promise.all(
+        sessions.map(async (s, i) => {
+          const results = await Promise.all(plans[i]!.map((w) => s.write16(LUN, w.lba, w.data, BLOCK)));
+          for (const r of results) assert.equal(r.status, GOOD, `session ${i} second write`);
+        }),
+      );
+      await Promise.all(sessions.map((s, i) => verifyAll(s, plans[(i + 3) % 8]!, `session ${i} again`)));
       for (const s of sessions) await closeSession(s);
       await d.stopChecked();
     } finally {

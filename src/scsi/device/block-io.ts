@@ -6,6 +6,7 @@ import type { ScsiCommand } from '../command.js';
 import type { LogicalUnit } from '../lu.js';
 import { SenseError, SenseReason } from '../sense.js';
 import { MAX_TRANSFER_BYTES } from './spc.js';
+import { acquireBuffer, POOLED_MAX_BYTES, releaseBuffer } from '../buffer-pool.js';
 
 /** SBC-4 4.5: any block past the last LBA -> LOGICAL BLOCK ADDRESS OUT OF RANGE. */
 export function checkRange(lu: LogicalUnit, lba: number, blocks: number): void {
@@ -28,37 +29,14 @@ export function writeFailure(err: unknown): SenseError {
   return new SenseError(SenseReason.WriteError);
 }
 
-/** Smallest and largest pooled Data-In buffer (power-of-two size classes in between). */
-const POOL_MIN_SHIFT = 12;
-const POOL_MAX_SHIFT = 17;
-/** Bound on the idle bytes kept per size class (512 of 4 KiB ... 16 of 128 KiB). */
-const POOL_BYTES_PER_CLASS = 2 * 1024 * 1024;
-const freeBuffers: ArrayBuffer[][] = [];
-for (let shift = POOL_MIN_SHIFT; shift <= POOL_MAX_SHIFT; shift++) freeBuffers.push([]);
-
-function sizeClass(bytes: number): number {
-  return bytes <= 1 << POOL_MIN_SHIFT ? 0 : 32 - Math.clz32(bytes - 1) - POOL_MIN_SHIFT;
-}
-
-function releaseDataIn(data: Buffer): void {
-  const memory = data.buffer;
-  const size = memory.byteLength;
-  if (!(memory instanceof ArrayBuffer) || (size & (size - 1)) !== 0) return;
-  const free = freeBuffers[sizeClass(size)];
-  if (free && free.length * size < POOL_BYTES_PER_CLASS) free.push(memory);
-}
-
 /**
- * A Data-In buffer of `bytes` for `cmd`, from a pool when its size class has one (4 KiB to
- * 128 KiB): the fabric gives it back through cmd.releaseBuffers() once sent, which saves an
- * ArrayBuffer allocation and its garbage collection per READ. Contents are uninitialised.
+ * A Data-In buffer of `bytes` for `cmd` from the payload pool (buffer-pool.ts): the fabric
+ * gives it back through cmd.releaseBuffers() once sent, which saves an ArrayBuffer allocation
+ * and its garbage collection per READ. Contents are uninitialised.
  */
 export function acquireDataIn(cmd: ScsiCommand, bytes: number): Buffer {
-  if (bytes === 0 || bytes > 1 << POOL_MAX_SHIFT) return Buffer.allocUnsafe(bytes);
-  const cls = sizeClass(bytes);
-  const memory = freeBuffers[cls]!.pop() ?? Buffer.allocUnsafeSlow(1 << (cls + POOL_MIN_SHIFT)).buffer;
-  cmd.onRelease = releaseDataIn;
-  return Buffer.from(memory, 0, bytes);
+  if (bytes > 0 && bytes <= POOLED_MAX_BYTES) cmd.onRelease = releaseBuffer;
+  return acquireBuffer(bytes);
 }
 
 /** Store read; any store failure becomes MEDIUM ERROR, UNRECOVERED READ ERROR. */

@@ -85,6 +85,8 @@ async function writeHandler(cmd: ScsiCommand, lu: LogicalUnit): Promise<void> {
   if (n === 0) return;
   const segments = n === cmd.dataOutLength ? cmd.dataOut : sliceSegments(cmd.dataOut, 0, n);
   await storeWrite(lu, segments, lba * lu.blockSize, cdbFua(cdb) || !lu.writeCacheEnabled);
+  // Stores never keep the segments they were given (store.ts): the fabric may reuse them.
+  cmd.dataOutConsumed = true;
 }
 
 /** Compare `bytes` of Data-Out (from `dataStart`) with the medium at `offset`; MISCOMPARE on difference. */

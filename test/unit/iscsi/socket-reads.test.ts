@@ -2,11 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { once } from 'node:events';
-import { withCopiedReads } from '../../../src/iscsi/socket-reads.js';
+import { kReceive, withSharedReads, type SharedReadSocket } from '../../../src/iscsi/socket-reads.js';
 
-/** A loopback server whose accepted sockets go through withCopiedReads. */
-async function server(onSocket: (s: net.Socket) => void): Promise<{ port: number; close: () => void }> {
-  const srv = net.createServer({ pauseOnConnect: true }, (s) => onSocket(withCopiedReads(s)));
+/** A loopback server whose accepted sockets go through withSharedReads. */
+async function server(onSocket: (s: SharedReadSocket) => void): Promise<{ port: number; close: () => void }> {
+  const srv = net.createServer({ pauseOnConnect: true }, (s) => onSocket(withSharedReads(s)));
   srv.listen(0, '127.0.0.1');
   await once(srv, 'listening');
   return { port: (srv.address() as net.AddressInfo).port, close: () => srv.close() };
@@ -106,4 +106,34 @@ test('socket reads: pause() stops data events until resume() (backpressure still
   await done;
   assert.equal(duringPause, 0, 'no data while paused');
   assert.equal(total, 2 * 1024 * 1024, 'everything arrived after resume');
+});
+
+test('socket reads: a receiver set with kReceive gets every byte, in order, as views it must copy before returning', async () => {
+  const SIZE = 4 * 1024 * 1024;
+  const copies: Buffer[] = [];
+  let views = 0;
+  let sameMemory = true;
+  let firstMemory: ArrayBufferLike | null = null;
+  const ended = new Promise<void>((resolve) => {
+    void server((s) => {
+      s[kReceive] = (bytes: Buffer): void => {
+        views++;
+        firstMemory ??= bytes.buffer;
+        if (bytes.buffer !== firstMemory) sameMemory = false;
+        copies.push(Buffer.from(bytes));
+      };
+      s.on('data', () => assert.fail('no data events once a receiver is set'));
+      s.on('end', () => {
+        s.end();
+        resolve();
+      });
+    }).then((srv) => {
+      const c = net.connect(srv.port, '127.0.0.1', () => c.end(pattern(7, SIZE)));
+      c.on('close', () => srv.close());
+    });
+  });
+  await ended;
+  assert.ok(views > 1, 'several reads');
+  assert.ok(sameMemory, 'every read lands in the one shared buffer (no allocation per read)');
+  assert.ok(Buffer.concat(copies).equals(pattern(7, SIZE)), 'all bytes, in order');
 });
