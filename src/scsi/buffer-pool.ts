@@ -1,7 +1,7 @@
 /**
- * Payload buffers in power-of-two size classes (4 KiB to 128 KiB), reused instead of allocated
- * per command: READ Data-In that stores read into, and received Data-Out that stores write
- * from.
+ * Payload buffers in power-of-two size classes (4 KiB to 256 KiB, the largest data segment
+ * initiators usually negotiate), reused instead of allocated per command: READ Data-In that
+ * stores read into, and received Data-Out that stores write from.
  *
  * Why: every fresh ArrayBuffer is external memory to V8, and hundreds of megabytes of it per
  * second (128 KiB writes at line rate) make V8 start a full mark-compact every ~150 ms for
@@ -16,8 +16,8 @@
 
 /** Smallest and largest pooled size (power-of-two classes in between). */
 const MIN_SHIFT = 12;
-const MAX_SHIFT = 17;
-/** Bound on the idle bytes kept per size class (1024 of 4 KiB ... 32 of 128 KiB). */
+const MAX_SHIFT = 18;
+/** Bound on the idle bytes kept per size class (1024 of 4 KiB ... 16 of 256 KiB). */
 const IDLE_BYTES_PER_CLASS = 4 * 1024 * 1024;
 
 /** Set on a pooled ArrayBuffer while it is handed out (a property: cheaper than a WeakSet). */

@@ -50,9 +50,9 @@ test('data path: a buffer still held by the fabric is never handed to another RE
   assert.notEqual(held.dataIn.buffer, other.dataIn.buffer);
 });
 
-test('data path: READs above 128 KiB are not pooled and need no release', () => {
-  const cmd = readCommand(256 * 1024);
-  cmd.dataIn = acquireDataIn(cmd, 256 * 1024);
+test('data path: READs above 256 KiB are not pooled and need no release', () => {
+  const cmd = readCommand(512 * 1024);
+  cmd.dataIn = acquireDataIn(cmd, 512 * 1024);
   assert.equal(cmd.onRelease, null);
-  assert.equal(cmd.dataIn.length, 256 * 1024);
+  assert.equal(cmd.dataIn.length, 512 * 1024);
 });
