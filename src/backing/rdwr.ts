@@ -32,7 +32,10 @@
  *   thread-pool round trip, so small requests run inline while they stay fast. One that takes
  *   longer than INLINE_SLOW_MS twice in a row (cache misses, writeback throttling, a slow disk)
  *   sends every request back to the thread pool for INLINE_BACKOFF_MS, so a slow medium stalls
- *   the event loop for at most two requests per back-off period. TGT_INLINE_IO=0 turns it off.
+ *   the event loop for at most two requests per back-off period, except a read that nothing
+ *   else waits behind (the fabric received no other command, none is on the pool): it still
+ *   runs inline, as a hand-off would only add thread wake-ups (QD 1 reads missing the page
+ *   cache: twice the IOPS inline, BENCHMARKS.md). TGT_INLINE_IO=0 turns it off.
  */
 import {
   constants as fsc,
@@ -82,9 +85,13 @@ export class InlineIoGate {
     private readonly backoffMs = INLINE_BACKOFF_MS,
   ) {}
 
-  /** True when a request of `bytes` may run inline now. */
-  allow(bytes: number): boolean {
-    return this.enabled && bytes <= INLINE_MAX_BYTES && (this.asyncUntil === 0 || this.expired());
+  /**
+   * True when a request of `bytes` may run inline now. `alone`: nothing else waits behind it
+   * (no other request received, none on the thread pool), so it runs inline even while backing
+   * off: with nobody else to serve, a hand-off to the pool only adds two thread wake-ups.
+   */
+  allow(bytes: number, alone = false): boolean {
+    return this.enabled && bytes <= INLINE_MAX_BYTES && (alone || this.asyncUntil === 0 || this.expired());
   }
 
   /** The previous inline request was slow too. */
@@ -145,22 +152,27 @@ class RdwrStore implements BackingStore {
 
   /** The I/O worker for small buffered requests (null: inline/thread pool only). */
   private readonly worker: IoWorker | null;
+  /** Reads and writes of this store on the thread pool now. */
+  private poolRequests = 0;
 
-  async read(into: Buffer, offset: number): Promise<void> {
+  async read(into: Buffer, offset: number, mayBlock = false): Promise<void> {
     checkRange(offset, into.length, this.size);
     const worker = this.worker;
     if (WORKER_READS && worker?.accepts(into.length)) return worker.read(this.handle.fd, into, offset);
-    if (this.inlineReads.allow(into.length)) {
+    if (this.inlineReads.allow(into.length, mayBlock && this.poolRequests === 0)) {
       const start = performance.now();
       readFullInline(this.handle.fd, into, offset);
       this.inlineReads.record(performance.now() - start);
       return;
     }
+    this.poolRequests++;
     try {
       await readFull(this.handle, into, offset);
     } catch (err) {
       if (!this.bufferedHandle || errnoCode(err) !== 'EINVAL') throw err;
       await readFull(this.bufferedHandle, into, offset);
+    } finally {
+      this.poolRequests--;
     }
   }
 
@@ -183,12 +195,15 @@ class RdwrStore implements BackingStore {
       this.allocation.markMapped(offset, length);
       return;
     }
+    this.poolRequests++;
     try {
       await writeFull(handle, segments, offset);
     } catch (err) {
       if (!this.bufferedHandle || errnoCode(err) !== 'EINVAL') throw err;
       await writeFull(this.bufferedHandle, segments, offset);
       if (fua) await this.bufferedHandle.datasync();
+    } finally {
+      this.poolRequests--;
     }
     this.allocation.markMapped(offset, length);
   }

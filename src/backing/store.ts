@@ -31,9 +31,11 @@ export interface BackingStore {
 
   /**
    * Fill `into` with `into.length` bytes starting at byte `offset`. The buffer is the one that
-   * goes on the wire; stores must not substitute their own.
+   * goes on the wire; stores must not substitute their own. `mayBlock`: nothing else is known
+   * to be waiting for the caller (no other command received), so a store may block its
+   * thread on this read rather than pay a hand-off to another thread.
    */
-  read(into: Buffer, offset: number): Promise<void>;
+  read(into: Buffer, offset: number, mayBlock?: boolean): Promise<void>;
 
   /**
    * Write the concatenation of `segments` at byte `offset`, straight from the caller's buffers.

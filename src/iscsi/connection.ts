@@ -588,6 +588,8 @@ export class IscsiConnection implements StatusSequence {
       },
       this.commandDone,
     );
+    // More PDUs already read behind this one: the store should not block on this command.
+    cmd.moreReceived = this.framer.hasBufferedInput;
     this.recentlyAborted.delete(itt);
     const task = new IscsiTask(itt, cmd, immediate, this.limits.maxWriteLength, v.cmdSN);
     task.connection = this;

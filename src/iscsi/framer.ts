@@ -213,6 +213,10 @@ export class PduFramer {
   get maxDataSegmentLength(): number {
     return this.maxDsl;
   }
+  /** More bytes were received after the PDU being delivered (true inside onPdu of a batch). */
+  get hasBufferedInput(): boolean {
+    return this.inputPos < this.input.length || this.backlogBytes > 0;
+  }
 
   /** Bytes of the PDU being assembled received so far. */
   private partialBytes(): number {

@@ -100,6 +100,13 @@ export class ScsiCommand {
   dataOutConsumed = false;
 
   /**
+   * Set by the fabric when more requests had already been received behind this one (the rest
+   * of a socket read): the store should not block on this command then (BackingStore.read).
+   * A fabric that cannot tell leaves it true.
+   */
+  moreReceived = true;
+
+  /**
    * Data-In produced by the command. The core allocates it (stores read straight into it) and
    * the fabric sends views of it. `dataInLength` is how many bytes the command produced,
    * which may exceed `expectedReadLength` (the fabric then reports residual overflow and sends

@@ -16,12 +16,14 @@ import type { ItNexus } from './nexus.js';
 import { PrAccess } from './pr.js';
 import { buildSense, invalidCdbField, SenseError, SenseReason } from './sense.js';
 import { inquiryHandler, reportLunsHandler } from './device/spc.js';
+import { commandFinished, commandStarted } from './running.js';
 
 const debug = debuglog('tgt:scsi');
 
 /** Start an enabled command (called by the LU's task set). */
 export function executeCommand(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit): void {
   let result: void | Promise<void>;
+  commandStarted();
   try {
     result = dispatch(cmd, nexus, lu);
   } catch (err) {
@@ -29,12 +31,17 @@ export function executeCommand(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit
     result = undefined;
   }
   if (result === undefined) {
+    commandFinished();
     // Never complete synchronously inside submit(): fabrics may still be setting up.
     queueMicrotask(() => completeCommand(cmd, nexus, lu));
   } else {
     result.then(
-      () => completeCommand(cmd, nexus, lu),
+      () => {
+        commandFinished();
+        completeCommand(cmd, nexus, lu);
+      },
       (err: unknown) => {
+        commandFinished();
         setError(cmd, lu, err);
         completeCommand(cmd, nexus, lu);
       },

@@ -58,8 +58,8 @@ export class FaultStore implements BackingStore {
   }
 
   /** Read through the filter. */
-  read(into: Buffer, offset: number): Promise<void> {
-    return this.run('read', offset, into.length, () => this.inner.read(into, offset));
+  read(into: Buffer, offset: number, mayBlock?: boolean): Promise<void> {
+    return this.run('read', offset, into.length, () => this.inner.read(into, offset, mayBlock));
   }
 
   /** Write through the filter. */

@@ -7,6 +7,7 @@ import type { LogicalUnit } from '../lu.js';
 import { SenseError, SenseReason } from '../sense.js';
 import { MAX_TRANSFER_BYTES } from './spc.js';
 import { acquireBuffer, POOLED_MAX_BYTES, releaseBuffer } from '../buffer-pool.js';
+import { runningCommands } from '../running.js';
 
 /** SBC-4 4.5: any block past the last LBA -> LOGICAL BLOCK ADDRESS OUT OF RANGE. */
 export function checkRange(lu: LogicalUnit, lba: number, blocks: number): void {
@@ -39,10 +40,20 @@ export function acquireDataIn(cmd: ScsiCommand, bytes: number): Buffer {
   return acquireBuffer(bytes);
 }
 
-/** Store read; any store failure becomes MEDIUM ERROR, UNRECOVERED READ ERROR. */
-export async function storeRead(lu: LogicalUnit, into: Buffer, offset: number): Promise<void> {
+/**
+ * Store read; any store failure becomes MEDIUM ERROR, UNRECOVERED READ ERROR. `cmd`: the READ
+ * it is for: when no other command is running and its fabric has received nothing behind it,
+ * the store may block on it (BackingStore.read mayBlock).
+ */
+export async function storeRead(
+  lu: LogicalUnit,
+  into: Buffer,
+  offset: number,
+  cmd?: ScsiCommand,
+): Promise<void> {
+  const alone = cmd !== undefined && !cmd.moreReceived && runningCommands() === 1;
   try {
-    await lu.store!.read(into, offset);
+    await lu.store!.read(into, offset, alone);
   } catch {
     throw new SenseError(SenseReason.UnrecoveredReadError);
   }

@@ -67,7 +67,7 @@ async function readHandler(cmd: ScsiCommand, lu: LogicalUnit): Promise<void> {
   const wanted = Math.min(bytes, cmd.expectedReadLength);
   const buf = acquireDataIn(cmd, wanted);
   cmd.dataIn = buf;
-  if (wanted > 0) await storeRead(lu, buf, lba * lu.blockSize);
+  if (wanted > 0) await storeRead(lu, buf, lba * lu.blockSize, cmd);
   cmd.dataInLength = bytes;
 }
 

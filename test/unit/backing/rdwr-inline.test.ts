@@ -34,3 +34,13 @@ test('rdwr inline I/O: two slow requests in a row (slow medium) go to the thread
 test('rdwr inline I/O: off (O_DIRECT, O_SYNC writes, TGT_INLINE_IO=0) means never inline', () => {
   assert.equal(new InlineIoGate(false).allow(512), false);
 });
+
+test('rdwr inline I/O: while backing off, a request nothing else waits behind still runs inline (no hand-off to serve no one)', () => {
+  const gate = new InlineIoGate(true, 60_000);
+  gate.record(5);
+  gate.record(5);
+  assert.equal(gate.allow(4096), false, 'others may be waiting: thread pool');
+  assert.equal(gate.allow(4096, true), true, 'alone: inline');
+  assert.equal(gate.allow(256 * 1024, true), false, 'large requests still use the thread pool');
+  assert.equal(new InlineIoGate(false).allow(4096, true), false, 'never inline when turned off');
+});

@@ -293,3 +293,16 @@ test('exceptions from the handler propagate, and framing resumes at the next PDU
   framer.push(Buffer.alloc(0));
   assert.deepEqual(seen, [1, 2]);
 });
+
+test('hasBufferedInput: inside onPdu it tells whether more bytes were received behind the PDU', () => {
+  const seen: boolean[] = [];
+  const framer: PduFramer = new PduFramer(
+    () => seen.push(framer.hasBufferedInput),
+    (e) => assert.fail(e),
+  );
+  framer.push(Buffer.concat([nopOut(1), nopOut(2), nopOut(3)]));
+  assert.deepEqual(seen, [true, true, false], 'the last PDU of a read has nothing behind it');
+  const partial = nopOut(4, Buffer.alloc(8));
+  framer.push(Buffer.concat([nopOut(5), partial.subarray(0, 20)]));
+  assert.deepEqual(seen.slice(3), [true], 'part of the next PDU counts as received');
+});
