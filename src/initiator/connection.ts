@@ -16,19 +16,10 @@ export interface ConnectOptions {
   connectTimeoutMs?: number;
 }
 
-/** Copy a PDU out of the receive buffers so it outlives the framer's chunk list. */
-export function copyPdu(pdu: Pdu): Pdu {
-  return {
-    bhs: Buffer.from(pdu.bhs),
-    ahs: pdu.ahs ? Buffer.from(pdu.ahs) : null,
-    data: Buffer.from(pdu.data),
-  };
-}
-
 export class IscsiConnection {
   /**
-   * Receives every PDU as it is framed (views of receive buffers: copy what you keep). When
-   * null, PDUs are copied into a queue read by `receive()`.
+   * Receives every PDU as it is framed (buffers of its own: the framer keeps nothing of the
+   * socket's reads). When null, PDUs go into a queue read by `receive()`.
    */
   onPdu: ((pdu: Pdu) => void) | null = null;
   /** Why the connection ended: undefined while open, null after an orderly close. */
@@ -199,7 +190,7 @@ export class IscsiConnection {
 
   private deliver(pdu: Pdu): void {
     if (this.onPdu) this.onPdu(pdu);
-    else this.enqueue(copyPdu(pdu));
+    else this.enqueue(pdu);
   }
 
   private onFramingError(err: FramingError): void {

@@ -17,7 +17,7 @@ export {
   type ScsiResult,
   type SessionOptions,
 } from './session.js';
-export { IscsiConnection, copyPdu, type ConnectOptions } from './connection.js';
+export { IscsiConnection, type ConnectOptions } from './connection.js';
 export { InitiatorError, LoginFailedError, RejectedError, type InitiatorErrorCode } from './errors.js';
 export {
   LoginNegotiator,

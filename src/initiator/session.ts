@@ -46,7 +46,7 @@ import {
 import type { DataSegment } from '../iscsi/pdu-writer.js';
 import { encodeText, parseTextAllowRepeats, TextAccumulator, type TextPair } from '../iscsi/text.js';
 import { InitiatorChap, type InitiatorChapOptions } from '../iscsi/chap.js';
-import { IscsiConnection, copyPdu, type ConnectOptions } from './connection.js';
+import { IscsiConnection, type ConnectOptions } from './connection.js';
 import { InitiatorError, LoginFailedError, RejectedError } from './errors.js';
 import { LoginNegotiator, type LoginProposals, type NegotiatedParams } from './negotiation.js';
 import { decodeSense, type Sense } from './sense.js';
@@ -748,7 +748,7 @@ export class Session {
     const op = bhsOpcode(pdu.bhs);
     this.trackSequence(op, pdu.bhs);
     if (this.rawMode) {
-      this.connection.enqueue(copyPdu(pdu));
+      this.connection.enqueue(pdu);
       return;
     }
     const itt = bhsItt(pdu.bhs);
@@ -769,7 +769,7 @@ export class Session {
       case Opcode.Reject:
         return this.onReject(pdu);
       case Opcode.AsyncMessage:
-        this.asyncMessages.push(copyPdu(pdu));
+        this.asyncMessages.push(pdu);
         return;
       default:
         this.unexpectedPdus++;
@@ -877,7 +877,7 @@ export class Session {
     const v = this.views.nopIn.wrap(pdu.bhs);
     if (v.ttt === RESERVED_TAG) return; // 11.19: an unsolicited update, no answer wanted
     if (this.options.answerNopIns === false) {
-      this.connection.enqueue(copyPdu(pdu));
+      this.connection.enqueue(pdu);
       return;
     }
     // RFC 7143 11.18.3: answer with an immediate NOP-Out carrying the target's TTT and LUN.
@@ -900,7 +900,7 @@ export class Session {
     if (task) this.fail(task, new RejectedError(reason, header));
     else {
       this.unexpectedPdus++;
-      this.connection.enqueue(copyPdu(pdu));
+      this.connection.enqueue(pdu);
     }
   }
 
@@ -911,7 +911,7 @@ export class Session {
       return;
     }
     this.untrack(task);
-    task.resolve(copyPdu(pdu));
+    task.resolve(pdu);
   }
 
   // -------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@
  *   class ReplayError extends Error
  *   interfaces CapturedSession, ReplayOptions, ReplayResult, TaskExchange, WriteProgress
  */
-import { IscsiConnection, copyPdu } from '../../src/initiator/connection.js';
+import { IscsiConnection } from '../../src/initiator/connection.js';
 import { PduFramer } from '../../src/iscsi/framer.js';
 import {
   bhsFinal,
@@ -240,7 +240,7 @@ export class ReplayLink {
     /** Our MaxRecvDataSegmentLength for full feature phase (what the captured initiator declared). */
     private readonly maxRecvDataSegmentLength: number,
   ) {
-    conn.onPdu = (pdu) => this.onPdu(copyPdu(pdu));
+    conn.onPdu = (pdu) => this.onPdu(pdu);
     conn.onClose((reason) => {
       for (const w of this.waiters.splice(0))
         w.fail(`connection closed (${reason?.message ?? 'by the target'})`);
