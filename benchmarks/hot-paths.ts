@@ -1,6 +1,6 @@
 /**
- * Micro-benchmarks of the per-command hot paths: BHS decode, CDB decode, CRC32C and Data-In
- * build. Run with `npx tsx benchmarks/hot-paths.ts [seconds-per-case]` (default 1). Prints
+ * Micro-benchmarks of the per-command hot paths: BHS decode, CDB decode, CRC32C, Data-In
+ * build and receive framing. Run with `npx tsx benchmarks/hot-paths.ts [seconds-per-case]` (default 1). Prints
  * operations per second and nanoseconds per operation; compare runs on the same machine only.
  */
 import { DataDirection, ScsiCommand, TaskAttribute } from '../src/scsi/command.js';
@@ -8,7 +8,10 @@ import { cdbLba, cdbTransferLength } from '../src/scsi/cdb.js';
 import { crc32cUpdate } from '../src/iscsi/digest.js';
 import { sendCommandResult } from '../src/iscsi/data-in.js';
 import { bhsLun, encodeScsiCommand, ScsiCommandView, scsiCommandCdb } from '../src/iscsi/pdu.js';
-import { pduBuffers } from '../src/iscsi/pdu-writer.js';
+import { encodePduToBuffer, pduBuffers } from '../src/iscsi/pdu-writer.js';
+import { PduFramer } from '../src/iscsi/framer.js';
+import { allocatePduData } from '../src/iscsi/payload-buffers.js';
+import { releaseBuffer } from '../src/scsi/buffer-pool.js';
 import { BHS_LENGTH } from '../src/iscsi/spec.js';
 import { IscsiTask } from '../src/iscsi/task.js';
 
@@ -118,3 +121,40 @@ for (const size of [4096, 128 * 1024]) {
 const small = { maxXmitDataSegmentLength: 8192, maxBurstLength: 262144 };
 const big = finishedRead(128 * 1024);
 measure('Data-In build 128 KiB in 8 KiB PDUs', () => sendCommandResult(big, small, seq, send).dataInPdus);
+
+// --- Receive framing: one socket read holding 32 WRITE PDUs with immediate data, framed into
+// pooled payload buffers that go back once "written", as on the target (one op = one read).
+for (const size of [4096, 8192]) {
+  const stream = Buffer.concat(
+    Array.from({ length: 32 }, (_, i) =>
+      encodePduToBuffer(
+        encodeScsiCommand(Buffer.alloc(BHS_LENGTH), {
+          itt: i,
+          write: true,
+          edtl: size,
+          cdb: Buffer.alloc(16, 0x2a),
+          cmdSN: i,
+          expStatSN: 1,
+        }),
+        null,
+        Buffer.alloc(size, i),
+        digests,
+      ),
+    ),
+  );
+  let framed = 0;
+  const framer = new PduFramer(
+    (pdu) => {
+      framed++;
+      releaseBuffer(pdu.data);
+    },
+    (err) => {
+      throw err;
+    },
+    { maxDataSegmentLength: 262144, allocateData: allocatePduData },
+  );
+  measure(`Framing a read of 32 WRITE + ${size / 1024} KiB PDUs`, () => {
+    framer.push(stream);
+    return framed;
+  });
+}
