@@ -17,6 +17,8 @@ export interface TgtdOptions {
   noDaemonize: boolean;
   controlPort: number;
   ioThreads: number;
+  /** -t/--nr_iothreads was on the command line (it then wins over UV_THREADPOOL_SIZE). */
+  ioThreadsGiven: boolean;
   pidFile: string | null;
   debug: boolean;
   /** Portal specs as given ("127.0.0.1:3260", "[::1]:3260"); empty = wildcard on 3260. */
@@ -78,6 +80,7 @@ export function parseTgtdArgs(argv: readonly string[]): ParseResult {
     noDaemonize: false,
     controlPort: 0,
     ioThreads: 16,
+    ioThreadsGiven: false,
     pidFile: null,
     debug: false,
     portals: [],
@@ -133,6 +136,7 @@ export function parseTgtdArgs(argv: readonly string[]): ParseResult {
           return { kind: 'exit', code: 22, stderr: `-t argument value '${value}' invalid\n${TRY_HELP}` };
         }
         o.ioThreads = n;
+        o.ioThreadsGiven = true;
         break;
       }
       case '-p':
@@ -212,4 +216,27 @@ export function tgtdNodeFlags(binTgtd: string): string[] {
   }
   const m = /^#!\S*env -S node\s+(.*)$/.exec(first);
   return m ? m[1]!.split(/\s+/).filter((f) => f.startsWith('--')) : [];
+}
+
+/**
+ * UV_THREADPOOL_SIZE for the daemonized child (store I/O that cannot run inline uses libuv's
+ * thread pool, tgt's I/O threads): -t when given, else the environment's, else -t's default.
+ */
+export function daemonThreadPoolSize(options: TgtdOptions, env: NodeJS.ProcessEnv): string {
+  if (options.ioThreadsGiven) return String(options.ioThreads);
+  return env.UV_THREADPOOL_SIZE ?? String(options.ioThreads);
+}
+
+/**
+ * A process's thread pool keeps the size it started with, so in the foreground -t can only be
+ * honoured through the environment: the message for a -t that the environment does not match.
+ */
+export function foregroundThreadPoolWarning(options: TgtdOptions, env: NodeJS.ProcessEnv): string | null {
+  if (!options.ioThreadsGiven) return null;
+  const size = env.UV_THREADPOOL_SIZE ?? '4';
+  if (size === String(options.ioThreads)) return null;
+  return (
+    `tgtd: -t ${options.ioThreads} has no effect in the foreground (the I/O thread pool has ${size} threads);` +
+    ` start tgtd with UV_THREADPOOL_SIZE=${options.ioThreads} in its environment\n`
+  );
 }

@@ -26,7 +26,12 @@ import {
   type SavedState,
 } from '../mgmt/state.js';
 import { TargetSystem } from '../scsi/system.js';
-import { parseTgtdArgs, type TgtdOptions } from './tgtd-options.js';
+import {
+  daemonThreadPoolSize,
+  foregroundThreadPoolWarning,
+  parseTgtdArgs,
+  type TgtdOptions,
+} from './tgtd-options.js';
 
 const DAEMON_CHILD_ENV = 'TGTD_TS_DAEMON_CHILD';
 
@@ -40,8 +45,12 @@ async function main(): Promise<void> {
   const options = parsed.options;
   const isChild = process.env[DAEMON_CHILD_ENV] === '1';
   if (!options.foreground && !options.noDaemonize && !isChild) {
-    await daemonize(options.ioThreads);
+    await daemonize(daemonThreadPoolSize(options, process.env));
     return;
+  }
+  if (!isChild) {
+    const warning = foregroundThreadPoolWarning(options, process.env);
+    if (warning) process.stderr.write(warning);
   }
   await run(options, isChild);
 }
@@ -50,13 +59,13 @@ async function main(): Promise<void> {
  * Re-run detached; exit when the child says it is ready (or failed). `-t N` becomes the child's
  * libuv thread pool size (where store I/O runs), which can only be set before the process starts.
  */
-function daemonize(ioThreads: number): Promise<void> {
+function daemonize(threadPoolSize: string): Promise<void> {
   // process.execArgv carries bin/tgtd's V8 heap flag into the daemon.
   const script = fileURLToPath(import.meta.url);
   const child = spawn(process.execPath, [...process.execArgv, script, ...process.argv.slice(2)], {
     detached: true,
     stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
-    env: { UV_THREADPOOL_SIZE: String(ioThreads), ...process.env, [DAEMON_CHILD_ENV]: '1' },
+    env: { ...process.env, UV_THREADPOOL_SIZE: threadPoolSize, [DAEMON_CHILD_ENV]: '1' },
   });
   return new Promise(() => {
     child.on('message', (m: { ready?: boolean; error?: string }) => {

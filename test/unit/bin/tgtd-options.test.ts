@@ -1,6 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseTgtdArgs } from '../../../src/bin/tgtd-options.js';
+import {
+  daemonThreadPoolSize,
+  foregroundThreadPoolWarning,
+  parseTgtdArgs,
+  type TgtdOptions,
+} from '../../../src/bin/tgtd-options.js';
+
+function runOptions(argv: string[]): TgtdOptions {
+  const r = parseTgtdArgs(argv);
+  assert.equal(r.kind, 'run');
+  if (r.kind !== 'run') throw new Error('not run');
+  return r.options;
+}
 
 test('tgt §1.7: defaults are control port 0, 16 I/O threads, no portal (wildcard:3260)', () => {
   const r = parseTgtdArgs([]);
@@ -60,4 +72,19 @@ test('a malformed --iscsi option is refused', () => {
   assert.ok(r.kind === 'exit' && r.code === 22);
   const r2 = parseTgtdArgs(['--iscsi', 'bogus=1']);
   assert.ok(r2.kind === 'exit' && r2.code === 22);
+});
+
+test('tgt §1.7 -t: the daemon gets -t I/O threads when given, else UV_THREADPOOL_SIZE, else 16', () => {
+  assert.equal(daemonThreadPoolSize(runOptions(['-t', '8']), { UV_THREADPOOL_SIZE: '2' }), '8');
+  assert.equal(daemonThreadPoolSize(runOptions([]), { UV_THREADPOOL_SIZE: '2' }), '2');
+  assert.equal(daemonThreadPoolSize(runOptions([]), {}), '16');
+});
+
+test('tgt §1.7 -t: in the foreground a -t the environment does not match is reported, not silently ignored', () => {
+  assert.match(
+    foregroundThreadPoolWarning(runOptions(['-f', '-t', '8']), {}) ?? '',
+    /-t 8 has no effect.*UV_THREADPOOL_SIZE=8/,
+  );
+  assert.equal(foregroundThreadPoolWarning(runOptions(['-f', '-t', '8']), { UV_THREADPOOL_SIZE: '8' }), null);
+  assert.equal(foregroundThreadPoolWarning(runOptions(['-f']), {}), null);
 });
