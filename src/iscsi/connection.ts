@@ -152,6 +152,8 @@ export class IscsiConnection implements StatusSequence {
   private dataOutTimer: NodeJS.Timeout | null = null;
   /** A write batch is open (corked) until the end of this event-loop turn. */
   private batchOpen = false;
+  /** The setImmediate that will flush the open batch. */
+  private batchFlush: NodeJS.Immediate | null = null;
   private nopOutstanding = 0;
   private nopTtt = 1;
   private readonly socketPausedForDrain = { value: false };
@@ -1022,6 +1024,7 @@ export class IscsiConnection implements StatusSequence {
     // After the response, so an R2T this frees never overtakes it.
     this.releaseBudget(task);
     this.checkLogout();
+    this.flushIfIdle();
   }
 
   /** Forget a task and give its CmdSN slot back. */
@@ -1882,10 +1885,22 @@ export class IscsiConnection implements StatusSequence {
     if (this.batchOpen) return;
     this.batchOpen = true;
     this.writer.cork();
-    setImmediate(this.flushBatch);
+    this.batchFlush = setImmediate(this.flushBatch);
+  }
+
+  /**
+   * A command finished and nothing else is in flight on this connection, so nothing will join
+   * the open batch: send it now rather than at the end of the event-loop turn (QD 1 latency:
+   * about 8 us from the response to the writev otherwise, measured with timestamps).
+   */
+  private flushIfIdle(): void {
+    if (!this.batchOpen || this.tasks.size > 0) return;
+    clearImmediate(this.batchFlush!);
+    this.flushBatch();
   }
 
   private readonly flushBatch = (): void => {
+    this.batchFlush = null;
     this.batchOpen = false;
     if (!this.writer.uncork()) this.pauseForDrain();
     this.releaseSent();
