@@ -41,6 +41,10 @@ export class MemoryStore implements BackingStore {
   }
 
   async read(into: Buffer, offset: number): Promise<void> {
+    this.readNow(into, offset);
+  }
+
+  readNow(into: Buffer, offset: number): boolean {
     checkRange(offset, into.length, this.size);
     let done = 0;
     while (done < into.length) {
@@ -53,6 +57,7 @@ export class MemoryStore implements BackingStore {
       else into.fill(0, done, done + n);
       done += n;
     }
+    return true;
   }
 
   async write(segments: readonly Buffer[], offset: number, _fua = false): Promise<void> {

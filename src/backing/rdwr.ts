@@ -155,16 +155,20 @@ class RdwrStore implements BackingStore {
   /** Reads and writes of this store on the thread pool now. */
   private poolRequests = 0;
 
-  async read(into: Buffer, offset: number, mayBlock = false): Promise<void> {
+  readNow(into: Buffer, offset: number, mayBlock: boolean): boolean {
     checkRange(offset, into.length, this.size);
+    if (WORKER_READS && this.worker?.accepts(into.length)) return false;
+    if (!this.inlineReads.allow(into.length, mayBlock && this.poolRequests === 0)) return false;
+    const start = performance.now();
+    readFullInline(this.handle.fd, into, offset);
+    this.inlineReads.record(performance.now() - start);
+    return true;
+  }
+
+  async read(into: Buffer, offset: number, mayBlock = false): Promise<void> {
+    if (this.readNow(into, offset, mayBlock)) return;
     const worker = this.worker;
     if (WORKER_READS && worker?.accepts(into.length)) return worker.read(this.handle.fd, into, offset);
-    if (this.inlineReads.allow(into.length, mayBlock && this.poolRequests === 0)) {
-      const start = performance.now();
-      readFullInline(this.handle.fd, into, offset);
-      this.inlineReads.record(performance.now() - start);
-      return;
-    }
     this.poolRequests++;
     try {
       await readFull(this.handle, into, offset);

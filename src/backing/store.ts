@@ -38,6 +38,13 @@ export interface BackingStore {
   read(into: Buffer, offset: number, mayBlock?: boolean): Promise<void>;
 
   /**
+   * Optional: do read() at once, without waiting for anything (a page-cache or memory copy),
+   * and return true; or do nothing and return false, and the caller uses read(). Errors are
+   * thrown. Saves the promise round trips of read() on the data path.
+   */
+  readNow?(into: Buffer, offset: number, mayBlock: boolean): boolean;
+
+  /**
    * Write the concatenation of `segments` at byte `offset`, straight from the caller's buffers.
    * With `fua` the data must be durable on return (the core only passes fua=true when
    * capabilities.fua is set; otherwise it calls flush() itself). The store must not keep

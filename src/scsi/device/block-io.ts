@@ -40,6 +40,25 @@ export function acquireDataIn(cmd: ScsiCommand, bytes: number): Buffer {
   return acquireBuffer(bytes);
 }
 
+/** No other command is running and the fabric received nothing behind `cmd` (BackingStore.read). */
+function mayBlockFor(cmd: ScsiCommand): boolean {
+  return !cmd.moreReceived && runningCommands() === 1;
+}
+
+/**
+ * storeRead() done at once when the store can (BackingStore.readNow): true when `into` is
+ * filled, false when the caller must use storeRead(). Failures map as in storeRead().
+ */
+export function storeReadNow(lu: LogicalUnit, into: Buffer, offset: number, cmd: ScsiCommand): boolean {
+  const store = lu.store!;
+  if (store.readNow === undefined) return false;
+  try {
+    return store.readNow(into, offset, mayBlockFor(cmd));
+  } catch {
+    throw new SenseError(SenseReason.UnrecoveredReadError);
+  }
+}
+
 /**
  * Store read; any store failure becomes MEDIUM ERROR, UNRECOVERED READ ERROR. `cmd`: the READ
  * it is for: when no other command is running and its fabric has received nothing behind it,
@@ -51,9 +70,8 @@ export async function storeRead(
   offset: number,
   cmd?: ScsiCommand,
 ): Promise<void> {
-  const alone = cmd !== undefined && !cmd.moreReceived && runningCommands() === 1;
   try {
-    await lu.store!.read(into, offset, alone);
+    await lu.store!.read(into, offset, cmd !== undefined && mayBlockFor(cmd));
   } catch {
     throw new SenseError(SenseReason.UnrecoveredReadError);
   }

@@ -31,6 +31,7 @@ import {
   receivedLength,
   sliceSegments,
   storeRead,
+  storeReadNow,
   storeWrite,
   acquireDataIn,
   transferBytes,
@@ -53,8 +54,11 @@ import {
 import { MAX_COMPARE_AND_WRITE_BLOCKS, replyData, SPC_ENTRIES, usage } from './spc.js';
 import { opcodeTable, serviceActionTable, type DeviceType, type OpcodeEntry } from './types.js';
 
-/** READ(6/10/12/16) (SBC-4 5.11-5.14). */
-async function readHandler(cmd: ScsiCommand, lu: LogicalUnit): Promise<void> {
+/**
+ * READ(6/10/12/16) (SBC-4 5.11-5.14). Synchronous when the store reads at once (the page
+ * cache), so a cached READ costs no promise round trips.
+ */
+function readHandler(cmd: ScsiCommand, lu: LogicalUnit): void | Promise<void> {
   const cdb = cmd.cdb;
   if (cdbProtect(cdb) !== 0) throw new SenseError(SenseReason.InvalidFieldInCdb); // no protection information
   const lba = cdbLba(cdb);
@@ -67,8 +71,10 @@ async function readHandler(cmd: ScsiCommand, lu: LogicalUnit): Promise<void> {
   const wanted = Math.min(bytes, cmd.expectedReadLength);
   const buf = acquireDataIn(cmd, wanted);
   cmd.dataIn = buf;
-  if (wanted > 0) await storeRead(lu, buf, lba * lu.blockSize, cmd);
   cmd.dataInLength = bytes;
+  const offset = lba * lu.blockSize;
+  if (wanted === 0 || storeReadNow(lu, buf, offset, cmd)) return;
+  return storeRead(lu, buf, offset, cmd);
 }
 
 /** WRITE(6/10/12/16) (SBC-4 5.40-5.43); FUA or WCE=0 -> durable before GOOD. */

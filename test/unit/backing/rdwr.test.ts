@@ -272,3 +272,37 @@ test('rdwr: block-device size probe (used without sysfs) finds the last readable
     assert.equal(await probeSizeByReading(path), sectors * 512, `${sectors} sectors`);
   }
 });
+
+test('rdwr readNow: a page-cache read is done at once and returns the written data; out of range still throws', async () => {
+  const path = await sparseFile(1 << 20);
+  const store = await rdwrStoreType.open(path, {});
+  try {
+    const data = randomBytes(8192);
+    await store.write([data], 4096, false);
+    const into = Buffer.alloc(8192);
+    assert.equal(store.readNow?.(into, 4096, false), true, 'cached: read at once');
+    assert.ok(into.equals(data));
+    assert.throws(() => store.readNow?.(Buffer.alloc(512), (1 << 20) - 256, false));
+  } finally {
+    await store.close();
+  }
+});
+
+test('rdwr readNow: with O_DIRECT (every read waits for the medium) it declines and read() does the work', async (t) => {
+  const path = await sparseFile(1 << 20);
+  let store;
+  try {
+    store = await rdwrStoreType.open(path, { direct: true });
+  } catch {
+    t.skip('this filesystem refuses O_DIRECT');
+    return;
+  }
+  try {
+    const into = Buffer.alloc(4096);
+    assert.equal(store.readNow?.(into, 0, true), false);
+    await store.read(into, 0);
+    assert.ok(into.equals(Buffer.alloc(4096)), 'a hole reads as zeroes');
+  } finally {
+    await store.close();
+  }
+});
