@@ -61,6 +61,10 @@ export class MemoryStore implements BackingStore {
   }
 
   async write(segments: readonly Buffer[], offset: number, _fua = false): Promise<void> {
+    this.writeNow(segments, offset);
+  }
+
+  writeNow(segments: readonly Buffer[], offset: number): boolean {
     if (this.capabilities.readonly) throw new StoreError('TGT_ERR_BS_READONLY', 'memory store is read-only');
     let length = 0;
     for (const s of segments) length += s.length;
@@ -77,6 +81,7 @@ export class MemoryStore implements BackingStore {
         pos += n;
       }
     }
+    return true;
   }
 
   async flush(): Promise<void> {}

@@ -180,22 +180,37 @@ class RdwrStore implements BackingStore {
     }
   }
 
-  async write(segments: readonly Buffer[], offset: number, fua: boolean): Promise<void> {
+  writeNow(segments: readonly Buffer[], offset: number): boolean {
+    return this.writeInline(segments, offset, this.checkWrite(segments, offset));
+  }
+
+  /** Read-only and range checks of a write; its length. */
+  private checkWrite(segments: readonly Buffer[], offset: number): number {
     this.assertWritable();
     let length = 0;
     for (const s of segments) length += s.length;
     checkRange(offset, length, this.size);
+    return length;
+  }
+
+  /** A non-FUA write done at once when the inline gate allows it (see the file header). */
+  private writeInline(segments: readonly Buffer[], offset: number, length: number): boolean {
+    if (WORKER_WRITES && this.worker?.accepts(length)) return false;
+    if (!this.inlineWrites.allow(length)) return false;
+    const start = performance.now();
+    writeFullInline(this.handle.fd, segments, offset);
+    this.inlineWrites.record(performance.now() - start);
+    this.allocation.markMapped(offset, length);
+    return true;
+  }
+
+  async write(segments: readonly Buffer[], offset: number, fua: boolean): Promise<void> {
+    const length = this.checkWrite(segments, offset);
+    if (!fua && this.writeInline(segments, offset, length)) return;
     const handle = fua && this.fuaHandle ? this.fuaHandle : this.handle;
     const worker = this.worker;
     if (WORKER_WRITES && handle === this.handle && worker?.accepts(length)) {
       await worker.write(handle.fd, segments, offset);
-      this.allocation.markMapped(offset, length);
-      return;
-    }
-    if (handle === this.handle && this.inlineWrites.allow(length)) {
-      const start = performance.now();
-      writeFullInline(handle.fd, segments, offset);
-      this.inlineWrites.record(performance.now() - start);
       this.allocation.markMapped(offset, length);
       return;
     }

@@ -44,6 +44,9 @@ export interface BackingStore {
    */
   readNow?(into: Buffer, offset: number, mayBlock: boolean): boolean;
 
+  /** Optional: write() without fua done at once (into the page cache), as readNow(). */
+  writeNow?(segments: readonly Buffer[], offset: number): boolean;
+
   /**
    * Write the concatenation of `segments` at byte `offset`, straight from the caller's buffers.
    * With `fua` the data must be durable on return (the core only passes fua=true when

@@ -78,6 +78,25 @@ export async function storeRead(
 }
 
 /**
+ * storeWrite() done at once when it need not be durable and the store can (BackingStore.
+ * writeNow): true when written, false when the caller must use storeWrite().
+ */
+export function storeWriteNow(
+  lu: LogicalUnit,
+  segments: readonly Buffer[],
+  offset: number,
+  durable: boolean,
+): boolean {
+  const store = lu.store!;
+  if (durable || store.writeNow === undefined) return false;
+  try {
+    return store.writeNow(segments, offset);
+  } catch (err) {
+    throw writeFailure(err);
+  }
+}
+
+/**
  * Store write; `durable` (FUA, or WCE=0) is met natively when the store has FUA, else by a
  * flush. Failures map through writeFailure().
  */

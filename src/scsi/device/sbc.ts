@@ -33,6 +33,7 @@ import {
   storeRead,
   storeReadNow,
   storeWrite,
+  storeWriteNow,
   acquireDataIn,
   transferBytes,
 } from './block-io.js';
@@ -78,7 +79,7 @@ function readHandler(cmd: ScsiCommand, lu: LogicalUnit): void | Promise<void> {
 }
 
 /** WRITE(6/10/12/16) (SBC-4 5.40-5.43); FUA or WCE=0 -> durable before GOOD. */
-async function writeHandler(cmd: ScsiCommand, lu: LogicalUnit): Promise<void> {
+function writeHandler(cmd: ScsiCommand, lu: LogicalUnit): void | Promise<void> {
   const cdb = cmd.cdb;
   const lba = cdbLba(cdb);
   const blocks = cdbTransferLength(cdb);
@@ -90,9 +91,16 @@ async function writeHandler(cmd: ScsiCommand, lu: LogicalUnit): Promise<void> {
   const n = receivedLength(cmd, lu, bytes);
   if (n === 0) return;
   const segments = n === cmd.dataOutLength ? cmd.dataOut : sliceSegments(cmd.dataOut, 0, n);
-  await storeWrite(lu, segments, lba * lu.blockSize, cdbFua(cdb) || !lu.writeCacheEnabled);
+  const offset = lba * lu.blockSize;
+  const durable = cdbFua(cdb) || !lu.writeCacheEnabled;
   // Stores never keep the segments they were given (store.ts): the fabric may reuse them.
-  cmd.dataOutConsumed = true;
+  if (storeWriteNow(lu, segments, offset, durable)) {
+    cmd.dataOutConsumed = true;
+    return;
+  }
+  return storeWrite(lu, segments, offset, durable).then(() => {
+    cmd.dataOutConsumed = true;
+  });
 }
 
 /** Compare `bytes` of Data-Out (from `dataStart`) with the medium at `offset`; MISCOMPARE on difference. */

@@ -306,3 +306,28 @@ test('rdwr readNow: with O_DIRECT (every read waits for the medium) it declines 
     await store.close();
   }
 });
+
+test('rdwr writeNow: a page-cache write is done at once and reads back; a read-only store or a range past the end still throws', async () => {
+  const path = await sparseFile(1 << 20);
+  const store = await rdwrStoreType.open(path, {});
+  try {
+    const data = randomBytes(4096);
+    assert.equal(store.writeNow?.([data.subarray(0, 1000), data.subarray(1000)], 8192), true);
+    const back = Buffer.alloc(4096);
+    await store.read(back, 8192);
+    assert.ok(back.equals(data));
+    assert.throws(() => store.writeNow?.([Buffer.alloc(512)], (1 << 20) - 256));
+    await assert.rejects(
+      store.write([Buffer.alloc(512)], (1 << 20) - 256, true),
+      'the FUA path checks the range too',
+    );
+  } finally {
+    await store.close();
+  }
+  const readOnly = await rdwrStoreType.open(path, { readonly: true });
+  try {
+    assert.throws(() => readOnly.writeNow?.([Buffer.alloc(512)], 0), /read-only/);
+  } finally {
+    await readOnly.close();
+  }
+});

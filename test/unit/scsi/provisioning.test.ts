@@ -119,8 +119,12 @@ test('sbc4 5.47 WRITE SAME: Data-Out other than one block, or more than MAXIMUM 
 });
 
 /** A memory store that has run out of space: every write and unmap fails with ENOSPC. */
+/** Out of space on every write: the asynchronous write() and the at-once writeNow() alike. */
 class FullStore extends MemoryStore {
   override async write(): Promise<void> {
+    throw Object.assign(new Error('no space'), { code: 'ENOSPC' });
+  }
+  override writeNow(): boolean {
     throw Object.assign(new Error('no space'), { code: 'ENOSPC' });
   }
   override async unmap(): Promise<void> {
