@@ -10,10 +10,19 @@ import type { ScsiCommand } from '../scsi/command.js';
 import { bhsOpcode } from './pdu.js';
 import { Opcode } from './spec.js';
 
+/**
+ * Smallest data segment given a pooled buffer. The smallest class is 4 KiB: a segment under half
+ * of it would hold more memory than it carries (an initiator sending a write as 1-byte Data-Out
+ * PDUs would hold 4 KiB per byte until the write ends), so small ones get a buffer of their size.
+ */
+const POOLED_MIN_BYTES = 2048;
+
 /** PduFramer's allocateData for target connections. */
 export function allocatePduData(length: number, bhs: Buffer): Buffer {
   const op = bhsOpcode(bhs);
-  if (op === Opcode.DataOut || op === Opcode.ScsiCommand) return acquireBuffer(length);
+  if (length >= POOLED_MIN_BYTES && (op === Opcode.DataOut || op === Opcode.ScsiCommand)) {
+    return acquireBuffer(length);
+  }
   return Buffer.allocUnsafe(length);
 }
 
