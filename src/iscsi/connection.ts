@@ -1890,8 +1890,8 @@ export class IscsiConnection implements StatusSequence {
 
   /**
    * A command finished and nothing else is in flight on this connection, so nothing will join
-   * the open batch: send it now rather than at the end of the event-loop turn (QD 1 latency:
-   * about 8 us from the response to the writev otherwise, measured with timestamps).
+   * the open batch: send it now rather than at the end of the event-loop turn (QD 1: the read
+   * to writev turnaround went from a p50 of 24-26 us to 18-19 us, measured with timestamps).
    */
   private flushIfIdle(): void {
     if (!this.batchOpen || this.tasks.size > 0) return;
