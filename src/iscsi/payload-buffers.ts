@@ -29,6 +29,6 @@ export function allocatePduData(length: number, bhs: Buffer): Buffer {
 /** Give a finished command's Data-Out buffers back; the command keeps no view of them. */
 export function releaseDataOut(cmd: ScsiCommand): void {
   for (const segment of cmd.dataOut) releaseBuffer(segment);
-  cmd.dataOut = [];
+  cmd.dataOut.length = 0; // emptied in place: no new array per WRITE
   cmd.dataOutConsumed = false;
 }
