@@ -17,6 +17,8 @@
  * finished within STALL_MS makes the worker refuse new requests until it drains, and the
  * requests queued behind it are taken back and run on the thread pool instead.
  */
+import { Buffer } from 'node:buffer';
+import { performance } from 'node:perf_hooks';
 import { read as fsRead, writev as fsWritev } from 'node:fs';
 import { getSystemErrorName } from 'node:util';
 import { Worker } from 'node:worker_threads';

@@ -7,6 +7,7 @@
  * chunk, the write fails with ENOSPC (out of space), not a crash. Contents are lost when the
  * store is closed.
  */
+import { Buffer } from 'node:buffer';
 import type {
   AllocationExtent,
   BackingStore,

@@ -4,6 +4,7 @@
  * writes are discarded. Size is 1 TiB like tgt, or the path when it parses as a size ("4G"):
  * any other path is ignored, as tgt ignores it.
  */
+import { Buffer } from 'node:buffer';
 import type { BackingStore, StoreCapabilities, StoreOpenOptions, StoreType } from './store.js';
 import { checkRange, StoreError } from './errors.js';
 import { tryParseSize } from './size.js';

@@ -37,6 +37,8 @@
  *   runs inline, as a hand-off would only add thread wake-ups (QD 1 reads missing the page
  *   cache: about 12 % less CPU per read, BENCHMARKS.md). TGT_INLINE_IO=0 turns it off.
  */
+import { Buffer } from 'node:buffer';
+import { performance } from 'node:perf_hooks';
 import {
   constants as fsc,
   promises as fsp,

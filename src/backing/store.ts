@@ -4,6 +4,7 @@
  * decodes CDBs, checks ranges and emulates whatever a store lacks (FUA by write + flush,
  * WRITE SAME by repeated writes, UNMAP by writing zeroes when asked to).
  */
+import { Buffer } from 'node:buffer';
 import type { AllocationExtent } from './allocation-map.js';
 
 export type { AllocationExtent };

@@ -2,6 +2,7 @@
  * CDB builders and response parsers for the commands the convenience helpers send (SPC-4,
  * SBC-3). Pure functions, so tools can also build a CDB and send it with `Session.command`.
  */
+import { Buffer } from 'node:buffer';
 
 /** SAM-5 4.6: an 8-byte LUN field. Numbers below 256 use peripheral addressing, below 16384 flat. */
 export function encodeLun(lun: number | bigint | Buffer): Buffer {

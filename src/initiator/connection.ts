@@ -3,6 +3,7 @@
  * nothing about sessions; `Session` installs a PDU handler, and protocol tests can use it raw
  * (hand-built PDUs out, every received PDU queued for `receive()`).
  */
+import { Buffer } from 'node:buffer';
 import { connect as netConnect, type Socket } from 'node:net';
 import { PduFramer, type FramingError } from '../iscsi/framer.js';
 import { PduWriter, type DataSegment } from '../iscsi/pdu-writer.js';

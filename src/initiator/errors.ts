@@ -2,6 +2,7 @@
  * Errors raised by the initiator. Each has a stable `code` so tests can assert on it without
  * matching messages.
  */
+import { Buffer } from 'node:buffer';
 
 export type InitiatorErrorCode =
   | 'TGT_ERR_INI_CONNECTION_CLOSED'

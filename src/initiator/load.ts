@@ -4,6 +4,8 @@
  * within the first `rangeBytes` of a LUN, for `seconds`. Used by `npm run bench`, so targets can
  * be compared without any C tool installed.
  */
+import { Buffer } from 'node:buffer';
+import { performance } from 'node:perf_hooks';
 import { Session, type SessionOptions } from './session.js';
 import { parseReadCapacity16 } from './cdb.js';
 

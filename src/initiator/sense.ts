@@ -1,4 +1,5 @@
 /** Decoding the parts of SCSI responses an initiator cares about: sense data (SPC-4 4.5). */
+import { Buffer } from 'node:buffer';
 
 export interface Sense {
   /** Sense key (SPC-4 4.5.6). */

@@ -8,6 +8,7 @@
  *                  |            \__ raw: sendPdu()/sendBytes() + receivePdu()
  *   Login Request/Response loop  (CSG 0 -> 1 -> 3)
  */
+import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import {
   BHS_LENGTH,

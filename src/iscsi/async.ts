@@ -4,6 +4,7 @@
  * Asynchronous Message whose Parameter3 is the time (seconds) the initiator has to log out;
  * the session is closed when that time is up, whether or not the initiator complied.
  */
+import { Buffer } from 'node:buffer';
 import { encodeAsyncMessage } from './pdu.js';
 import { AsyncEvent } from './spec.js';
 

@@ -13,6 +13,7 @@
  * kernel target (LIO), open-iscsi and iscsi-scst use them: 5 = MD5, 6 = SHA-1, 7 = SHA-256,
  * 8 = SHA3-256. (tgt numbers SHA-1 as 7, which collides with SHA-256; we follow IANA.)
  */
+import { Buffer } from 'node:buffer';
 import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import { decodeBinary, decodeNumber, encodeHex, MAX_CHAP_BINARY_LENGTH, type TextPair } from './text.js';
 import { initiatorError, LOGIN_STATUS_AUTH_FAILED, type LoginStatus } from './negotiate.js';

@@ -13,6 +13,8 @@
  *     -> nexus.submit(cmd)                       (src/scsi)
  *     -> onComplete: Data-In (status in the last one when allowed) or SCSI Response
  */
+import { Buffer } from 'node:buffer';
+import { performance } from 'node:perf_hooks';
 import type * as net from 'node:net';
 import { Announcement, DataDirection, ScsiCommand, ScsiStatus } from '../scsi/command.js';
 import { decodeLun } from '../scsi/lun-address.js';
@@ -107,6 +109,9 @@ import type { TextPair } from './text.js';
 
 /** How many aborted ITTs a connection remembers for late Data-Out. */
 const RECENTLY_ABORTED_LIMIT = 256;
+
+/** sendCommandResult options of a command with nothing special (ERL 0, not a resumed READ). */
+const NO_RESULT_OPTIONS: ResultOptions = Object.freeze({});
 
 type ConnState = 'login' | 'ffp' | 'logout' | 'closed';
 
@@ -1040,11 +1045,19 @@ export class IscsiConnection implements StatusSequence {
    * `resumeAt` on: a READ run again for TASK REASSIGN).
    */
   private sendResult(task: IscsiTask, resumeAt = 0): void {
-    this.batch();
+    // Nothing else in flight and no batch open: this answer leaves alone, so it is flushed at
+    // the end of this call (as flushIfIdle would) without scheduling a batch flush to cancel.
+    const alone = !this.batchOpen && this.tasks.size === 0;
+    if (alone) {
+      this.batchOpen = true;
+      this.writer.cork();
+    } else {
+      this.batch();
+    }
     const retention = this.retention;
     // RFC 7143 11.4.8: ExpDataSN is the number of R2Ts and Data-In sent (reported at ERL >= 1).
-    const options: ResultOptions = retention ? { expDataSn: task.r2tSn } : {};
-    if (resumeAt > 0) options.resumeAt = resumeAt;
+    const options: ResultOptions =
+      retention || resumeAt > 0 ? { expDataSn: retention ? task.r2tSn : null, resumeAt } : NO_RESULT_OPTIONS;
     const counts = sendCommandResult(task, this.params!, this, this.sendPdu, options);
     if (retention && counts.plan) {
       // Kept for Data SNACK until the status is acknowledged; the pooled buffer goes back then.
@@ -1056,6 +1069,7 @@ export class IscsiConnection implements StatusSequence {
     this.counters.dataInPdus += counts.dataInPdus;
     this.counters.txDataOctets += counts.dataInBytes;
     this.counters.responsePdus += counts.responses;
+    if (alone) this.flushBatch();
   }
 
   // --- ERL 1: retention and SNACK (RFC 7143 7, 11.16) -------------------------------------------

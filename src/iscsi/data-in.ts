@@ -6,6 +6,7 @@
  * is a pure function of the DataSN (dataInSegment), so at ERL >= 1 any Data-In can be encoded
  * again from the returned DataInPlan (encodeDataInAt) for a SNACK instead of being stored.
  */
+import { Buffer } from 'node:buffer';
 import { DataDirection, ScsiStatus } from '../scsi/command.js';
 import { encodeDataIn, encodeScsiResponse, senseLengthPrefix } from './pdu.js';
 import { BHS_LENGTH } from './spec.js';
@@ -122,7 +123,10 @@ export function encodeDataInAt(
     dataSN: dataSn,
     bufferOffset: seg.offset,
   });
-  return plan.data.subarray(seg.offset, seg.offset + seg.length);
+  const data = plan.data;
+  // A READ that fits one Data-In sends the command's buffer itself: no view to create.
+  if (seg.offset === 0 && seg.length === data.length) return data;
+  return data.subarray(seg.offset, seg.offset + seg.length);
 }
 
 /** Optional per-session behaviour of sendCommandResult. */

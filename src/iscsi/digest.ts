@@ -16,6 +16,7 @@
  * Linux initiator and tgt put on the wire (checked against the digest fixture in the tests), so
  * the four bytes are the CRC register as the standard reflected CRC32C leaves it.
  */
+import { Buffer } from 'node:buffer';
 import { crc32c } from '@node-rs/crc32';
 
 /** Four zero bytes for segment padding (11.2.3). Shared: never write into it. */

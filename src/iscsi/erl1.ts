@@ -15,6 +15,7 @@
  * Nothing here copies payload: retained Data-In is re-encoded from the command's buffer
  * (data-in.ts DataInPlan), parked Data-Out are the receive views.
  */
+import { Buffer } from 'node:buffer';
 import { Op } from '../scsi/cdb.js';
 import { DataDirection, type ScsiCommand, type TaskAttribute } from '../scsi/command.js';
 import { snLessThan } from './cmdsn.js';

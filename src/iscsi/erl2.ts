@@ -17,6 +17,7 @@
  *   rearmWrite(task, ...)      a write that waited for Data-Out: ask for what it lacks, R2TSN
  *                              from ExpDataSN (7.2.2)
  */
+import { Buffer } from 'node:buffer';
 import { MAX_TRANSFER_BYTES } from '../scsi/device/spc.js';
 import { DataDirection, ScsiCommand, type CommandCallback } from '../scsi/command.js';
 import { snLessThan } from './cmdsn.js';

@@ -43,6 +43,7 @@
  * An exception thrown by onPdu propagates out of push(); the framer is then already positioned
  * at the next PDU, which is delivered on the next push() or resume().
  */
+import { Buffer } from 'node:buffer';
 import {
   BHS_LENGTH,
   DEFAULT_LOGIN_MAX_DATA_SEGMENT_LENGTH,

@@ -9,6 +9,7 @@
  * Each Login Request gets exactly one Login Response. A failure ends the login with a status
  * class/detail (11.13.5) and the connection is closed after the response is sent.
  */
+import { Buffer } from 'node:buffer';
 import type { ScsiTarget } from '../scsi/target.js';
 import { TargetChap } from './chap.js';
 import type { IscsiDriver } from './driver.js';

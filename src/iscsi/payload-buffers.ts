@@ -5,6 +5,7 @@
  * connection returns those once the store has consumed them (ScsiCommand.dataOutConsumed).
  * Everything else (login, text, NOP-Out ping data) is small and short-lived: plain buffers.
  */
+import { Buffer } from 'node:buffer';
 import { acquireBuffer, releaseBuffer } from '../scsi/buffer-pool.js';
 import type { ScsiCommand } from '../scsi/command.js';
 import { bhsOpcode } from './pdu.js';

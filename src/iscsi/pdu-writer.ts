@@ -24,6 +24,7 @@
  * batch, and uncork() returns false if any write in the batch asked to wait. The header buffer
  * and data views must not be modified until the socket has flushed them.
  */
+import { Buffer } from 'node:buffer';
 import { BHS_LENGTH, DIGEST_LENGTH, MAX_DATA_SEGMENT_LENGTH, MAX_TOTAL_AHS_LENGTH } from './spec.js';
 import { setDataSegmentLength, setTotalAhsLength } from './pdu.js';
 import { crc32cUpdate, headerDigest, writeDigest } from './digest.js';

@@ -37,6 +37,7 @@
  *     encodeExtendedCdbAhs(cdb): Buffer | null  encodeBidiReadLengthAhs(length): Buffer
  *     senseLengthPrefix(n): Buffer (shared, read-only)    senseFromData(data): Buffer | null
  */
+import { Buffer } from 'node:buffer';
 import {
   AhsType,
   BHS_CDB_LENGTH,

@@ -18,6 +18,7 @@
  * that has one (`pauseOnConnect` keeps the first socket from reading). Node 20's net.Socket
  * accepts `handle` in its constructor; when a socket has no handle the socket is used as it is.
  */
+import { Buffer } from 'node:buffer';
 import * as net from 'node:net';
 
 /** Largest single read; also the size of the shared buffer. */

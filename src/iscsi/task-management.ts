@@ -2,6 +2,7 @@
  * Mapping between iSCSI task management (RFC 7143 11.5, 11.6, RFC 7144 4.1) and the core's
  * transport-neutral TMF functions and results.
  */
+import { Buffer } from 'node:buffer';
 import { TmfFunction, TmfResult } from '../scsi/tmf.js';
 import { TmfResponse } from './spec.js';
 

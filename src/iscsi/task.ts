@@ -2,6 +2,7 @@
  * The iSCSI side of one SCSI command: the state RFC 7143 keeps per task (Data-Out progress,
  * R2T sequencing, CmdSN delivery) around the fabric-independent ScsiCommand.
  */
+import { Buffer } from 'node:buffer';
 import { TaskAttribute, type ScsiCommand } from '../scsi/command.js';
 import type { IscsiConnection } from './connection.js';
 import type { WriteRecovery } from './erl1.js';

@@ -4,6 +4,7 @@
  * MaxRecvDataSegmentLength is continued with a Target Transfer Tag that the initiator echoes
  * in empty requests until the last part (F bit).
  */
+import { Buffer } from 'node:buffer';
 import { RESERVED_TAG } from './spec.js';
 import { encodeText, parseText, TextFormatError, type TextPair } from './text.js';
 

@@ -10,6 +10,7 @@
  * Values are UTF-8. Each simple value (a comma-separated item) is limited to 255 bytes, except the
  * CHAP binary values (CHAP_C, CHAP_R), which may carry up to 1024 bytes in hex or base64 form.
  */
+import { Buffer } from 'node:buffer';
 
 /** One key=value pair, in wire order. */
 export type TextPair = [key: string, value: string];

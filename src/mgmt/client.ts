@@ -2,6 +2,7 @@
  * Control socket client: one request per connection, as tgtadm does (tgt-behaviour.md §2.1).
  * Used by our tgtadm and by tgt-admin.
  */
+import { Buffer } from 'node:buffer';
 import * as net from 'node:net';
 import {
   type AdminRequest,

@@ -10,6 +10,7 @@
  *   is stale and taken over, unless a daemon still answers on the socket.
  * - Requests run one at a time in arrival order (tgt's single thread gives the same guarantee).
  */
+import { Buffer } from 'node:buffer';
 import { promises as fsp } from 'node:fs';
 import * as net from 'node:net';
 import { dirname } from 'node:path';

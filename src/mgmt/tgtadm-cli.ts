@@ -4,6 +4,7 @@
  *   0 success, 22 (EINVAL) bad usage or a daemon error (`tgtadm: <message>`),
  *   107 (ENOTCONN) daemon unreachable, 1 unknown --mode/--op.
  */
+import { Buffer } from 'node:buffer';
 import { readdirSync } from 'node:fs';
 import { ADMIN_ERROR_MESSAGES, AdminError, GLOBAL_TID } from '../scsi/admin-error.js';
 import { ClientError, MAX_SOCKET_PATH, controlSocketPath, sendRequest, waitForDaemonExit } from './client.js';

@@ -6,6 +6,7 @@
  *             + optional payload: one NUL-terminated ASCII "key=value,key=value" string
  *   response: struct tgtadm_rsp (8 bytes: err, len) + optional NUL-terminated text (success only)
  */
+import { Buffer } from 'node:buffer';
 
 /** tgtadm `--mode` values (enum tgtadm_mode). */
 export enum MgmtMode {

@@ -13,6 +13,7 @@
  * handed out to two owners. Idle buffers are bounded per size class; a class that is empty
  * allocates.
  */
+import { Buffer } from 'node:buffer';
 
 /** Smallest and largest pooled size (power-of-two classes in between). */
 const MIN_SHIFT = 12;

@@ -4,6 +4,7 @@
  * READ, WRITE, VERIFY, WRITE AND VERIFY, PRE-FETCH, SYNCHRONIZE CACHE and WRITE SAME forms.
  * Functions return plain numbers so the data path allocates nothing.
  */
+import { Buffer } from 'node:buffer';
 
 /** Opcodes the core refers to by name. */
 export enum Op {

@@ -18,6 +18,7 @@
  * Fabrics own everything transport-specific (ITT, CmdSN, DataSN, R2T state) in their own
  * task object that points at the ScsiCommand; the core never sees it.
  */
+import { Buffer } from 'node:buffer';
 
 /** Data transfer direction, from the fabric's point of view of the initiator's request. */
 export enum DataDirection {

@@ -17,6 +17,7 @@ import { PrAccess } from './pr.js';
 import { buildSense, invalidCdbField, SenseError, SenseReason } from './sense.js';
 import { inquiryHandler, reportLunsHandler } from './device/spc.js';
 import { commandFinished, commandStarted } from './running.js';
+import { deferCompletion } from './completions.js';
 
 const debug = debuglog('tgt:scsi');
 
@@ -33,7 +34,7 @@ export function executeCommand(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit
   if (result === undefined) {
     commandFinished();
     // Never complete synchronously inside submit(): fabrics may still be setting up.
-    queueMicrotask(() => completeCommand(cmd, nexus, lu));
+    deferCompletion(completeCommand, cmd, nexus, lu);
   } else {
     result.then(
       () => {
@@ -166,7 +167,7 @@ export function completeWithStatus(
   status: ScsiStatus,
 ): void {
   cmd.status = status;
-  queueMicrotask(() => completeCommand(cmd, nexus, lu));
+  deferCompletion(completeCommand, cmd, nexus, lu);
 }
 
 /**

@@ -2,6 +2,7 @@
  * SAM-5 4.7 LUN addressing: decoding the 8-byte LUN field of a command and encoding LUNs for
  * REPORT LUNS. Like tgt, single-level peripheral (00b) and flat (01b) addressing are accepted.
  */
+import { Buffer } from 'node:buffer';
 
 /** Value returned by decodeLun for a LUN field this target cannot address. */
 export const INVALID_LUN = -1;

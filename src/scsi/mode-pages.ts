@@ -2,6 +2,7 @@
  * Mode pages of a logical unit (SPC-4 7.5): current, changeable-mask and default values per
  * page/subpage, kept in page format (header included) so MODE SENSE copies them as they are.
  */
+import { Buffer } from 'node:buffer';
 
 /** One mode page: `current`, `changeable` and `defaults` are whole pages, header included. */
 export interface ModePage {

@@ -3,9 +3,11 @@
  * (pending unit attentions, PREVENT ALLOW MEDIUM REMOVAL, statistics), admits commands into
  * the LUs' task sets, and runs task management.
  */
+import { Buffer } from 'node:buffer';
 import { Announcement, ScsiStatus, TaskAttribute, type ScsiCommand } from './command.js';
 import { completeWithStatus, executeWithoutLu, finishAborted, taskAbortedStatus } from './execute.js';
 import { resolveOpcode, UNSUPPORTED_SERVICE_ACTION } from './device/types.js';
+import { deferCompletion } from './completions.js';
 import { decodeLun } from './lun-address.js';
 import type { LogicalUnit } from './lu.js';
 import { senseCode, SenseReason } from './sense.js';
@@ -176,7 +178,7 @@ export class ItNexus {
     }
     if (this.closed) {
       this.outstanding.set(cmd, null);
-      queueMicrotask(() => finishAborted(cmd, this, null));
+      deferCompletion(finishAborted, cmd, this, null);
       return;
     }
     const n = decodeLun(cmd.lun);

@@ -17,6 +17,7 @@
  * last REGISTER / REGISTER AND IGNORE EXISTING KEY / REGISTER AND MOVE had APTPL set, the whole
  * state is saved after every change (`persist()`) and restored at LU creation (`restore()`).
  */
+import { Buffer } from 'node:buffer';
 import { SenseError, SenseReason } from './sense.js';
 
 /** SPC-4 6.16.3.4 Table 193: persistent reservation TYPE codes. */

@@ -3,6 +3,7 @@
  * sense_detail_table), and one builder that writes fixed (0x70) or descriptor (0x72) format
  * (SPC-4 4.5). Handlers throw `SenseError(reason)`; only this module knows the bytes.
  */
+import { Buffer } from 'node:buffer';
 
 /** SPC-4 4.5.6 sense keys. */
 export enum SenseKey {

@@ -5,6 +5,7 @@
  * name), so the SCSI core maps them to sense data as it maps real ones; `stall` hangs the call
  * until the store is closed, like an NFS server that went away.
  */
+import { Buffer } from 'node:buffer';
 import type { AllocationExtent, BackingStore, StoreOpenOptions, StoreType } from '../store.js';
 import { isEmptySpec, parseFaultSpec, type FaultOp, type FaultRule, type FaultSpec } from './fault-spec.js';
 

@@ -8,6 +8,7 @@
  *   - `\x` quotes the character x;
  *   - no match gives no result (no GLOB_NOCHECK).
  */
+import { Buffer } from 'node:buffer';
 import { promises as fsp } from 'node:fs';
 
 /** Config::General's test for "this include is a glob" (a `*?[{\` anywhere). */

@@ -12,6 +12,7 @@
  * (snapshotFromShow in dump.ts). The request travels on the control socket, which only root
  * (the daemon's owner) can open; `account new` already sends passwords over it.
  */
+import { Buffer } from 'node:buffer';
 import type { AclMatch } from '../../scsi/acl.js';
 import { DEFAULT_ABANDON_TIMEOUT_MS, type LogicalUnit } from '../../scsi/lu.js';
 import { ModePages } from '../../scsi/mode-pages.js';

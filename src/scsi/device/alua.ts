@@ -9,6 +9,7 @@
  * identity dm-multipath's ALUA handler and prioritizer ask for (VPD 83h designators 4h and 5h
  * plus this report), not failover between groups.
  */
+import { Buffer } from 'node:buffer';
 import type { ScsiCommand } from '../command.js';
 import { Op } from '../cdb.js';
 import { PrAccess } from '../pr.js';

@@ -2,6 +2,7 @@
  * What every block command handler shares (SBC-4 4.5, 4.12): range and write-protect checks,
  * store I/O with failures mapped to sense data, and segment views of Data-Out without copies.
  */
+import { Buffer } from 'node:buffer';
 import type { ScsiCommand } from '../command.js';
 import type { LogicalUnit } from '../lu.js';
 import { SenseError, SenseReason } from '../sense.js';

@@ -2,6 +2,7 @@
  * PERSISTENT RESERVE IN / OUT (SPC-4 6.15 / 6.16): CDB and parameter list decoding on top of
  * the LU's PersistentReservations (`../pr.ts`), and their opcode table entries.
  */
+import { Buffer } from 'node:buffer';
 import { ScsiStatus, type ScsiCommand } from '../command.js';
 import { Op } from '../cdb.js';
 import type { LogicalUnit } from '../lu.js';

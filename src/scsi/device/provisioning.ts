@@ -4,6 +4,7 @@
  * store can deallocate (LogicalUnit.unmapSupported); unmapped blocks read back as zeroes
  * (LBPRZ), and GET LBA STATUS reports the store's allocation map.
  */
+import { Buffer } from 'node:buffer';
 import type { ScsiCommand } from '../command.js';
 import { cdbLba, cdbTransferLength, Op } from '../cdb.js';
 import type { LogicalUnit } from '../lu.js';

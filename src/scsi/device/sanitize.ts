@@ -18,6 +18,7 @@
  *   ERROR, SANITIZE COMMAND FAILED until a sanitize succeeds, or EXIT FAILURE MODE when the
  *   failed command had AUSE set.
  */
+import { Buffer } from 'node:buffer';
 import { ScsiStatus, type ScsiCommand } from '../command.js';
 import type { LogicalUnit } from '../lu.js';
 import { invalidCdbField, SenseError, SenseReason } from '../sense.js';

@@ -4,6 +4,7 @@
  * `cmd.dataIn`, writes go from `cmd.dataOut` segments without concatenation. What a store
  * lacks is emulated here (FUA by write + flush, WRITE SAME by repeated writes).
  */
+import { Buffer } from 'node:buffer';
 import type { ScsiCommand } from '../command.js';
 import {
   cdbFua,

@@ -3,6 +3,7 @@
  * TEST UNIT READY, REQUEST SENSE, MODE SENSE/SELECT(6/10), RESERVE/RELEASE(6/10) (SPC-2),
  * REPORT SUPPORTED OPERATION CODES and SEND DIAGNOSTIC.
  */
+import { Buffer } from 'node:buffer';
 import { ScsiStatus, type ScsiCommand } from '../command.js';
 import { cdbLength, Op, SA_REPORT_TARGET_PORT_GROUPS } from '../cdb.js';
 import { encodeLun } from '../lun-address.js';

@@ -4,6 +4,7 @@
  * can find the RFC 7144 ones (QUERY TASK, QUERY TASK SET, I_T NEXUS RESET, QUERY ASYNCHRONOUS
  * EVENT) without trying them.
  */
+import { Buffer } from 'node:buffer';
 import type { ScsiCommand } from '../command.js';
 import { Op } from '../cdb.js';
 import { PrAccess } from '../pr.js';

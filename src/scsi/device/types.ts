@@ -3,6 +3,7 @@
  * 256-entry table from opcode to an entry; opcodes without an entry answer INVALID COMMAND
  * OPERATION CODE.
  */
+import { Buffer } from 'node:buffer';
 import type { ScsiCommand } from '../command.js';
 import type { LogicalUnit } from '../lu.js';
 import type { ItNexus } from '../nexus.js';

@@ -12,6 +12,7 @@
  * WRITE ends the copy with COPY TARGET DEVICE NOT REACHABLE before any data moves. The copy goes
  * to the stores directly: it is not queued in the other LU's task set.
  */
+import { Buffer } from 'node:buffer';
 import type { ScsiCommand } from '../command.js';
 import type { LogicalUnit } from '../lu.js';
 import type { CopyResult, ItNexus } from '../nexus.js';
