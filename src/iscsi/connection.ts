@@ -79,6 +79,7 @@ import {
   writeTargetSequence,
   type IncomingPdu,
 } from './pdu.js';
+import { directWritev } from './direct-write.js';
 import { PduWriter, type DataSegment } from './pdu-writer.js';
 import { snLessOrEqual, snLessThan } from './cmdsn.js';
 import { IscsiSession } from './session.js';
@@ -219,7 +220,7 @@ export class IscsiConnection implements StatusSequence {
       (err) => this.onFramingError(err),
       { maxDataSegmentLength: DEFAULT_LOGIN_MAX_DATA_SEGMENT_LENGTH, allocateData: allocatePduData },
     );
-    this.writer = new PduWriter(socket);
+    this.writer = new PduWriter(socket, {}, directWritev(socket));
     socket.setNoDelay(true);
     const receive = (bytes: Buffer): void => {
       if (this.state !== 'closed') this.framer.push(bytes);
@@ -1972,6 +1973,11 @@ export class IscsiConnection implements StatusSequence {
   endAfterFlush(reason: string): void {
     if (this.state === 'closed') return;
     this.framer.stop();
+    // Whatever the open batch holds goes out before the FIN.
+    if (this.batchOpen) {
+      clearImmediate(this.batchFlush!);
+      this.flushBatch();
+    }
     this.socket.end();
     const timer = setTimeout(() => this.close(reason), 2000);
     timer.unref();

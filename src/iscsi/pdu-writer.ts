@@ -12,7 +12,7 @@
  *       TotalAHSLength in `bhs` from what is actually sent
  *   encodePduToBuffer(bhs, ahs, data, digests): Buffer     (one contiguous copy; tests and tools)
  *   class PduWriter {
- *     constructor(sink: PduSink, digests?: Partial<DigestSettings>)
+ *     constructor(sink: PduSink, digests?: Partial<DigestSettings>, direct?: DirectWritev | null)
  *     setDigests(header: boolean, data: boolean): void
  *     send(bhs: Buffer, data?: DataSegment, ahs?: Buffer | null): boolean
  *     cork(): void;  uncork(): boolean;  batch<T>(fn: () => T): T
@@ -23,11 +23,17 @@
  * cork() and uncork() several PDUs (all Data-In of a READ plus its SCSI Response) go out in one
  * batch, and uncork() returns false if any write in the batch asked to wait. The header buffer
  * and data views must not be modified until the socket has flushed them.
+ *
+ * With a `direct` writer (direct-write.ts) the pieces of a batch are kept here until uncork()
+ * and handed to the kernel in one writev while the socket has nothing queued; what the kernel
+ * does not take goes through the socket as above. `send` inside a batch then returns true and
+ * the batch's verdict comes from uncork().
  */
 import { Buffer } from 'node:buffer';
 import { BHS_LENGTH, DIGEST_LENGTH, MAX_DATA_SEGMENT_LENGTH, MAX_TOTAL_AHS_LENGTH } from './spec.js';
 import { setDataSegmentLength, setTotalAhsLength } from './pdu.js';
 import { crc32cUpdate, headerDigest, writeDigest } from './digest.js';
+import type { DirectWritev } from './direct-write.js';
 
 /** What PduWriter writes to: a net.Socket or anything with the same three methods. */
 export interface PduSink {
@@ -138,12 +144,13 @@ export class PduWriter {
   private corkDepth = 0;
   private batchOk = true;
   private lastOk = true;
-  /** Reused list of pieces for the PDU being written. */
+  /** Reused list of pieces for the PDU being written (with `direct`: of the whole batch). */
   private readonly pieces: Buffer[] = [];
 
   constructor(
     private readonly sink: PduSink,
     digests: Partial<DigestSettings> = {},
+    private readonly direct: DirectWritev | null = null,
   ) {
     this.digests = { headerDigest: digests.headerDigest ?? false, dataDigest: digests.dataDigest ?? false };
   }
@@ -162,6 +169,15 @@ export class PduWriter {
    * asked the caller to wait for 'drain'.
    */
   send(bhs: Buffer, data: DataSegment = null, ahs: Buffer | null = null): boolean {
+    if (this.direct !== null) {
+      if (this.corkDepth > 0) {
+        pduBuffers(this.pieces, bhs, ahs, data, this.digests);
+        return true;
+      }
+      this.cork();
+      pduBuffers(this.pieces, bhs, ahs, data, this.digests);
+      return this.uncork();
+    }
     const pieces = pduBuffers(this.pieces, bhs, ahs, data, this.digests);
     const standalone = this.corkDepth === 0 && pieces.length > 1;
     if (standalone) this.sink.cork();
@@ -181,15 +197,44 @@ export class PduWriter {
   cork(): void {
     if (this.corkDepth++ === 0) {
       this.batchOk = true;
-      this.sink.cork();
+      if (this.direct === null) this.sink.cork();
     }
   }
 
   /** End a batch. Returns false if any write in it asked to wait for 'drain'. */
   uncork(): boolean {
     if (this.corkDepth === 0) return this.lastOk;
-    if (--this.corkDepth === 0) this.sink.uncork();
+    if (--this.corkDepth === 0) {
+      if (this.direct === null) this.sink.uncork();
+      else this.flushDirect();
+    }
     return this.batchOk;
+  }
+
+  /** Hand the batch to the kernel; what it does not take goes through the sink. */
+  private flushDirect(): void {
+    const pieces = this.pieces;
+    if (pieces.length === 0) return;
+    let taken = this.direct!(pieces);
+    let i = 0;
+    if (taken > 0) {
+      while (i < pieces.length && taken >= pieces[i]!.length) taken -= pieces[i++]!.length;
+    } else {
+      taken = 0;
+    }
+    let ok = true;
+    if (i < pieces.length) {
+      this.sink.cork();
+      try {
+        ok = this.sink.write(taken > 0 ? pieces[i]!.subarray(taken) : pieces[i]!) && ok;
+        for (i++; i < pieces.length; i++) ok = this.sink.write(pieces[i]!) && ok;
+      } finally {
+        this.sink.uncork();
+      }
+    }
+    pieces.length = 0;
+    this.lastOk = ok;
+    this.batchOk &&= ok;
   }
 
   /** Run `fn` inside cork()/uncork(). */
