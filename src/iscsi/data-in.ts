@@ -8,9 +8,9 @@
  */
 import { Buffer } from 'node:buffer';
 import { DataDirection, ScsiStatus } from '../scsi/command.js';
-import { encodeDataIn, encodeScsiResponse, senseLengthPrefix } from './pdu.js';
+import { encodeDataIn, encodeScsiResponse, senseLengthPrefix, type DataInFields } from './pdu.js';
 import { BHS_LENGTH } from './spec.js';
-import { residual, type IscsiTask } from './task.js';
+import type { IscsiTask } from './task.js';
 
 /** Where the connection's sequence numbers come from. */
 export interface StatusSequence {
@@ -106,28 +106,48 @@ export function encodeDataInAt(
 ): Buffer {
   const seg = dataInSegment(plan, dataSn);
   const withStatus = plan.collapse && seg.offset + seg.length === plan.length;
-  encodeDataIn(bhs, {
-    itt: plan.itt,
-    lun: plan.lun,
-    final: seg.final,
-    acknowledge,
-    statusPresent: withStatus,
-    status: withStatus ? plan.status : 0,
-    overflow: withStatus && plan.overflow,
-    underflow: withStatus && plan.underflow,
-    residualCount: withStatus ? plan.residualCount : 0,
-    // 11.7.4: StatSN is valid (and advances) only with the S bit.
-    statSN: withStatus ? plan.statSn : 0,
-    expCmdSN: expCmdSn,
-    maxCmdSN: maxCmdSn,
-    dataSN: dataSn,
-    bufferOffset: seg.offset,
-  });
+  // One fields object for every Data-In (encodeDataIn reads it and keeps nothing): a READ
+  // allocates no encoder arguments.
+  const f = dataInFields;
+  f.itt = plan.itt;
+  f.lun = plan.lun;
+  f.final = seg.final;
+  f.acknowledge = acknowledge;
+  f.statusPresent = withStatus;
+  f.status = withStatus ? plan.status : 0;
+  f.overflow = withStatus && plan.overflow;
+  f.underflow = withStatus && plan.underflow;
+  f.residualCount = withStatus ? plan.residualCount : 0;
+  // 11.7.4: StatSN is valid (and advances) only with the S bit.
+  f.statSN = withStatus ? plan.statSn : 0;
+  f.expCmdSN = expCmdSn;
+  f.maxCmdSN = maxCmdSn;
+  f.dataSN = dataSn;
+  f.bufferOffset = seg.offset;
+  encodeDataIn(bhs, f);
+  f.lun = undefined; // keep no command's LUN buffer alive
   const data = plan.data;
   // A READ that fits one Data-In sends the command's buffer itself: no view to create.
   if (seg.offset === 0 && seg.length === data.length) return data;
   return data.subarray(seg.offset, seg.offset + seg.length);
 }
+
+const dataInFields: DataInFields = {
+  itt: 0,
+  lun: undefined,
+  final: false,
+  acknowledge: false,
+  statusPresent: false,
+  status: 0,
+  overflow: false,
+  underflow: false,
+  residualCount: 0,
+  statSN: 0,
+  expCmdSN: 0,
+  maxCmdSN: 0,
+  dataSN: 0,
+  bufferOffset: 0,
+};
 
 /** Optional per-session behaviour of sendCommandResult. */
 export interface ResultOptions {
@@ -155,9 +175,13 @@ export function sendCommandResult(
   const readExpected = cmd.expectedReadLength;
   const produced = isRead ? cmd.dataInLength : 0;
   const toSend = cmd.dataIn ? Math.min(produced, readExpected, cmd.dataIn.length) : 0;
-  const readResidual = residual(produced, readExpected);
-  const writeResidual = residual(cmd.writeTransferLength, cmd.expectedWriteLength);
-  const mainResidual = cmd.direction === DataDirection.Read ? readResidual : writeResidual;
+  // 11.4.5: the residual of the transfer in the command's direction (the write for bidi).
+  const readOnly = cmd.direction === DataDirection.Read;
+  const mainActual = readOnly ? produced : cmd.writeTransferLength;
+  const mainExpected = readOnly ? readExpected : cmd.expectedWriteLength;
+  const mainOverflow = mainActual > mainExpected;
+  const mainUnderflow = mainActual < mainExpected;
+  const mainCount = Math.abs(mainActual - mainExpected);
   const mxdsl = limits.maxXmitDataSegmentLength;
   const burst = limits.maxBurstLength;
   const pduCount = toSend > 0 ? dataInPduCount(toSend, mxdsl, burst) : 0;
@@ -180,9 +204,9 @@ export function sendCommandResult(
       pduCount,
       collapse,
       status: cmd.status,
-      overflow: mainResidual.overflow,
-      underflow: mainResidual.underflow,
-      residualCount: mainResidual.count,
+      overflow: mainOverflow,
+      underflow: mainUnderflow,
+      residualCount: mainCount,
       // Nothing else takes a StatSN while this loop runs, so taking it first changes nothing.
       statSn: collapse ? seq.takeStatSn() : 0,
     };
@@ -203,12 +227,12 @@ export function sendCommandResult(
     encodeScsiResponse(bhs, {
       itt: task.itt,
       status: cmd.status,
-      overflow: mainResidual.overflow,
-      underflow: mainResidual.underflow,
-      residualCount: mainResidual.count,
-      bidiOverflow: bidi && readResidual.overflow,
-      bidiUnderflow: bidi && readResidual.underflow,
-      bidiReadResidualCount: bidi ? readResidual.count : 0,
+      overflow: mainOverflow,
+      underflow: mainUnderflow,
+      residualCount: mainCount,
+      bidiOverflow: bidi && produced > readExpected,
+      bidiUnderflow: bidi && produced < readExpected,
+      bidiReadResidualCount: bidi ? Math.abs(produced - readExpected) : 0,
       statSN: statSn,
       expCmdSN: seq.expCmdSn,
       maxCmdSN: seq.maxCmdSn,

@@ -93,16 +93,3 @@ export function taskAttribute(attr: number): TaskAttribute {
       return TaskAttribute.Ordered;
   }
 }
-
-export interface Residual {
-  overflow: boolean;
-  underflow: boolean;
-  count: number;
-}
-
-/** RFC 7143 11.4.5: residual of `actual` bytes against the `expected` transfer length. */
-export function residual(actual: number, expected: number): Residual {
-  if (actual > expected) return { overflow: true, underflow: false, count: actual - expected };
-  if (actual < expected) return { overflow: false, underflow: true, count: expected - actual };
-  return { overflow: false, underflow: false, count: 0 };
-}
