@@ -21,6 +21,8 @@ export function snLessOrEqual(a: number, b: number): boolean {
 
 export type Delivery = () => void;
 
+const callDelivery = (deliver: Delivery): void => deliver();
+
 export type CmdSnVerdict = 'deliver' | 'queued' | 'outside-window';
 
 export class CmdSnWindow {
@@ -60,16 +62,24 @@ export class CmdSnWindow {
    * (RFC 7143 4.2.2.1: the target MUST silently ignore it).
    */
   accept(cmdSn: number, deliver: Delivery): CmdSnVerdict {
+    return this.acceptWith(cmdSn, callDelivery, deliver);
+  }
+
+  /**
+   * accept() for a delivery that takes an argument: `deliver(arg)` runs now when `cmdSn` is the
+   * next one, so the caller needs no closure per command (one is made only when it is queued).
+   */
+  acceptWith<T>(cmdSn: number, deliver: (arg: T) => void, arg: T): CmdSnVerdict {
     cmdSn >>>= 0;
     if (snLessThan(cmdSn, this.expCmdSn) || snLessThan(this.maxCmdSn, cmdSn)) return 'outside-window';
     if (this.pending.has(cmdSn)) return 'outside-window'; // a duplicate of a queued command
     this.outstanding++;
     if (cmdSn !== this.expCmdSn) {
-      this.pending.set(cmdSn, deliver);
+      this.pending.set(cmdSn, () => deliver(arg));
       return 'queued';
     }
     this.expCmdSn = (this.expCmdSn + 1) >>> 0;
-    deliver();
+    deliver(arg);
     this.drain();
     return 'deliver';
   }

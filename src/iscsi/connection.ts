@@ -16,7 +16,14 @@
 import { Buffer } from 'node:buffer';
 import { performance } from 'node:perf_hooks';
 import type * as net from 'node:net';
-import { Announcement, DataDirection, ScsiCommand, ScsiStatus } from '../scsi/command.js';
+import {
+  Announcement,
+  DataDirection,
+  ScsiCommand,
+  ScsiStatus,
+  TaskAttribute,
+  type ScsiCommandInit,
+} from '../scsi/command.js';
 import { decodeLun } from '../scsi/lun-address.js';
 import { MAX_TRANSFER_BYTES } from '../scsi/device/spc.js';
 import { buildSense, SenseReason } from '../scsi/sense.js';
@@ -110,6 +117,17 @@ import type { TextPair } from './text.js';
 
 /** How many aborted ITTs a connection remembers for late Data-Out. */
 const RECENTLY_ABORTED_LIMIT = 256;
+
+/** Reused for every SCSI Command PDU (ScsiCommand's constructor keeps none of it). */
+const commandInit: ScsiCommandInit = {
+  cdb: Buffer.alloc(0),
+  lun: Buffer.alloc(0),
+  tag: 0,
+  attribute: TaskAttribute.Simple,
+  direction: DataDirection.None,
+  expectedReadLength: 0,
+  expectedWriteLength: 0,
+};
 
 /** sendCommandResult options of a command with nothing special (ERL 0, not a resumed READ). */
 const NO_RESULT_OPTIONS: ResultOptions = Object.freeze({});
@@ -584,18 +602,16 @@ export class IscsiConnection implements StatusSequence {
           : read
             ? DataDirection.Read
             : DataDirection.None;
-    const cmd = new ScsiCommand(
-      {
-        cdb: scsiCommandCdb(pdu.bhs, pdu.ahs),
-        lun: bhsLun(pdu.bhs),
-        tag: itt,
-        attribute: taskAttribute(v.attr),
-        direction,
-        expectedReadLength: read ? (write ? (bidiRead ?? 0) : edtl) : 0,
-        expectedWriteLength: write ? edtl : 0,
-      },
-      this.commandDone,
-    );
+    // The constructor copies the fields out: one init object serves every command.
+    const init = commandInit;
+    init.cdb = scsiCommandCdb(pdu.bhs, pdu.ahs);
+    init.lun = bhsLun(pdu.bhs);
+    init.tag = itt;
+    init.attribute = taskAttribute(v.attr);
+    init.direction = direction;
+    init.expectedReadLength = read ? (write ? (bidiRead ?? 0) : edtl) : 0;
+    init.expectedWriteLength = write ? edtl : 0;
+    const cmd = new ScsiCommand(init, this.commandDone);
     // More PDUs already read behind this one: the store should not block on this command.
     cmd.moreReceived = this.framer.hasBufferedInput;
     this.recentlyAborted.delete(itt);
@@ -629,7 +645,7 @@ export class IscsiConnection implements StatusSequence {
       return;
     }
     // ERL 2: the task may have moved to another connection (TASK REASSIGN) before its turn.
-    const verdict = session.window.accept(v.cmdSN, () => (task.connection ?? this).deliver(task));
+    const verdict = session.window.acceptWith(v.cmdSN, this.deliverInOrder, task);
     if (verdict === 'outside-window') {
       // RFC 7143 4.2.2.1: commands outside the window are silently ignored.
       this.tasks.delete(itt);
@@ -639,6 +655,9 @@ export class IscsiConnection implements StatusSequence {
     // A command queued behind a CmdSN gap gets no R2T (nor budget) before it is delivered: see
     // admit() for why budget goes to commands in delivery order only.
   }
+
+  /** The CmdSN window's delivery of a task (bound once, not a closure per command). */
+  private readonly deliverInOrder = (task: IscsiTask): void => (task.connection ?? this).deliver(task);
 
   private ittInUse(session: IscsiSession, itt: number): boolean {
     if (this.tasks.has(itt) || session.recovery?.has(itt)) return true;
