@@ -94,6 +94,8 @@ const enum State {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Copies up to this many bytes are done byte by byte (see step). */
+const SMALL_COPY = 64;
 
 /** Reassembles PDUs from stream chunks; see the file header. */
 export class PduFramer {
@@ -277,10 +279,19 @@ export class PduFramer {
 
   /** Copy input into the current field; when it is complete, act on it. */
   private step(): void {
-    const want = this.field.length - this.filled;
-    const n = Math.min(want, this.input.length - this.inputPos);
-    this.input.copy(this.field, this.filled, this.inputPos, this.inputPos + n);
-    this.inputPos += n;
+    const field = this.field;
+    const want = field.length - this.filled;
+    const input = this.input;
+    const from = this.inputPos;
+    const n = Math.min(want, input.length - from);
+    if (n <= SMALL_COPY) {
+      // Headers, pads, digests: a loop, because Buffer#copy of part of a buffer allocates a
+      // view of it first (one per PDU header, about 0.1 KiB of garbage each).
+      for (let i = 0, to = this.filled; i < n; i++) field[to + i] = input[from + i]!;
+    } else {
+      input.copy(field, this.filled, from, from + n);
+    }
+    this.inputPos = from + n;
     this.filled += n;
     if (n === want) this.fieldDone();
   }

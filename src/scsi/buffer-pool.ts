@@ -23,8 +23,11 @@ const IDLE_BYTES_PER_CLASS = 4 * 1024 * 1024;
 
 /** Set on a pooled ArrayBuffer while it is handed out (a property: cheaper than a WeakSet). */
 const kOut = Symbol('tgt.pooled.out');
+/** A Buffer over the whole ArrayBuffer, made once: a request of the class size gets it again. */
+const kWhole = Symbol('tgt.pooled.whole');
 interface PooledMemory extends ArrayBuffer {
   [kOut]?: boolean;
+  [kWhole]?: Buffer;
 }
 
 const idle: PooledMemory[][] = [];
@@ -41,8 +44,12 @@ function sizeClass(bytes: number): number {
 export function acquireBuffer(bytes: number): Buffer {
   if (bytes <= 0 || bytes > POOLED_MAX_BYTES) return Buffer.allocUnsafe(bytes);
   const cls = sizeClass(bytes);
-  const memory: PooledMemory = idle[cls]!.pop() ?? new ArrayBuffer(1 << (cls + MIN_SHIFT));
+  const size = 1 << (cls + MIN_SHIFT);
+  const memory: PooledMemory = idle[cls]!.pop() ?? new ArrayBuffer(size);
   memory[kOut] = true;
+  // 4 KiB reads, 8 KiB Data-Out segments, 128 KiB transfers: the size of their class, so
+  // they are served with no new view object.
+  if (bytes === size) return (memory[kWhole] ??= Buffer.from(memory, 0, size));
   return Buffer.from(memory, 0, bytes);
 }
 
