@@ -1068,12 +1068,8 @@ export class IscsiConnection implements StatusSequence {
     // Nothing else in flight and no batch open: this answer leaves alone, so it is flushed at
     // the end of this call (as flushIfIdle would) without scheduling a batch flush to cancel.
     const alone = !this.batchOpen && this.tasks.size === 0;
-    if (alone) {
-      this.batchOpen = true;
-      this.writer.cork();
-    } else {
-      this.batch();
-    }
+    if (alone) this.openBatch();
+    else this.batch();
     const retention = this.retention;
     // RFC 7143 11.4.8: ExpDataSN is the number of R2Ts and Data-In sent (reported at ERL >= 1).
     const options: ResultOptions =
@@ -1089,7 +1085,7 @@ export class IscsiConnection implements StatusSequence {
     this.counters.dataInPdus += counts.dataInPdus;
     this.counters.txDataOctets += counts.dataInBytes;
     this.counters.responsePdus += counts.responses;
-    if (alone) this.flushBatch();
+    if (alone) this.flushNow();
   }
 
   // --- ERL 1: retention and SNACK (RFC 7143 7, 11.16) -------------------------------------------
@@ -1917,9 +1913,21 @@ export class IscsiConnection implements StatusSequence {
    */
   private batch(): void {
     if (this.batchOpen) return;
+    this.openBatch();
+    this.batchFlush = setImmediate(this.flushBatch);
+  }
+
+  /** Open a batch that the caller sends itself with flushNow(): no end-of-turn flush is scheduled. */
+  private openBatch(): void {
     this.batchOpen = true;
     this.writer.cork();
-    this.batchFlush = setImmediate(this.flushBatch);
+  }
+
+  /** Send the open batch now, cancelling its end-of-turn flush if one was scheduled. */
+  private flushNow(): void {
+    if (!this.batchOpen) return;
+    if (this.batchFlush !== null) clearImmediate(this.batchFlush);
+    this.flushBatch();
   }
 
   /**
@@ -1928,9 +1936,7 @@ export class IscsiConnection implements StatusSequence {
    * to writev turnaround went from a p50 of 24-26 us to 18-19 us, measured with timestamps).
    */
   private flushIfIdle(): void {
-    if (!this.batchOpen || this.tasks.size > 0) return;
-    clearImmediate(this.batchFlush!);
-    this.flushBatch();
+    if (this.tasks.size === 0) this.flushNow();
   }
 
   private readonly flushBatch = (): void => {
@@ -1999,11 +2005,7 @@ export class IscsiConnection implements StatusSequence {
   endAfterFlush(reason: string): void {
     if (this.state === 'closed') return;
     this.framer.stop();
-    // Whatever the open batch holds goes out before the FIN.
-    if (this.batchOpen) {
-      clearImmediate(this.batchFlush!);
-      this.flushBatch();
-    }
+    this.flushNow(); // whatever the open batch holds goes out before the FIN
     this.socket.end();
     const timer = setTimeout(() => this.close(reason), 2000);
     timer.unref();
