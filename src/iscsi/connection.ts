@@ -30,6 +30,7 @@ import { buildSense, SenseReason } from '../scsi/sense.js';
 import type { ItNexus } from '../scsi/nexus.js';
 import type { ConnectionStats } from '../scsi/driver.js';
 import { TmfFunction as CoreTmf } from '../scsi/tmf.js';
+import { holdCompletions, releaseCompletions } from '../scsi/completions.js';
 import { encodeLogoutRequest } from './async.js';
 import {
   encodeDataInAt,
@@ -240,13 +241,20 @@ export class IscsiConnection implements StatusSequence {
     );
     this.writer = new PduWriter(socket, {}, directWritev(socket));
     socket.setNoDelay(true);
-    const receive = (bytes: Buffer): void => {
-      if (this.state !== 'closed') this.framer.push(bytes);
+    const receive = (bytes: Buffer, length = bytes.length): void => {
+      if (this.state === 'closed') return;
+      // Commands of this read that finish synchronously answer once it is framed (completions.ts).
+      holdCompletions();
+      try {
+        this.framer.push(bytes, length);
+      } finally {
+        releaseCompletions();
+      }
     };
     // Reads into the shared receive buffer come straight here (socket-reads.ts); a plain
     // socket (tests, or no handle to move) emits 'data' as usual.
     (socket as SharedReadSocket)[kReceive] = receive;
-    socket.on('data', receive);
+    socket.on('data', (bytes: Buffer) => receive(bytes));
     socket.on('drain', () => {
       if (this.socketPausedForDrain.value) {
         this.socketPausedForDrain.value = false;

@@ -16,7 +16,8 @@
  *   class PduFramer {
  *     constructor(onPdu: (pdu: IncomingPdu) => void, onError: (err: FramingError) => void,
  *                 options?: PduFramerOptions)
- *     push(chunk: Buffer): boolean      // false once paused or stopped: stop reading the socket
+ *     push(chunk: Buffer, length?: number): boolean   // the first `length` bytes (default all);
+ *                                       // false once paused or stopped: stop reading the socket
  *     setDigests(header: boolean, data: boolean): void
  *     setMaxDataSegmentLength(n: number): void
  *     pause(): void;  resume(): void;  stop(): void
@@ -102,6 +103,8 @@ export class PduFramer {
   /** The chunk being framed (a caller's buffer, valid only during push) and the position in it. */
   private input: Buffer = EMPTY;
   private inputPos = 0;
+  /** End of the bytes to frame in `input` (the caller's read may fill only part of it). */
+  private inputEnd = 0;
   /** Copies of bytes received while paused or from inside onPdu, framed before anything newer. */
   private readonly backlog: Buffer[] = [];
   private backlogBytes = 0;
@@ -144,20 +147,22 @@ export class PduFramer {
   }
 
   /**
-   * Feed received bytes; `chunk` is only read during the call (it may be a reused receive
-   * buffer). Returns false when the caller should stop reading (paused or stopped).
+   * Feed the first `length` bytes of `chunk`; it is only read during the call (it may be a
+   * reused receive buffer). Returns false when the caller should stop reading (paused or stopped).
    */
-  push(chunk: Buffer): boolean {
+  push(chunk: Buffer, length = chunk.length): boolean {
     if (this.stopped) return false;
+    const n = Math.min(length, chunk.length);
     if (this.running || this.isPaused) {
-      if (chunk.length > 0) this.keep(chunk);
+      if (n > 0) this.keep(chunk, n);
     } else if (this.backlogBytes > 0) {
       // Left over from an onPdu that threw: it goes first.
-      if (chunk.length > 0) this.keep(chunk);
+      if (n > 0) this.keep(chunk, n);
       this.run();
-    } else if (chunk.length > 0) {
+    } else if (n > 0) {
       this.input = chunk;
       this.inputPos = 0;
+      this.inputEnd = n;
       this.run();
     }
     return !this.isPaused && !this.stopped;
@@ -193,6 +198,7 @@ export class PduFramer {
     this.backlogBytes = 0;
     this.input = EMPTY;
     this.inputPos = 0;
+    this.inputEnd = 0;
     this.field = EMPTY;
     this.filled = 0;
   }
@@ -218,7 +224,7 @@ export class PduFramer {
   }
   /** More bytes were received after the PDU being delivered (true inside onPdu of a batch). */
   get hasBufferedInput(): boolean {
-    return this.inputPos < this.input.length || this.backlogBytes > 0;
+    return this.inputPos < this.inputEnd || this.backlogBytes > 0;
   }
 
   /** Bytes of the PDU being assembled received so far. */
@@ -245,12 +251,13 @@ export class PduFramer {
     try {
       for (;;) {
         if (this.isPaused || this.stopped) break;
-        if (this.inputPos === this.input.length) {
+        if (this.inputPos === this.inputEnd) {
           const next = this.backlog.shift();
           if (next === undefined) break;
           this.backlogBytes -= next.length;
           this.input = next;
           this.inputPos = 0;
+          this.inputEnd = next.length;
           continue;
         }
         this.step();
@@ -263,18 +270,19 @@ export class PduFramer {
 
   /** The caller's chunk is about to be reused: keep a copy of what is left of it. */
   private saveInput(): void {
-    const left = this.input.length - this.inputPos;
+    const left = this.inputEnd - this.inputPos;
     if (left > 0 && !this.stopped) {
-      this.backlog.unshift(Buffer.from(this.input.subarray(this.inputPos)));
+      this.backlog.unshift(Buffer.from(this.input.subarray(this.inputPos, this.inputEnd)));
       this.backlogBytes += left;
     }
     this.input = EMPTY;
     this.inputPos = 0;
+    this.inputEnd = 0;
   }
 
-  private keep(chunk: Buffer): void {
-    this.backlog.push(Buffer.from(chunk));
-    this.backlogBytes += chunk.length;
+  private keep(chunk: Buffer, length: number): void {
+    this.backlog.push(Buffer.from(chunk.subarray(0, length)));
+    this.backlogBytes += length;
   }
 
   /** Copy input into the current field; when it is complete, act on it. */
@@ -283,7 +291,7 @@ export class PduFramer {
     const want = field.length - this.filled;
     const input = this.input;
     const from = this.inputPos;
-    const n = Math.min(want, input.length - from);
+    const n = Math.min(want, this.inputEnd - from);
     if (n <= SMALL_COPY) {
       // Headers, pads, digests: a loop, because Buffer#copy of part of a buffer allocates a
       // view of it first (one per PDU header, about 0.1 KiB of garbage each).

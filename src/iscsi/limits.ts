@@ -111,6 +111,8 @@ export class DataOutBudget {
   release(bytes: number): void {
     if (bytes <= 0) return;
     this.usedBytes = Math.max(0, this.usedBytes - bytes);
+    // Every READ releases its budget: no snapshot of the set unless someone waits.
+    if (this.waiters.size === 0) return;
     for (const wake of [...this.waiters]) wake();
   }
 

@@ -144,8 +144,12 @@ export class PduWriter {
   private corkDepth = 0;
   private batchOk = true;
   private lastOk = true;
-  /** Reused list of pieces for the PDU being written (with `direct`: of the whole batch). */
-  private readonly pieces: Buffer[] = [];
+  /**
+   * Pieces of the PDU being written (with `direct`: of the whole batch). A new array after each
+   * send rather than `length = 0`: setting the length is a call into the runtime that also frees
+   * the storage, so the next push reallocates it anyway.
+   */
+  private pieces: Buffer[] = [];
 
   constructor(
     private readonly sink: PduSink,
@@ -185,7 +189,7 @@ export class PduWriter {
     try {
       for (const p of pieces) ok = this.sink.write(p) && ok;
     } finally {
-      pieces.length = 0;
+      this.pieces = [];
       if (standalone) this.sink.uncork();
     }
     this.lastOk = ok;
@@ -232,7 +236,7 @@ export class PduWriter {
         this.sink.uncork();
       }
     }
-    pieces.length = 0;
+    this.pieces = [];
     this.lastOk = ok;
     this.batchOk &&= ok;
   }

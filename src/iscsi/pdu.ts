@@ -586,14 +586,19 @@ export interface InitiatorSequenceFields {
 
 function begin(bhs: Buffer, byte0: number, byte1: number, f: CommonFields): void {
   if (bhs.length < BHS_LENGTH) throw new RangeError(`BHS buffer too short: ${bhs.length}`);
-  bhs.fill(0, 0, BHS_LENGTH);
+  // Loops, not fill() and copy(): both are calls into C++ that cost more than 48 stores (every
+  // response and Data-In goes through here).
+  for (let i = 2; i < BHS_LENGTH; i++) bhs[i] = 0;
   bhs[0] = byte0;
   bhs[1] = byte1;
   if (f.totalAhsLength !== undefined) setTotalAhsLength(bhs, f.totalAhsLength);
   if (f.dataSegmentLength !== undefined) setDataSegmentLength(bhs, f.dataSegmentLength);
   if (f.lun !== undefined) {
     if (typeof f.lun === 'bigint') bhs.writeBigUInt64BE(BigInt.asUintN(64, f.lun), 8);
-    else f.lun.copy(bhs, 8, 0, 8);
+    else {
+      const lun = f.lun;
+      for (let i = 0; i < 8; i++) bhs[8 + i] = lun[i] ?? 0;
+    }
   }
   bhs.writeUInt32BE(f.itt >>> 0, 16);
 }

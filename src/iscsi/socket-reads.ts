@@ -30,7 +30,8 @@ export const kReceive = Symbol('tgt.receive');
 
 /** A socket that may deliver its reads to a receiver instead of 'data' events. */
 export interface SharedReadSocket extends net.Socket {
-  [kReceive]?: (bytes: Buffer) => void;
+  /** Gets the shared buffer and how many bytes of it this read filled (no view per read). */
+  [kReceive]?: (buffer: Buffer, length: number) => void;
 }
 
 interface HandleCarrier {
@@ -39,8 +40,8 @@ interface HandleCarrier {
 
 /**
  * `accepted` (from a server created with pauseOnConnect) as a socket that reads into the shared
- * buffer: each read goes to `socket[kReceive]` as a transient view once one is set, and until
- * then is copied out and emitted as 'data'.
+ * buffer: each read goes to `socket[kReceive]` (valid only during the call) once one is set, and
+ * until then is copied out and emitted as 'data'.
  */
 export function withSharedReads(accepted: net.Socket): SharedReadSocket {
   const carrier = accepted as unknown as HandleCarrier;
@@ -56,10 +57,9 @@ export function withSharedReads(accepted: net.Socket): SharedReadSocket {
     onread: {
       buffer: shared,
       callback: (bytes: number): void => {
-        const view = shared.subarray(0, bytes);
         const receive = socket[kReceive];
-        if (receive) receive(view);
-        else socket.emit('data', Buffer.from(view));
+        if (receive) receive(shared, bytes);
+        else socket.emit('data', Buffer.from(shared.subarray(0, bytes)));
       },
     },
   };

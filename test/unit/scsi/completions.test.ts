@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { deferCompletion } from '../../../src/scsi/completions.js';
+import { deferCompletion, holdCompletions, releaseCompletions } from '../../../src/scsi/completions.js';
 import type { ScsiCommand } from '../../../src/scsi/command.js';
 import type { ItNexus } from '../../../src/scsi/nexus.js';
 
@@ -60,4 +60,30 @@ test('execute: a throwing completion is reported as uncaught and the ones behind
   assert.deepEqual(seen, [2]);
   assert.equal(errors.length, 1);
   assert.match(String(errors[0]), /boom/);
+});
+
+test('execute: completions deferred while a fabric holds them run when it releases, in order, not in a microtask', async () => {
+  const seen: number[] = [];
+  const record = (c: ScsiCommand): void => {
+    const tag = (c as unknown as { tag: number }).tag;
+    seen.push(tag);
+    if (tag === 1) deferCompletion(record, cmd(3), nexus, null); // queued while draining
+  };
+  holdCompletions();
+  holdCompletions(); // nested holds: only the outermost release drains
+  deferCompletion(record, cmd(1), nexus, null);
+  deferCompletion(record, cmd(2), nexus, null);
+  releaseCompletions();
+  assert.deepEqual(seen, [], 'an inner release does not drain');
+  await Promise.resolve();
+  assert.deepEqual(seen, [], 'no microtask drains held completions');
+  releaseCompletions();
+  assert.deepEqual(seen, [1, 2, 3], 'the outermost release ran them all, synchronously');
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(seen, [1, 2, 3], 'each ran once');
+  // Not holding any more: back to the microtask.
+  deferCompletion(record, cmd(4), nexus, null);
+  assert.deepEqual(seen, [1, 2, 3]);
+  await Promise.resolve();
+  assert.deepEqual(seen, [1, 2, 3, 4]);
 });

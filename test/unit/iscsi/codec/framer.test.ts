@@ -306,3 +306,31 @@ test('hasBufferedInput: inside onPdu it tells whether more bytes were received b
   framer.push(Buffer.concat([nopOut(5), partial.subarray(0, 20)]));
   assert.deepEqual(seen.slice(3), [true], 'part of the next PDU counts as received');
 });
+
+test('shared receive buffer: push(buffer, length) frames only the bytes read, leftovers of earlier reads never leak in', () => {
+  const stream = Buffer.concat([1, 2, 3].map((i) => nopOut(i, Buffer.alloc(i * 5, i))));
+  // One reused buffer, each read fills a prefix and leaves stale bytes (0xee) behind it.
+  const shared = Buffer.alloc(stream.length + 64, 0xee);
+  const seen: string[] = [];
+  let pauseAt = 2;
+  const framer = new PduFramer(
+    (p) => {
+      seen.push(`${bhsItt(p.bhs)}:${p.data.toString('hex')}`);
+      if (bhsItt(p.bhs) === pauseAt) framer.pause();
+    },
+    (e) => assert.fail(e),
+  );
+  for (let at = 0; at < stream.length; at += 7) {
+    const n = Math.min(7, stream.length - at);
+    shared.fill(0xee);
+    stream.copy(shared, 0, at, at + n);
+    framer.push(shared, n);
+  }
+  pauseAt = -1;
+  framer.resume();
+  assert.deepEqual(
+    seen,
+    [1, 2, 3].map((i) => `${i}:${Buffer.alloc(i * 5, i).toString('hex')}`),
+  );
+  assert.equal(framer.bufferedBytes, 0);
+});
