@@ -56,6 +56,7 @@ import type { IscsiDriver } from './driver.js';
 import { FramingError, PduFramer } from './framer.js';
 import { allocatePduData, releaseDataOut } from './payload-buffers.js';
 import { kReceive, type SharedReadSocket } from './socket-reads.js';
+import { TaskTable } from './task-table.js';
 import type { IscsiLimits } from './limits.js';
 import { LoginPhase, loginText, type LoginReply } from './login.js';
 import type { NegotiatedParams } from './negotiate.js';
@@ -150,10 +151,10 @@ export class IscsiConnection implements StatusSequence {
   private statSn = 0;
   private loginResponses = 0;
   private params: NegotiatedParams | null = null;
-  /** Tasks of this connection by ITT. */
-  private readonly tasks = new Map<number, IscsiTask>();
+  /** Tasks of this connection by ITT (task-table.ts: no garbage per command, unlike a Map). */
+  private readonly tasks = new TaskTable<IscsiTask>();
   /** Tasks waiting for solicited Data-Out, by TTT. */
-  private readonly byTtt = new Map<number, IscsiTask>();
+  private readonly byTtt = new TaskTable<IscsiTask>();
   private nextTtt = 1;
   private immediateOutstanding = 0;
   /** ITTs of tasks aborted before reaching the core; their late Data-Out is dropped silently. */
@@ -622,7 +623,7 @@ export class IscsiConnection implements StatusSequence {
     const cmd = new ScsiCommand(init, this.commandDone);
     // More PDUs already read behind this one: the store should not block on this command.
     cmd.moreReceived = this.framer.hasBufferedInput;
-    this.recentlyAborted.delete(itt);
+    if (this.recentlyAborted.size > 0) this.recentlyAborted.delete(itt);
     const task = new IscsiTask(itt, cmd, immediate, this.limits.maxWriteLength, v.cmdSN);
     task.connection = this;
     cmd.fabricData = task;

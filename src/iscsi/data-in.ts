@@ -8,7 +8,13 @@
  */
 import { Buffer } from 'node:buffer';
 import { DataDirection, ScsiStatus } from '../scsi/command.js';
-import { encodeDataIn, encodeScsiResponse, senseLengthPrefix, type DataInFields } from './pdu.js';
+import {
+  encodeDataIn,
+  encodeScsiResponse,
+  senseLengthPrefix,
+  type DataInFields,
+  type ScsiResponseFields,
+} from './pdu.js';
 import { BHS_LENGTH } from './spec.js';
 import type { IscsiTask } from './task.js';
 
@@ -63,11 +69,19 @@ export interface DataInPlan {
   statSn: number;
 }
 
+/** Where a Data-In PDU lies in the transfer. */
+export interface DataInSegment {
+  offset: number;
+  length: number;
+  final: boolean;
+}
+
 /** Where Data-In PDU `dataSn` of a transfer lies: MaxBurstLength sequences cut at the MRDSL. */
 export function dataInSegment(
   plan: Pick<DataInPlan, 'length' | 'maxXmitDataSegmentLength' | 'maxBurstLength'>,
   dataSn: number,
-): { offset: number; length: number; final: boolean } {
+  out: DataInSegment = { offset: 0, length: 0, final: false },
+): DataInSegment {
   const burst = plan.maxBurstLength;
   const mxdsl = plan.maxXmitDataSegmentLength;
   const perBurst = Math.ceil(burst / mxdsl);
@@ -75,8 +89,11 @@ export function dataInSegment(
   const offset = burstStart + (dataSn % perBurst) * mxdsl;
   const burstEnd = Math.min(plan.length, burstStart + burst);
   const length = Math.max(0, Math.min(mxdsl, burstEnd - offset));
+  out.offset = offset;
+  out.length = length;
   // 11.7.1: F ends each MaxBurstLength sequence.
-  return { offset, length, final: offset + length === burstEnd };
+  out.final = offset + length === burstEnd;
+  return out;
 }
 
 /** How many Data-In PDUs carry `length` bytes (see dataInSegment). */
@@ -104,7 +121,7 @@ export function encodeDataInAt(
   maxCmdSn: number,
   acknowledge = false,
 ): Buffer {
-  const seg = dataInSegment(plan, dataSn);
+  const seg = dataInSegment(plan, dataSn, segment);
   const withStatus = plan.collapse && seg.offset + seg.length === plan.length;
   // One fields object for every Data-In (encodeDataIn reads it and keeps nothing): a READ
   // allocates no encoder arguments.
@@ -131,6 +148,44 @@ export function encodeDataInAt(
   if (seg.offset === 0 && seg.length === data.length) return data;
   return data.subarray(seg.offset, seg.offset + seg.length);
 }
+
+const EMPTY = Buffer.alloc(0);
+const EMPTY_PLAN: DataInPlan = {
+  itt: 0,
+  lun: EMPTY,
+  data: EMPTY,
+  length: 0,
+  maxXmitDataSegmentLength: 0,
+  maxBurstLength: 0,
+  pduCount: 0,
+  collapse: false,
+  status: 0,
+  overflow: false,
+  underflow: false,
+  residualCount: 0,
+  statSn: 0,
+};
+/** The plan of a result whose caller keeps none (ERL 0): one object serves every command. */
+const scratchPlan: DataInPlan = { ...EMPTY_PLAN };
+const resultCounts: ResultCounts = { dataInPdus: 0, dataInBytes: 0, responses: 0, plan: null, statSn: 0 };
+
+const responseFields: ScsiResponseFields = {
+  itt: 0,
+  status: 0,
+  overflow: false,
+  underflow: false,
+  residualCount: 0,
+  bidiOverflow: false,
+  bidiUnderflow: false,
+  bidiReadResidualCount: 0,
+  statSN: 0,
+  expCmdSN: 0,
+  maxCmdSN: 0,
+  expDataSN: 0,
+};
+
+/** encodeDataInAt's segment (it keeps nothing of it between calls). */
+const segment: DataInSegment = { offset: 0, length: 0, final: false };
 
 const dataInFields: DataInFields = {
   itt: 0,
@@ -159,9 +214,18 @@ export interface ResultOptions {
    * in a SCSI Response. The plan still covers every Data-In (a SNACK may ask for any).
    */
   resumeAt?: number;
+  /**
+   * Return the DataInPlan in the counts, a new object the caller may keep (ERL >= 1 retention
+   * re-encodes Data-In from it for SNACK). Default: when `expDataSn` is given (ERL >= 1).
+   * Without it no plan object is allocated and `plan` is null.
+   */
+  keepPlan?: boolean;
 }
 
-/** Send the Data-In PDUs and/or SCSI Response of a finished command through `send`. */
+/**
+ * Send the Data-In PDUs and/or SCSI Response of a finished command through `send`. The counts
+ * returned are valid until the next call (one object serves every command).
+ */
 export function sendCommandResult(
   task: IscsiTask,
   limits: DataInLimits,
@@ -170,7 +234,12 @@ export function sendCommandResult(
   options: ResultOptions = {},
 ): ResultCounts {
   const cmd = task.cmd;
-  const counts: ResultCounts = { dataInPdus: 0, dataInBytes: 0, responses: 0, plan: null, statSn: 0 };
+  const counts = resultCounts;
+  counts.dataInPdus = 0;
+  counts.dataInBytes = 0;
+  counts.responses = 0;
+  counts.plan = null;
+  counts.statSn = 0;
   const isRead = cmd.direction === DataDirection.Read || cmd.direction === DataDirection.Bidirectional;
   const readExpected = cmd.expectedReadLength;
   const produced = isRead ? cmd.dataInLength : 0;
@@ -194,50 +263,56 @@ export function sendCommandResult(
     cmd.direction === DataDirection.Read;
 
   if (toSend > 0) {
-    const plan: DataInPlan = {
-      itt: task.itt,
-      lun: cmd.lun,
-      data: cmd.dataIn!,
-      length: toSend,
-      maxXmitDataSegmentLength: mxdsl,
-      maxBurstLength: burst,
-      pduCount,
-      collapse,
-      status: cmd.status,
-      overflow: mainOverflow,
-      underflow: mainUnderflow,
-      residualCount: mainCount,
-      // Nothing else takes a StatSN while this loop runs, so taking it first changes nothing.
-      statSn: collapse ? seq.takeStatSn() : 0,
-    };
-    for (let dataSn = first; dataSn < plan.pduCount; dataSn++) {
+    const keep = options.keepPlan ?? options.expDataSn != null;
+    const plan: DataInPlan = keep ? { ...EMPTY_PLAN } : scratchPlan;
+    plan.itt = task.itt;
+    plan.lun = cmd.lun;
+    plan.data = cmd.dataIn!;
+    plan.length = toSend;
+    plan.maxXmitDataSegmentLength = mxdsl;
+    plan.maxBurstLength = burst;
+    plan.pduCount = pduCount;
+    plan.collapse = collapse;
+    plan.status = cmd.status;
+    plan.overflow = mainOverflow;
+    plan.underflow = mainUnderflow;
+    plan.residualCount = mainCount;
+    // Nothing else takes a StatSN while this loop runs, so taking it first changes nothing.
+    plan.statSn = collapse ? seq.takeStatSn() : 0;
+    for (let dataSn = first; dataSn < pduCount; dataSn++) {
       const bhs = Buffer.allocUnsafe(BHS_LENGTH);
       const payload = encodeDataInAt(bhs, plan, dataSn, seq.expCmdSn, seq.maxCmdSn);
       send(bhs, payload);
       counts.dataInPdus++;
       counts.dataInBytes += payload.length;
     }
-    counts.plan = plan;
     counts.statSn = plan.statSn;
+    if (keep) counts.plan = plan;
+    else {
+      // Keep no command's buffers alive.
+      plan.lun = EMPTY;
+      plan.data = EMPTY;
+    }
   }
   if (!collapse) {
     const bhs = Buffer.allocUnsafe(BHS_LENGTH);
     const bidi = cmd.direction === DataDirection.Bidirectional;
     const statSn = seq.takeStatSn();
-    encodeScsiResponse(bhs, {
-      itt: task.itt,
-      status: cmd.status,
-      overflow: mainOverflow,
-      underflow: mainUnderflow,
-      residualCount: mainCount,
-      bidiOverflow: bidi && produced > readExpected,
-      bidiUnderflow: bidi && produced < readExpected,
-      bidiReadResidualCount: bidi ? Math.abs(produced - readExpected) : 0,
-      statSN: statSn,
-      expCmdSN: seq.expCmdSn,
-      maxCmdSN: seq.maxCmdSn,
-      expDataSN: options.expDataSn != null ? options.expDataSn + first + counts.dataInPdus : 0,
-    });
+    // One fields object for every response (encodeScsiResponse keeps nothing of it).
+    const f = responseFields;
+    f.itt = task.itt;
+    f.status = cmd.status;
+    f.overflow = mainOverflow;
+    f.underflow = mainUnderflow;
+    f.residualCount = mainCount;
+    f.bidiOverflow = bidi && produced > readExpected;
+    f.bidiUnderflow = bidi && produced < readExpected;
+    f.bidiReadResidualCount = bidi ? Math.abs(produced - readExpected) : 0;
+    f.statSN = statSn;
+    f.expCmdSN = seq.expCmdSn;
+    f.maxCmdSN = seq.maxCmdSn;
+    f.expDataSN = options.expDataSn != null ? options.expDataSn + first + counts.dataInPdus : 0;
+    encodeScsiResponse(bhs, f);
     const sense = cmd.sense;
     // 11.4.7: the data segment is SenseLength (2 bytes) followed by the sense data.
     send(bhs, sense && sense.length ? [senseLengthPrefix(sense.length), sense] : null);

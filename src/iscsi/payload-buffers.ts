@@ -10,6 +10,7 @@ import { acquireBuffer, releaseBuffer } from '../scsi/buffer-pool.js';
 import type { ScsiCommand } from '../scsi/command.js';
 import { bhsOpcode } from './pdu.js';
 import { Opcode } from './spec.js';
+import { emptyArray } from './arrays.js';
 
 /**
  * Smallest data segment given a pooled buffer. The smallest class is 4 KiB: a segment under half
@@ -30,6 +31,6 @@ export function allocatePduData(length: number, bhs: Buffer): Buffer {
 /** Give a finished command's Data-Out buffers back; the command keeps no view of them. */
 export function releaseDataOut(cmd: ScsiCommand): void {
   for (const segment of cmd.dataOut) releaseBuffer(segment);
-  cmd.dataOut.length = 0; // emptied in place: no new array per WRITE
+  emptyArray(cmd.dataOut);
   cmd.dataOutConsumed = false;
 }

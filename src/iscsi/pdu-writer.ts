@@ -34,6 +34,7 @@ import { BHS_LENGTH, DIGEST_LENGTH, MAX_DATA_SEGMENT_LENGTH, MAX_TOTAL_AHS_LENGT
 import { setDataSegmentLength, setTotalAhsLength } from './pdu.js';
 import { crc32cUpdate, headerDigest, writeDigest } from './digest.js';
 import type { DirectWritev } from './direct-write.js';
+import { emptyArray } from './arrays.js';
 
 /** What PduWriter writes to: a net.Socket or anything with the same three methods. */
 export interface PduSink {
@@ -144,12 +145,8 @@ export class PduWriter {
   private corkDepth = 0;
   private batchOk = true;
   private lastOk = true;
-  /**
-   * Pieces of the PDU being written (with `direct`: of the whole batch). A new array after each
-   * send rather than `length = 0`: setting the length is a call into the runtime that also frees
-   * the storage, so the next push reallocates it anyway.
-   */
-  private pieces: Buffer[] = [];
+  /** Reused list of pieces for the PDU being written (with `direct`: of the whole batch). */
+  private readonly pieces: Buffer[] = [];
 
   constructor(
     private readonly sink: PduSink,
@@ -189,7 +186,7 @@ export class PduWriter {
     try {
       for (const p of pieces) ok = this.sink.write(p) && ok;
     } finally {
-      this.pieces = [];
+      emptyArray(pieces);
       if (standalone) this.sink.uncork();
     }
     this.lastOk = ok;
@@ -236,7 +233,7 @@ export class PduWriter {
         this.sink.uncork();
       }
     }
-    this.pieces = [];
+    emptyArray(pieces);
     this.lastOk = ok;
     this.batchOk &&= ok;
   }

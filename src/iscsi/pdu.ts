@@ -653,7 +653,7 @@ export function encodeScsiResponse(bhs: Buffer, f: ScsiResponseFields): Buffer {
     flag(f.overflow, ScsiResponseFlags.Overflow) |
     flag(f.underflow, ScsiResponseFlags.Underflow);
   begin(bhs, Opcode.ScsiResponse, flags, f);
-  bhs.fill(0, 8, 16); // 11.4: bytes 8-15 are reserved
+  for (let i = 8; i < 16; i++) bhs[i] = 0; // 11.4: bytes 8-15 are reserved (a loop: see begin)
   bhs[2] = f.response ?? 0;
   bhs[3] = f.status;
   u32(bhs, 20, f.snackTag);

@@ -19,6 +19,8 @@
  * task object that points at the ScsiCommand; the core never sees it.
  */
 import { Buffer } from 'node:buffer';
+import type { CommandList } from './command-list.js';
+import type { LogicalUnit } from './lu.js';
 
 /** Data transfer direction, from the fabric's point of view of the initiator's request. */
 export enum DataDirection {
@@ -144,6 +146,17 @@ export class ScsiCommand {
    * flushed it); a fabric that never does only costs the pool a buffer.
    */
   onRelease: ((dataIn: Buffer) => void) | null = null;
+
+  // Links of the core's command lists (command-list.ts), owned by them: the LU task set's
+  // running commands, and the nexus's outstanding commands with the LU each is addressed to.
+  runList: CommandList | null = null;
+  runPrev: ScsiCommand | null = null;
+  runNext: ScsiCommand | null = null;
+  outList: CommandList | null = null;
+  outPrev: ScsiCommand | null = null;
+  outNext: ScsiCommand | null = null;
+  /** The LU of an outstanding command (null: addressed to none); set by the nexus. */
+  outLu: LogicalUnit | null = null;
 
   constructor(init: ScsiCommandInit, onComplete: CommandCallback) {
     this.cdb = init.cdb;

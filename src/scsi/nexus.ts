@@ -8,6 +8,7 @@ import { Announcement, ScsiStatus, TaskAttribute, type ScsiCommand } from './com
 import { completeWithStatus, executeWithoutLu, finishAborted, taskAbortedStatus } from './execute.js';
 import { resolveOpcode, UNSUPPORTED_SERVICE_ACTION } from './device/types.js';
 import { deferCompletion } from './completions.js';
+import { CommandList, CommandSlot } from './command-list.js';
 import { decodeLun } from './lun-address.js';
 import type { LogicalUnit } from './lu.js';
 import { senseCode, SenseReason } from './sense.js';
@@ -87,8 +88,8 @@ export class ItNexus {
   /** Creation time (ms since epoch). */
   readonly createdAt = Date.now();
   closed = false;
-  /** Commands submitted and not yet completed, with their LU (null: addressed to no LU). */
-  readonly outstanding = new Map<ScsiCommand, LogicalUnit | null>();
+  /** Commands submitted and not yet completed; each one's LU is `cmd.outLu` (null: none). */
+  readonly outstanding = new CommandList(CommandSlot.Outstanding);
   private readonly luInfos = new Map<LogicalUnit, NexusLuInfo>();
 
   constructor(
@@ -149,7 +150,7 @@ export class ItNexus {
       return;
     }
     cmd.announcement = Announcement.Accepted;
-    this.outstanding.set(cmd, lu);
+    this.track(cmd, lu);
     countSubmitted(this.luInfo(lu), cmd);
   }
 
@@ -161,7 +162,7 @@ export class ItNexus {
    */
   withdraw(cmd: ScsiCommand): boolean {
     if (cmd.announcement !== Announcement.Accepted) return false;
-    const lu = this.outstanding.get(cmd);
+    const lu = this.outstandingLu(cmd);
     if (!lu || !lu.taskSet.withdraw(cmd)) return false;
     this.outstanding.delete(cmd);
     return true;
@@ -177,18 +178,18 @@ export class ItNexus {
       return;
     }
     if (this.closed) {
-      this.outstanding.set(cmd, null);
+      this.track(cmd, null);
       deferCompletion(finishAborted, cmd, this, null);
       return;
     }
     const n = decodeLun(cmd.lun);
     const lu = n >= 0 ? this.target.luByNumber(n) : undefined;
     if (!lu) {
-      this.outstanding.set(cmd, null);
+      this.track(cmd, null);
       executeWithoutLu(cmd, this);
       return;
     }
-    this.outstanding.set(cmd, lu);
+    this.track(cmd, lu);
     countSubmitted(this.luInfo(lu), cmd);
     if (this.target.state !== 'ready') {
       // tgt sends nothing for an offline target; BUSY lets the initiator retry instead of timing out.
@@ -202,7 +203,7 @@ export class ItNexus {
 
   /** The data of an announced command is in: the task set may start it. */
   private submitAnnounced(cmd: ScsiCommand): void {
-    const lu = this.outstanding.get(cmd);
+    const lu = this.outstandingLu(cmd);
     // Completed already (task management ended it while it waited for its data): nothing to do.
     if (!lu) return;
     if (this.target.state !== 'ready') {
@@ -251,8 +252,8 @@ export class ItNexus {
         if (!lu) return TmfResult.LunNotFound;
         // SAM-5 7.x: FUNCTION SUCCEEDED when the task (any task of this nexus) is in the task set.
         const all = fn === TmfFunction.QueryTaskSet;
-        for (const [cmd, cmdLu] of this.outstanding)
-          if (cmdLu === lu && (all || cmd.tag === refTag)) return TmfResult.FunctionSucceeded;
+        for (const cmd of this.outstanding.toArray())
+          if (cmd.outLu === lu && (all || cmd.tag === refTag)) return TmfResult.FunctionSucceeded;
         return TmfResult.FunctionComplete;
       }
       default:
@@ -286,6 +287,17 @@ export class ItNexus {
     return lu !== undefined && taskAbortedStatus(lu);
   }
 
+  /** Count `cmd` as outstanding, addressed to `lu` (null: to no LU). */
+  private track(cmd: ScsiCommand, lu: LogicalUnit | null): void {
+    cmd.outLu = lu;
+    this.outstanding.add(cmd);
+  }
+
+  /** The LU of an outstanding command (null: none); undefined when it is not outstanding. */
+  private outstandingLu(cmd: ScsiCommand): LogicalUnit | null | undefined {
+    return this.outstanding.has(cmd) ? cmd.outLu : undefined;
+  }
+
   private lunToLu(lun: Buffer): LogicalUnit | undefined {
     const n = decodeLun(lun);
     return n >= 0 ? this.target.luByNumber(n) : undefined;
@@ -309,8 +321,9 @@ export class ItNexus {
   }
 
   private async abortTask(refTag: number): Promise<TmfResult> {
-    for (const [cmd, lu] of this.outstanding) {
+    for (const cmd of this.outstanding.toArray()) {
       if (cmd.tag !== refTag) continue;
+      const lu = cmd.outLu;
       if (!lu) return TmfResult.FunctionComplete; // completes on its own (no LU path)
       const removed = lu.taskSet.removeWaiting((c) => c === cmd);
       if (removed.length > 0) {
@@ -330,7 +343,8 @@ export class ItNexus {
     const running: ScsiCommand[] = [];
     const nexuses = new Set(this.target.nexuses.values()).add(this);
     for (const nexus of nexuses)
-      for (const [cmd, cmdLu] of nexus.outstanding) if (cmdLu === lu && match(cmd, nexus)) running.push(cmd);
+      for (const cmd of nexus.outstanding.toArray())
+        if (cmd.outLu === lu && match(cmd, nexus)) running.push(cmd);
     lu.taskSet.interrupt(running);
     return lu.taskSet.whenFinished(running, lu.abandonTimeoutMs);
   }

@@ -26,6 +26,7 @@
  */
 import { TaskAttribute, type ScsiCommand } from './command.js';
 import type { ItNexus } from './nexus.js';
+import { CommandList, CommandSlot } from './command-list.js';
 
 /** Starts a command that the task set has enabled. */
 export type TaskStarter = (cmd: ScsiCommand, nexus: ItNexus) => void;
@@ -43,7 +44,7 @@ export interface WaitingTask {
 export const DEFAULT_TASK_SET_DEPTH = 1024;
 
 export class TaskSet {
-  private readonly running = new Set<ScsiCommand>();
+  private readonly running = new CommandList(CommandSlot.Running);
   private readonly waiting: WaitingTask[] = [];
   /**
    * Announced SIMPLE commands whose data is not in, each older than every queued one (HEAD OF
@@ -82,7 +83,7 @@ export class TaskSet {
 
   /** Running commands (snapshot). */
   runningCommands(): ScsiCommand[] {
-    return [...this.running];
+    return this.running.toArray();
   }
 
   /**

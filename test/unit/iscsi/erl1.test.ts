@@ -91,6 +91,7 @@ test('rfc7143 11.16.1: encodeDataInAt re-encodes exactly the Data-In first sent 
     { maxXmitDataSegmentLength: 3000, maxBurstLength: 8000 },
     seq,
     (bhs, d) => sent.push({ bhs: Buffer.from(bhs), data: Buffer.from(d as Buffer) }),
+    { keepPlan: true }, // what ERL >= 1 retention asks for
   );
   const plan = counts.plan as DataInPlan;
   assert.equal(plan.pduCount, sent.length);
@@ -367,4 +368,43 @@ test('rfc7143 11.17.1: a READ too large for maxRetainedBytesPerConnection is not
   } finally {
     await fabric.close();
   }
+});
+
+test('rfc7143 11.7.3 ERL 0: sendCommandResult keeps no plan (nothing to re-encode), and every result is still exact', () => {
+  const results: string[] = [];
+  for (const length of [512, 20_000]) {
+    const data = Buffer.alloc(length, length & 0xff);
+    const cmd = new ScsiCommand(
+      {
+        cdb: Buffer.from([0x28, 0, 0, 0, 0, 0, 0, 0, 40, 0]),
+        lun: Buffer.from([0, 5, 0, 0, 0, 0, 0, 0]),
+        tag: length,
+        attribute: TaskAttribute.Simple,
+        direction: DataDirection.Read,
+        expectedReadLength: length,
+        expectedWriteLength: 0,
+      },
+      () => undefined,
+    );
+    cmd.dataIn = data;
+    cmd.dataInLength = length;
+    const sent: Buffer[] = [];
+    const counts = sendCommandResult(
+      new IscsiTask(length, cmd, false),
+      { maxXmitDataSegmentLength: 8192, maxBurstLength: 262_144 },
+      { takeStatSn: () => 1, expCmdSn: 1, maxCmdSn: 2 },
+      (bhs, d) => sent.push(Buffer.concat([bhs, d as Buffer])),
+    );
+    assert.equal(counts.plan, null, 'no plan object at ERL 0');
+    assert.equal(counts.dataInPdus, Math.ceil(length / 8192));
+    const views = sent.map((b) => new DataInView(b.subarray(0, 48)));
+    assert.ok(
+      views.every((v) => v.itt === length && v.lun.equals(cmd.lun)),
+      'each Data-In carries this command',
+    );
+    assert.ok(views.at(-1)!.statusPresent);
+    results.push(Buffer.concat(sent.map((b) => b.subarray(48))).toString('hex'));
+  }
+  assert.equal(results[0], Buffer.alloc(512, 0).toString('hex'), 'first command data intact');
+  assert.equal(results[1], Buffer.alloc(20_000, 20_000 & 0xff).toString('hex'), 'second command data intact');
 });
