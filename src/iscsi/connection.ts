@@ -131,6 +131,15 @@ const commandInit: ScsiCommandInit = {
   expectedWriteLength: 0,
 };
 
+/**
+ * Headers the connection keeps nothing of once onPdu returns: Data-Out is read and dropped in
+ * onDataOut (DataOutView is rewrapped for each, and a Reject copies the header it quotes), so
+ * the framer reads it into a reused buffer (a 128 KiB write at 8 KiB segments is 16 of them).
+ */
+function isDataOutHeader(bhs: Buffer): boolean {
+  return bhsOpcode(bhs) === Opcode.DataOut;
+}
+
 /** sendCommandResult options of a command with nothing special (ERL 0, not a resumed READ). */
 const NO_RESULT_OPTIONS: ResultOptions = Object.freeze({});
 
@@ -238,7 +247,11 @@ export class IscsiConnection implements StatusSequence {
     this.framer = new PduFramer(
       (pdu) => this.onPdu(pdu),
       (err) => this.onFramingError(err),
-      { maxDataSegmentLength: DEFAULT_LOGIN_MAX_DATA_SEGMENT_LENGTH, allocateData: allocatePduData },
+      {
+        maxDataSegmentLength: DEFAULT_LOGIN_MAX_DATA_SEGMENT_LENGTH,
+        allocateData: allocatePduData,
+        transientHeader: isDataOutHeader,
+      },
     );
     this.writer = new PduWriter(socket, {}, directWritev(socket));
     socket.setNoDelay(true);

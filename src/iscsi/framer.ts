@@ -82,6 +82,12 @@ export interface PduFramerOptions {
    * buffer). The target gives SCSI payload pooled buffers that the store writes from.
    */
   allocateData?: (length: number, bhs: Buffer) => Buffer;
+  /**
+   * True when the receiver keeps nothing of this PDU's header after onPdu returns (the target:
+   * Data-Out). Its `bhs` is then a buffer the framer reuses for the next header, and no header
+   * buffer is allocated for it; every other PDU gets a header of its own.
+   */
+  transientHeader?: (bhs: Buffer) => boolean;
 }
 
 const enum State {
@@ -117,6 +123,9 @@ export class PduFramer {
   private wantDataDigest: boolean;
   private maxDsl: number;
   private readonly allocateData: (length: number, bhs: Buffer) => Buffer;
+  private readonly transientHeader: ((bhs: Buffer) => boolean) | null;
+  /** Every header is read into this buffer first (see PduFramerOptions.transientHeader). */
+  private readonly headerBuffer = Buffer.alloc(BHS_LENGTH);
 
   /** Where the current field's bytes go, and how many are there so far. */
   private field: Buffer = EMPTY;
@@ -143,7 +152,8 @@ export class PduFramer {
     this.wantDataDigest = options.dataDigest ?? false;
     this.maxDsl = options.maxDataSegmentLength ?? DEFAULT_LOGIN_MAX_DATA_SEGMENT_LENGTH;
     this.allocateData = options.allocateData ?? allocateUnpooled;
-    this.enter(State.Bhs, Buffer.allocUnsafe(BHS_LENGTH));
+    this.transientHeader = options.transientHeader ?? null;
+    this.enter(State.Bhs, this.headerBuffer);
   }
 
   /**
@@ -314,7 +324,7 @@ export class PduFramer {
   private fieldDone(): void {
     switch (this.state) {
       case State.Bhs: {
-        const bhs = this.field;
+        const bhs = this.ownHeader(this.field);
         this.bhs = bhs;
         this.ahs = null;
         this.data = EMPTY;
@@ -443,7 +453,15 @@ export class PduFramer {
     this.ahs = null;
     this.data = EMPTY;
     if (this.state === State.Stopped) return;
-    this.enter(State.Bhs, Buffer.allocUnsafe(BHS_LENGTH));
+    this.enter(State.Bhs, this.headerBuffer);
+  }
+
+  /** The header to hand out: the reused buffer itself when the receiver keeps none, else a copy. */
+  private ownHeader(received: Buffer): Buffer {
+    if (this.transientHeader !== null && this.transientHeader(received)) return received;
+    const own = Buffer.allocUnsafe(BHS_LENGTH);
+    for (let i = 0; i < BHS_LENGTH; i++) own[i] = received[i]!;
+    return own;
   }
 
   private fail(err: FramingError): void {

@@ -6,6 +6,8 @@ import { FramingError, PduFramer, type PduFramerOptions } from '../../../../src/
 import { encodePduToBuffer } from '../../../../src/iscsi/pdu-writer.js';
 import {
   bhsItt,
+  DataOutView,
+  encodeDataOut,
   encodeExtendedCdbAhs,
   encodeLoginResponse,
   encodeNopOut,
@@ -333,4 +335,40 @@ test('shared receive buffer: push(buffer, length) frames only the bytes read, le
     [1, 2, 3].map((i) => `${i}:${Buffer.alloc(i * 5, i).toString('hex')}`),
   );
   assert.equal(framer.bufferedBytes, 0);
+});
+
+test('transient headers: Data-Out headers share one reused buffer, every other PDU keeps a header of its own', () => {
+  const dataOut = (itt: number, dataSN: number): Buffer =>
+    encodePduToBuffer(
+      encodeDataOut(Buffer.alloc(48), {
+        itt,
+        ttt: 7,
+        expStatSN: 0,
+        dataSN,
+        bufferOffset: dataSN * 8,
+        final: false,
+      }),
+      null,
+      Buffer.alloc(8, dataSN),
+      noDigests,
+    );
+  const stream = Buffer.concat([command(1, 16, Buffer.alloc(4, 9)), dataOut(1, 0), dataOut(1, 1), nopOut(2)]);
+  for (const [name, chunks] of [...splitsOf(stream)].filter((_, i) => i % 7 === 0)) {
+    const seenDuringCall: string[] = [];
+    const r = run(chunks, { transientHeader: (bhs) => bhs[0]! === 0x05 }, (p) =>
+      seenDuringCall.push(p.bhs.toString('hex')),
+    );
+    assert.equal(r.pdus.length, 4, name);
+    const [cmd, d0, d1, nop] = r.pdus;
+    assert.equal(d0!.bhs, d1!.bhs, `${name}: the Data-Out headers are the one reused buffer`);
+    assert.notEqual(cmd!.bhs, d0!.bhs);
+    assert.notEqual(nop!.bhs, d0!.bhs);
+    // Headers of their own are intact after later PDUs were framed.
+    assert.equal(cmd!.bhs.toString('hex'), seenDuringCall[0], `${name}: SCSI Command header kept`);
+    assert.equal(nop!.bhs.toString('hex'), seenDuringCall[3]);
+    // Each Data-Out header was right while its onPdu ran.
+    assert.equal(new DataOutView(Buffer.from(seenDuringCall[1]!, 'hex')).dataSN, 0);
+    assert.equal(new DataOutView(Buffer.from(seenDuringCall[2]!, 'hex')).dataSN, 1);
+    assert.deepEqual(d1!.data, Buffer.alloc(8, 1));
+  }
 });
