@@ -84,8 +84,8 @@ export interface PduFramerOptions {
   allocateData?: (length: number, bhs: Buffer) => Buffer;
   /**
    * True when the receiver keeps nothing of this PDU's header after onPdu returns (the target:
-   * Data-Out). Its `bhs` is then a buffer the framer reuses for the next header, and no header
-   * buffer is allocated for it; every other PDU gets a header of its own.
+   * Data-Out). Its `bhs`, and the IncomingPdu object itself, are then reused for the next such
+   * PDU (its `data` is still its own); every other PDU gets a header and object of its own.
    */
   transientHeader?: (bhs: Buffer) => boolean;
 }
@@ -126,6 +126,7 @@ export class PduFramer {
   private readonly transientHeader: ((bhs: Buffer) => boolean) | null;
   /** Every header is read into this buffer first (see PduFramerOptions.transientHeader). */
   private readonly headerBuffer = Buffer.alloc(BHS_LENGTH);
+  private readonly transientPdu: IncomingPdu = { bhs: EMPTY, ahs: null, data: EMPTY };
 
   /** Where the current field's bytes go, and how many are there so far. */
   private field: Buffer = EMPTY;
@@ -443,7 +444,12 @@ export class PduFramer {
 
   /** Hand the finished PDU to onPdu and get ready for the next BHS. */
   private deliver(): void {
-    const pdu: IncomingPdu = { bhs: this.bhs, ahs: this.ahs, data: this.data };
+    // A PDU with a transient header is not kept either: one object serves them all.
+    const pdu: IncomingPdu =
+      this.bhs === this.headerBuffer ? this.transientPdu : { bhs: EMPTY, ahs: null, data: EMPTY };
+    pdu.bhs = this.bhs;
+    pdu.ahs = this.ahs;
+    pdu.data = this.data;
     this.nextPdu();
     this.onPdu(pdu);
   }

@@ -337,7 +337,7 @@ test('shared receive buffer: push(buffer, length) frames only the bytes read, le
   assert.equal(framer.bufferedBytes, 0);
 });
 
-test('transient headers: Data-Out headers share one reused buffer, every other PDU keeps a header of its own', () => {
+test('transient headers: Data-Out headers (and PDU objects) are reused, every other PDU keeps its own', () => {
   const dataOut = (itt: number, dataSN: number): Buffer =>
     encodePduToBuffer(
       encodeDataOut(Buffer.alloc(48), {
@@ -361,6 +361,8 @@ test('transient headers: Data-Out headers share one reused buffer, every other P
     assert.equal(r.pdus.length, 4, name);
     const [cmd, d0, d1, nop] = r.pdus;
     assert.equal(d0!.bhs, d1!.bhs, `${name}: the Data-Out headers are the one reused buffer`);
+    assert.equal(d0, d1, `${name}: and the one reused PDU object`);
+    assert.notEqual(cmd, nop);
     assert.notEqual(cmd!.bhs, d0!.bhs);
     assert.notEqual(nop!.bhs, d0!.bhs);
     // Headers of their own are intact after later PDUs were framed.
