@@ -64,7 +64,6 @@ import {
   bhsDataSegmentLength,
   bhsImmediate,
   bhsItt,
-  bhsLun,
   bhsOpcode,
   bidiReadLength,
   DataOutView,
@@ -79,7 +78,8 @@ import {
   encodeTextResponse,
   LogoutRequestView,
   NopOutView,
-  scsiCommandCdb,
+  ownCdb,
+  ownLun,
   ScsiCommandView,
   SnackRequestView,
   TaskMgmtRequestView,
@@ -132,12 +132,14 @@ const commandInit: ScsiCommandInit = {
 };
 
 /**
- * Headers the connection keeps nothing of once onPdu returns: Data-Out is read and dropped in
- * onDataOut (DataOutView is rewrapped for each, and a Reject copies the header it quotes), so
- * the framer reads it into a reused buffer (a 128 KiB write at 8 KiB segments is 16 of them).
+ * Headers the connection keeps nothing of once onPdu returns, so the framer reads them into a
+ * reused buffer: Data-Out is read and dropped in onDataOut, a SCSI Command keeps copies of its
+ * CDB and LUN (ownCdb, ownLun), and a Reject copies the header it quotes. (NOP-Out, task
+ * management, Text and Logout may wait in the CmdSN window with their PDU: not these.)
  */
-function isDataOutHeader(bhs: Buffer): boolean {
-  return bhsOpcode(bhs) === Opcode.DataOut;
+function isTransientHeader(bhs: Buffer): boolean {
+  const op = bhsOpcode(bhs);
+  return op === Opcode.DataOut || op === Opcode.ScsiCommand;
 }
 
 /** sendCommandResult options of a command with nothing special (ERL 0, not a resumed READ). */
@@ -250,7 +252,7 @@ export class IscsiConnection implements StatusSequence {
       {
         maxDataSegmentLength: DEFAULT_LOGIN_MAX_DATA_SEGMENT_LENGTH,
         allocateData: allocatePduData,
-        transientHeader: isDataOutHeader,
+        transientHeader: isTransientHeader,
       },
     );
     this.writer = new PduWriter(socket, {}, directWritev(socket));
@@ -626,8 +628,9 @@ export class IscsiConnection implements StatusSequence {
             : DataDirection.None;
     // The constructor copies the fields out: one init object serves every command.
     const init = commandInit;
-    init.cdb = scsiCommandCdb(pdu.bhs, pdu.ahs);
-    init.lun = bhsLun(pdu.bhs);
+    // Copies: the header is transient (isTransientHeader), the command keeps these two fields.
+    init.cdb = ownCdb(pdu.bhs, pdu.ahs);
+    init.lun = ownLun(pdu.bhs);
     init.tag = itt;
     init.attribute = taskAttribute(v.attr);
     init.direction = direction;

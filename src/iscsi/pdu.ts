@@ -1047,6 +1047,27 @@ export function scsiCommandCdb(bhs: Buffer, ahs: Buffer | null): Buffer {
   return Buffer.concat([base, ext.subarray(1)]);
 }
 
+/**
+ * The CDB and LUN of a SCSI Command as buffers of their own (copies), for a receiver that does
+ * not keep the header itself (the framer's transient headers).
+ */
+export function ownCdb(bhs: Buffer, ahs: Buffer | null): Buffer {
+  if (findAhs(ahs, AhsType.ExtendedCdb)) return scsiCommandCdb(bhs, ahs); // concatenated: a copy
+  return copyOut(bhs, 32, 16);
+}
+
+/** The LUN field (bytes 8-15) as a buffer of its own; see ownCdb. */
+export function ownLun(bhs: Buffer): Buffer {
+  return copyOut(bhs, 8, 8);
+}
+
+/** `length` bytes of `from` at `start` in a new buffer (a loop: Buffer#copy makes a view first). */
+function copyOut(from: Buffer, start: number, length: number): Buffer {
+  const out = Buffer.allocUnsafe(length);
+  for (let i = 0; i < length; i++) out[i] = from[start + i]!;
+  return out;
+}
+
 /** 11.2.2.4: Expected Bidirectional Read Data Length from the AHS, or null. */
 export function bidiReadLength(ahs: Buffer | null): number | null {
   const v = findAhs(ahs, AhsType.BidiReadLength);

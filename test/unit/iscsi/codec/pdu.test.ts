@@ -772,6 +772,23 @@ test('rfc7143 11.2.2.3: a 32-byte CDB travels as 16 BHS bytes plus an extended-C
   assert.equal(plain.length, 16);
 });
 
+test('rfc7143 11.2.2.3: ownCdb and ownLun are copies that outlive a reused header (16- and 32-byte CDBs)', () => {
+  const header = Buffer.alloc(48);
+  const lun = Buffer.from([0, 3, 0, 0, 0, 0, 0, 0]);
+  for (const length of [10, 16, 32]) {
+    const cdb = Buffer.from(Array.from({ length }, (_, i) => 0xa0 + i));
+    pdu.encodeScsiCommand(header, { itt: 1, edtl: 0, cdb, lun, ...initiator });
+    const ahs = pdu.encodeExtendedCdbAhs(cdb);
+    const own = pdu.ownCdb(header, ahs);
+    const ownLun = pdu.ownLun(header);
+    header.fill(0xee); // the framer reads the next PDU's header into the same buffer
+    const expected = Buffer.alloc(Math.max(16, length));
+    cdb.copy(expected);
+    assert.deepEqual(own, expected, `${length}-byte CDB intact`);
+    assert.deepEqual(ownLun, lun);
+  }
+});
+
 test('rfc7143 11.2.2.4: bidirectional read length AHS, found after another AHS', () => {
   const cdb = Buffer.alloc(20, 7);
   const ahs = Buffer.concat([pdu.encodeExtendedCdbAhs(cdb)!, pdu.encodeBidiReadLengthAhs(0x12345)]);
