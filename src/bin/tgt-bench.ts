@@ -4,7 +4,11 @@
  * so the comparison needs no C tool. Both daemons run on loopback with private control sockets
  * and 1 GiB sparse backing files in a temporary folder.
  *
- *   npm run bench -- [--seconds N] [--only NAME,...] [--no-tgt] [--rounds N]
+ *   npm run bench -- [--seconds N] [--only NAME,...] [--no-tgt] [--rounds N] [--warmup N]
+ *
+ * Before its measured rounds each workload runs `--warmup` seconds (default 1) against every
+ * daemon, unrecorded: the load generator's JIT (and tgt-ts's) would otherwise still be warming
+ * up during the first daemon's first round, which made the first row read low for it.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, ftruncateSync, closeSync, rmSync } from 'node:fs';
@@ -102,6 +106,7 @@ async function main(): Promise<void> {
   };
   const seconds = Number(opt('--seconds') ?? 3);
   const rounds = Number(opt('--rounds') ?? 1);
+  const warmup = Number(opt('--warmup') ?? 1);
   const only = opt('--only')?.split(',');
   const workloads = WORKLOADS.filter((w) => !only || only.includes(w.name));
   const dir = mkdtempSync(join(tmpdir(), 'tgt-ts-bench-'));
@@ -124,22 +129,24 @@ async function main(): Promise<void> {
     for (const w of workloads) {
       const perDaemon = new Map<string, LoadResult[]>();
       results.set(w.name, perDaemon);
+      const load = (d: Daemon, runSeconds: number, label: string): Promise<LoadResult> =>
+        runLoad({
+          host: '127.0.0.1',
+          port: d.port,
+          targetName: IQN,
+          lun: 1,
+          pattern: w.pattern,
+          ioSize: w.ioSize,
+          queueDepth: w.queueDepth,
+          sessions: w.sessions,
+          seconds: runSeconds,
+          rangeBytes: 512 * 1024 * 1024,
+          onProgress: (n) => process.stderr.write(`\r${w.name} ${d.label} ${label}: ${n} I/Os   `),
+        });
+      if (warmup > 0) for (const d of daemons) await load(d, warmup, 'warm-up');
       for (let round = 0; round < rounds; round++) {
         for (const d of daemons) {
-          const r = await runLoad({
-            host: '127.0.0.1',
-            port: d.port,
-            targetName: IQN,
-            lun: 1,
-            pattern: w.pattern,
-            ioSize: w.ioSize,
-            queueDepth: w.queueDepth,
-            sessions: w.sessions,
-            seconds,
-            rangeBytes: 512 * 1024 * 1024,
-            onProgress: (n) =>
-              process.stderr.write(`\r${w.name} ${d.label} round ${round + 1}: ${n} I/Os   `),
-          });
+          const r = await load(d, seconds, `round ${round + 1}`);
           perDaemon.set(d.label, [...(perDaemon.get(d.label) ?? []), r]);
         }
       }
