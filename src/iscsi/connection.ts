@@ -31,6 +31,7 @@ import type { ItNexus } from '../scsi/nexus.js';
 import type { ConnectionStats } from '../scsi/driver.js';
 import { TmfFunction as CoreTmf } from '../scsi/tmf.js';
 import { holdCompletions, releaseCompletions } from '../scsi/completions.js';
+import { emptyArray } from '../scsi/arrays.js';
 import { encodeLogoutRequest } from './async.js';
 import {
   encodeDataInAt,
@@ -1106,7 +1107,7 @@ export class IscsiConnection implements StatusSequence {
       const release = (): void => this.releaseRetained(cmd);
       const read = retention.addRead(counts.plan, counts.statSn, release, cmd, task.cmdSn);
       if (counts.plan.collapse) retention.addResponse(counts.statSn, null, null, read);
-    } else if (task.cmd.onRelease !== null) this.sentPooled[this.sentCount++] = task.cmd;
+    } else if (task.cmd.onRelease !== null) this.sentPooled.push(task.cmd);
     this.counters.dataInPdus += counts.dataInPdus;
     this.counters.txDataOctets += counts.dataInBytes;
     this.counters.responsePdus += counts.responses;
@@ -1976,20 +1977,13 @@ export class IscsiConnection implements StatusSequence {
    * everything to the kernel (nothing left queued in the stream) their buffers go back to the
    * pool; if some is still queued they are left to the garbage collector instead.
    */
-  private readonly sentPooled: (ScsiCommand | undefined)[] = [];
-  /** Entries of sentPooled in use (the array is not truncated: V8 would free its storage). */
-  private sentCount = 0;
+  private readonly sentPooled: ScsiCommand[] = [];
 
   private releaseSent(): void {
-    const n = this.sentCount;
-    if (n === 0) return;
     const sent = this.sentPooled;
-    const flushed = this.socket.writableLength === 0;
-    for (let i = 0; i < n; i++) {
-      if (flushed) sent[i]!.releaseBuffers();
-      sent[i] = undefined;
-    }
-    this.sentCount = 0;
+    if (sent.length === 0) return;
+    if (this.socket.writableLength === 0) for (const cmd of sent) cmd.releaseBuffers();
+    emptyArray(sent);
   }
 
   /** Backpressure: stop reading new requests until the socket drains. */

@@ -51,7 +51,7 @@ import {
   DIGEST_LENGTH,
   MAX_DATA_SEGMENT_LENGTH,
 } from './spec.js';
-import { bhsDataSegmentLength, bhsTotalAhsLength, type IncomingPdu } from './pdu.js';
+import { bhsDataSegmentLength, bhsTotalAhsLength, copyOut, type IncomingPdu } from './pdu.js';
 import { crc32cUpdate, headerDigest, readDigest } from './digest.js';
 
 export type FramingErrorKind = 'header-digest' | 'data-digest' | 'too-long';
@@ -444,12 +444,14 @@ export class PduFramer {
 
   /** Hand the finished PDU to onPdu and get ready for the next BHS. */
   private deliver(): void {
-    // A PDU with a transient header is not kept either: one object serves them all.
-    const pdu: IncomingPdu =
-      this.bhs === this.headerBuffer ? this.transientPdu : { bhs: EMPTY, ahs: null, data: EMPTY };
-    pdu.bhs = this.bhs;
-    pdu.ahs = this.ahs;
-    pdu.data = this.data;
+    let pdu: IncomingPdu;
+    if (this.bhs === this.headerBuffer) {
+      // A PDU with a transient header is not kept either: one object serves them all.
+      pdu = this.transientPdu;
+      pdu.bhs = this.bhs;
+      pdu.ahs = this.ahs;
+      pdu.data = this.data;
+    } else pdu = { bhs: this.bhs, ahs: this.ahs, data: this.data };
     this.nextPdu();
     this.onPdu(pdu);
   }
@@ -465,9 +467,7 @@ export class PduFramer {
   /** The header to hand out: the reused buffer itself when the receiver keeps none, else a copy. */
   private ownHeader(received: Buffer): Buffer {
     if (this.transientHeader !== null && this.transientHeader(received)) return received;
-    const own = Buffer.allocUnsafe(BHS_LENGTH);
-    for (let i = 0; i < BHS_LENGTH; i++) own[i] = received[i]!;
-    return own;
+    return copyOut(received, 0, BHS_LENGTH);
   }
 
   private fail(err: FramingError): void {

@@ -10,7 +10,7 @@ import { acquireBuffer, releaseBuffer } from '../scsi/buffer-pool.js';
 import type { ScsiCommand } from '../scsi/command.js';
 import { bhsOpcode } from './pdu.js';
 import { Opcode } from './spec.js';
-import { emptyArray } from './arrays.js';
+import { emptyArray } from '../scsi/arrays.js';
 
 /**
  * Smallest data segment given a pooled buffer. The smallest class is 4 KiB: a segment under half

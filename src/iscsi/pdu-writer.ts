@@ -34,7 +34,7 @@ import { BHS_LENGTH, DIGEST_LENGTH, MAX_DATA_SEGMENT_LENGTH, MAX_TOTAL_AHS_LENGT
 import { setDataSegmentLength, setTotalAhsLength } from './pdu.js';
 import { crc32cUpdate, headerDigest, writeDigest } from './digest.js';
 import type { DirectWritev } from './direct-write.js';
-import { emptyArray } from './arrays.js';
+import { emptyArray } from '../scsi/arrays.js';
 
 /** What PduWriter writes to: a net.Socket or anything with the same three methods. */
 export interface PduSink {

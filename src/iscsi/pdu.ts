@@ -1062,7 +1062,7 @@ export function ownLun(bhs: Buffer): Buffer {
 }
 
 /** `length` bytes of `from` at `start` in a new buffer (a loop: Buffer#copy makes a view first). */
-function copyOut(from: Buffer, start: number, length: number): Buffer {
+export function copyOut(from: Buffer, start: number, length: number): Buffer {
   const out = Buffer.allocUnsafe(length);
   for (let i = 0; i < length; i++) out[i] = from[start + i]!;
   return out;

@@ -10,21 +10,20 @@
  * its duration (holdCompletions/releaseCompletions): they then run when the event's work is done,
  * without a microtask at all, which at QD 1 is most of what deferral cost.
  */
+import { emptyArray } from './arrays.js';
 import type { ScsiCommand } from './command.js';
 import type { LogicalUnit } from './lu.js';
 import type { ItNexus } from './nexus.js';
 
 type Completion = (cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit | null) => void;
 
-// Parallel arrays used as a queue from `head` to `tail`. They are never truncated: in V8 setting
-// an array's length to 0 frees its backing store, and the next push allocates a new one (at
-// QD 1 that was 0.6 KiB of garbage per command).
-const fns: (Completion | undefined)[] = [];
-const cmds: (ScsiCommand | undefined)[] = [];
-const nexuses: (ItNexus | undefined)[] = [];
+// Parallel arrays used as a queue from `head`, emptied with emptyArray (arrays.ts) so their
+// storage is kept from one drain to the next.
+const fns: Completion[] = [];
+const cmds: ScsiCommand[] = [];
+const nexuses: ItNexus[] = [];
 const lus: (LogicalUnit | null)[] = [];
 let head = 0;
-let tail = 0;
 const resolved = Promise.resolve();
 /** A microtask drain is scheduled. */
 let scheduled = false;
@@ -42,7 +41,7 @@ export function holdCompletions(): void {
 
 /** End a holdCompletions(); the outermost one runs the completions deferred meanwhile. */
 export function releaseCompletions(): void {
-  if (--holding === 0 && head < tail && !draining) drain();
+  if (--holding === 0 && head < cmds.length && !draining) drain();
 }
 
 /** Run `fn(cmd, nexus, lu)` in a microtask, after every completion queued before it. */
@@ -57,18 +56,10 @@ export function deferCompletion(
     scheduled = true;
     void resolved.then(drainScheduled);
   }
-  if (tail === cmds.length) {
-    fns.push(fn);
-    cmds.push(cmd);
-    nexuses.push(nexus);
-    lus.push(lu);
-  } else {
-    fns[tail] = fn;
-    cmds[tail] = cmd;
-    nexuses[tail] = nexus;
-    lus[tail] = lu;
-  }
-  tail++;
+  fns.push(fn);
+  cmds.push(cmd);
+  nexuses.push(nexus);
+  lus.push(lu);
 }
 
 function drainScheduled(): void {
@@ -80,18 +71,10 @@ function drain(): void {
   // Completions queued while draining (a completion that starts the next command, which
   // finishes synchronously) run in this same pass, in order.
   draining = true;
-  while (head < tail) {
+  while (head < cmds.length) {
     const i = head++;
-    const fn = fns[i]!;
-    const cmd = cmds[i]!;
-    const nexus = nexuses[i]!;
-    const lu = lus[i]!;
-    fns[i] = undefined;
-    cmds[i] = undefined;
-    nexuses[i] = undefined;
-    lus[i] = null;
     try {
-      fn(cmd, nexus, lu);
+      fns[i]!(cmds[i]!, nexuses[i]!, lus[i]!);
     } catch (err) {
       // As with queueMicrotask: a throwing completion is an uncaught exception, and the
       // completions behind it still run.
@@ -100,6 +83,10 @@ function drain(): void {
       });
     }
   }
-  head = tail = 0;
+  head = 0;
+  emptyArray(fns);
+  emptyArray(cmds);
+  emptyArray(nexuses);
+  emptyArray(lus);
   draining = false;
 }
