@@ -5,10 +5,14 @@
  *   nop_interval=N, nop_count=N).
  * tgt-ts additions: --state FILE (configuration saved after every change and restored at start,
  * docs/service.md), --iscsi dataout_timeout=N (seconds a connection may owe Data-Out before it is
- * closed, 0: never; docs/robustness.md) and --iscsi logout_grace=N (seconds initiators get to log out when their
- * target is deleted with --force).
+ * closed, 0: never; docs/robustness.md), --iscsi logout_grace=N (seconds initiators get to log out when their
+ * target is deleted with --force) and --iscsi busy_poll=USEC (longest the daemon polls for the next
+ * command before it sleeps, 0: never; src/iscsi/busy-poll.ts).
  */
 import { readFileSync } from 'node:fs';
+
+/** busy_poll is a pause between commands, not a timeout: a second is already far too long. */
+const MAX_BUSY_POLL_US = 1_000_000;
 
 export const TGTD_VERSION = '1.0.85-ts';
 
@@ -29,6 +33,8 @@ export interface TgtdOptions {
   logoutGraceSeconds: number | null;
   /** --iscsi dataout_timeout=N (seconds, 0 = never); null = the driver's default. */
   dataOutTimeoutSeconds: number | null;
+  /** --iscsi busy_poll=USEC (0 = never); null = the default for this machine (busy-poll.ts). */
+  busyPollUs: number | null;
   /** --state FILE; null = no saved state. */
   stateFile: string | null;
 }
@@ -47,7 +53,7 @@ Usage: tgtd [OPTION]
 -d, --debug debuglevel  print debugging information
 -V, --version           print version and exit
 -h, --help              display this help and exit
-    --iscsi portal=ADDR:PORT,nop_interval=N,nop_count=N,logout_grace=N,dataout_timeout=N
+    --iscsi portal=ADDR:PORT,nop_interval=N,nop_count=N,logout_grace=N,dataout_timeout=N,busy_poll=USEC
                         iSCSI driver options (portal may repeat; IPv6 as [ADDR]:PORT)
     --state FILE        save the configuration to FILE after every change and
                         restore it at start
@@ -88,6 +94,7 @@ export function parseTgtdArgs(argv: readonly string[]): ParseResult {
     nopCount: 0,
     logoutGraceSeconds: null,
     dataOutTimeoutSeconds: null,
+    busyPollUs: null,
     stateFile: null,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -187,14 +194,21 @@ function parseIscsiOptions(text: string, o: TgtdOptions): string | null {
       key === 'nop_interval' ||
       key === 'nop_count' ||
       key === 'logout_grace' ||
-      key === 'dataout_timeout'
+      key === 'dataout_timeout' ||
+      key === 'busy_poll'
     ) {
       const n = parseUint(val);
-      const max = key === 'logout_grace' || key === 'dataout_timeout' ? 3600 : Infinity;
+      const max =
+        key === 'busy_poll'
+          ? MAX_BUSY_POLL_US
+          : key === 'nop_interval' || key === 'nop_count'
+            ? Infinity
+            : 3600;
       if (n === null || n > max) return `invalid ${key} '${val}'`;
       if (key === 'nop_interval') o.nopInterval = n;
       else if (key === 'nop_count') o.nopCount = n;
       else if (key === 'logout_grace') o.logoutGraceSeconds = n;
+      else if (key === 'busy_poll') o.busyPollUs = n;
       else o.dataOutTimeoutSeconds = n;
     } else {
       return `unknown iscsi option '${key}'`;

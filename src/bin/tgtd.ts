@@ -15,6 +15,7 @@ import { promises as fsp, writeFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { storeTypes } from '../backing/index.js';
+import { defaultBusyPollUs } from '../iscsi/busy-poll.js';
 import { IscsiDriver } from '../iscsi/driver.js';
 import { startControlServer, type ControlServer } from '../mgmt/server.js';
 import {
@@ -105,6 +106,7 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
     ...(options.dataOutTimeoutSeconds !== null
       ? { limits: { dataOutTimeoutMs: options.dataOutTimeoutSeconds * 1000 } }
       : {}),
+    busyPollUs: options.busyPollUs ?? defaultBusyPollUs(),
     log,
   });
   system.registerDriver(iscsi);

@@ -260,6 +260,8 @@ export class IscsiConnection implements StatusSequence {
     socket.setNoDelay(true);
     const receive = (bytes: Buffer, length = bytes.length): void => {
       if (this.state === 'closed') return;
+      const busyPoll = this.driver.busyPoll;
+      busyPoll.wake();
       // Commands of this read that finish synchronously answer once it is framed (completions.ts).
       holdCompletions();
       try {
@@ -267,6 +269,7 @@ export class IscsiConnection implements StatusSequence {
       } finally {
         releaseCompletions();
       }
+      busyPoll.touch();
     };
     // Reads into the shared receive buffer come straight here (socket-reads.ts); a plain
     // socket (tests, or no handle to move) emits 'data' as usual.
@@ -1970,6 +1973,7 @@ export class IscsiConnection implements StatusSequence {
     this.batchOpen = false;
     if (!this.writer.uncork()) this.pauseForDrain();
     this.releaseSent();
+    this.driver.busyPoll.touch();
   };
 
   /**

@@ -14,6 +14,7 @@ import {
   waitForSessionsToEnd,
 } from './async.js';
 import { IscsiConnection } from './connection.js';
+import { BusyPoller } from './busy-poll.js';
 import { DataOutBudget, resolveLimits, type IscsiLimits } from './limits.js';
 import { TARGET_PARAM_NAMES, TargetParams } from './params.js';
 import { parsePortal, Portal, formatHostPort } from './portal.js';
@@ -34,6 +35,8 @@ export interface IscsiDriverOptions {
   redirectCallbackTimeoutMs?: number;
   /** Resource limits (limits.ts); unset fields keep their defaults. */
   limits?: Partial<IscsiLimits>;
+  /** Longest the event loop polls for new work after work (busy-poll.ts), in us; 0 (default): never. */
+  busyPollUs?: number;
 }
 
 /** TSIHs are 16-bit and never 0 (RFC 7143 11.12.6). */
@@ -56,6 +59,8 @@ export class IscsiDriver implements TargetDriver {
   readonly logoutGraceSeconds: number;
   /** Resource limits every connection applies (limits.ts). */
   readonly limits: IscsiLimits;
+  /** Polls the event loop between commands (tgtd --iscsi busy_poll=). */
+  readonly busyPoll: BusyPoller;
   /** Data-Out bytes held by all connections together. */
   readonly dataOutBudget: DataOutBudget;
 
@@ -68,6 +73,7 @@ export class IscsiDriver implements TargetDriver {
     this.logoutGraceSeconds = options.logoutGraceSeconds ?? DEFAULT_LOGOUT_GRACE_SECONDS;
     this.discoveryParams = this.newParams();
     this.limits = resolveLimits(options.limits);
+    this.busyPoll = new BusyPoller(options.busyPollUs ?? 0);
     this.dataOutBudget = new DataOutBudget(this.limits.maxDataOutBytesTotal);
   }
 

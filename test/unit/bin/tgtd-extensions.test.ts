@@ -22,3 +22,15 @@ test('tgt-ts: --iscsi dataout_timeout=N (seconds, 0 = never, at most 3600)', () 
   assert.equal(parseTgtdArgs(['--iscsi', 'dataout_timeout=3601']).kind, 'exit');
   assert.equal(parseTgtdArgs(['--iscsi', 'dataout_timeout=-1']).kind, 'exit');
 });
+
+test('tgt-ts: --iscsi busy_poll=USEC (0 = never, at most 1 s, unset = the machine default)', () => {
+  const r = parseTgtdArgs(['-f', '--iscsi', 'portal=127.0.0.1:3260,busy_poll=50']);
+  assert.ok(r.kind === 'run' && r.options.busyPollUs === 50);
+  const off = parseTgtdArgs(['-f', '--iscsi', 'busy_poll=0']);
+  assert.ok(off.kind === 'run' && off.options.busyPollUs === 0);
+  const d = parseTgtdArgs(['-f']);
+  assert.ok(d.kind === 'run' && d.options.busyPollUs === null, 'unset: the default applies');
+  const big = parseTgtdArgs(['--iscsi', 'busy_poll=1000001']);
+  assert.ok(big.kind === 'exit' && big.code === 22 && /invalid busy_poll '1000001'/.test(big.stderr ?? ''));
+  assert.equal(parseTgtdArgs(['--iscsi', 'busy_poll=fast']).kind, 'exit');
+});

@@ -6,7 +6,7 @@
 import { connect, type Socket } from 'node:net';
 import { storeTypes } from '../../../../src/backing/index.js';
 import { Session, type SessionOptions } from '../../../../src/initiator/index.js';
-import { IscsiDriver } from '../../../../src/iscsi/driver.js';
+import { IscsiDriver, type IscsiDriverOptions } from '../../../../src/iscsi/driver.js';
 import type { IscsiLimits } from '../../../../src/iscsi/limits.js';
 import { TargetSystem } from '../../../../src/scsi/system.js';
 
@@ -26,10 +26,13 @@ export interface FabricHarness {
   close(): Promise<void>;
 }
 
-/** Start the target with `limits` applied. */
-export async function startFabric(limits: Partial<IscsiLimits> = {}): Promise<FabricHarness> {
+/** Start the target with `limits` (and other driver options) applied. */
+export async function startFabric(
+  limits: Partial<IscsiLimits> = {},
+  options: Omit<IscsiDriverOptions, 'limits'> = {},
+): Promise<FabricHarness> {
   const system = new TargetSystem({ storeTypes: storeTypes.values() });
-  const driver = new IscsiDriver(system, { limits });
+  const driver = new IscsiDriver(system, { ...options, limits });
   system.registerDriver(driver);
   const err = system.createTarget('iscsi', 1, TARGET);
   if (err !== 0) throw new Error(`createTarget: ${err}`);
