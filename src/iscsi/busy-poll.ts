@@ -5,7 +5,8 @@
  * At low queue depth the daemon is idle between answering a command and receiving the next one.
  * Blocking in epoll then lets the vCPU halt, and the wake-up that follows costs far more than
  * the gap itself: measured here at QD 1 across two vCPUs, a 4 KiB read cost about 74 us of CPU
- * when the loop blocked and 19 us on a warm CPU (BENCHMARKS.md, "seventh session"). So after
+ * when the loop blocked and 19 us on a warm CPU, and polling through the gap brought it to 55 us
+ * with half the latency (BENCHMARKS.md, sixth and seventh sessions). So after
  * work the loop keeps polling (a setImmediate chain makes libuv poll with a zero timeout) for a
  * window, and blocks only when the window passes with nothing to do.
  *
