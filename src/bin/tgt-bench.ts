@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runLoad, type LoadPattern, type LoadResult } from '../initiator/load.js';
-import { tgtdNodeFlags } from './tgtd-options.js';
+import { tgtdNodeFlags } from './tgtd-options.cjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const IQN = 'iqn.2026-11.io.tgt-ts:bench';

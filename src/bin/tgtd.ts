@@ -28,11 +28,11 @@ import {
 } from '../mgmt/state.js';
 import { TargetSystem } from '../scsi/system.js';
 import {
-  daemonThreadPoolSize,
+  threadPoolSize,
   foregroundThreadPoolWarning,
   parseTgtdArgs,
   type TgtdOptions,
-} from './tgtd-options.js';
+} from './tgtd-options.cjs';
 
 const DAEMON_CHILD_ENV = 'TGTD_TS_DAEMON_CHILD';
 
@@ -46,7 +46,7 @@ async function main(): Promise<void> {
   const options = parsed.options;
   const isChild = process.env[DAEMON_CHILD_ENV] === '1';
   if (!options.foreground && !options.noDaemonize && !isChild) {
-    await daemonize(daemonThreadPoolSize(options, process.env));
+    await daemonize(threadPoolSize(options, process.env));
     return;
   }
   if (!isChild) {
@@ -60,13 +60,13 @@ async function main(): Promise<void> {
  * Re-run detached; exit when the child says it is ready (or failed). `-t N` becomes the child's
  * libuv thread pool size (where store I/O runs), which can only be set before the process starts.
  */
-function daemonize(threadPoolSize: string): Promise<void> {
+function daemonize(poolSize: string): Promise<void> {
   // process.execArgv carries bin/tgtd's V8 heap flag into the daemon.
   const script = fileURLToPath(import.meta.url);
   const child = spawn(process.execPath, [...process.execArgv, script, ...process.argv.slice(2)], {
     detached: true,
     stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
-    env: { ...process.env, UV_THREADPOOL_SIZE: threadPoolSize, [DAEMON_CHILD_ENV]: '1' },
+    env: { ...process.env, UV_THREADPOOL_SIZE: poolSize, [DAEMON_CHILD_ENV]: '1' },
   });
   return new Promise(() => {
     child.on('message', (m: { ready?: boolean; error?: string }) => {

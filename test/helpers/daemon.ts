@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runTgtadm } from '../../src/mgmt/tgtadm-cli.js';
-import { tgtdNodeFlags } from '../../src/bin/tgtd-options.js';
+import { tgtdNodeFlags } from '../../src/bin/tgtd-options.cjs';
 
 /** The repository root, found from this file whether it runs from test/ (tsx) or dist/test/. */
 export const REPO_ROOT: string = findRepoRoot(dirname(fileURLToPath(import.meta.url)));

@@ -4,7 +4,7 @@
  * ExecStartPost tgtadm succeeds), PIDFile, the offline -> configure -> ready start, reload, and
  * the stop sequence that ends the daemon.
  */
-import { tgtdNodeFlags } from '../../src/bin/tgtd-options.js';
+import { tgtdNodeFlags } from '../../src/bin/tgtd-options.cjs';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseTgtdArgs } from '../../../src/bin/tgtd-options.js';
+import { parseTgtdArgs } from '../../../src/bin/tgtd-options.cjs';
 
 test('tgt-ts: --state FILE and --iscsi logout_grace=N', () => {
   const r = parseTgtdArgs(['-f', '--state', '/var/lib/tgtd/state.json', '--iscsi', 'logout_grace=2']);

@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  daemonThreadPoolSize,
+  threadPoolSize,
   foregroundThreadPoolWarning,
   parseTgtdArgs,
   type TgtdOptions,
-} from '../../../src/bin/tgtd-options.js';
+} from '../../../src/bin/tgtd-options.cjs';
 
 function runOptions(argv: string[]): TgtdOptions {
   const r = parseTgtdArgs(argv);
@@ -75,9 +75,9 @@ test('a malformed --iscsi option is refused', () => {
 });
 
 test('tgt §1.7 -t: the daemon gets -t I/O threads when given, else UV_THREADPOOL_SIZE, else 16', () => {
-  assert.equal(daemonThreadPoolSize(runOptions(['-t', '8']), { UV_THREADPOOL_SIZE: '2' }), '8');
-  assert.equal(daemonThreadPoolSize(runOptions([]), { UV_THREADPOOL_SIZE: '2' }), '2');
-  assert.equal(daemonThreadPoolSize(runOptions([]), {}), '16');
+  assert.equal(threadPoolSize(runOptions(['-t', '8']), { UV_THREADPOOL_SIZE: '2' }), '8');
+  assert.equal(threadPoolSize(runOptions([]), { UV_THREADPOOL_SIZE: '2' }), '2');
+  assert.equal(threadPoolSize(runOptions([]), {}), '16');
 });
 
 test('tgt §1.7 -t: in the foreground a -t the environment does not match is reported, not silently ignored', () => {

@@ -1,4 +1,6 @@
 /**
+ * CommonJS (.cts) so that bin/tgtd can size the thread pool from -t before any ES module loads.
+ *
  * tgtd's command line, as tgt 1.0.x parses it (tgt-behaviour.md §1.7):
  *   -f/--foreground, -D/--nodaemonize, -C/--control-port N, -t/--nr_iothreads N, -p/--pid-file F,
  *   -d/--debug N, -V/--version, -h/--help, --iscsi k=v,... (portal=ADDR:PORT repeatable,
@@ -233,17 +235,19 @@ export function tgtdNodeFlags(binTgtd: string): string[] {
 }
 
 /**
- * UV_THREADPOOL_SIZE for the daemonized child (store I/O that cannot run inline uses libuv's
- * thread pool, tgt's I/O threads): -t when given, else the environment's, else -t's default.
+ * UV_THREADPOOL_SIZE for tgtd (store I/O that cannot run inline uses libuv's thread pool, tgt's
+ * I/O threads): -t when given, else the environment's, else -t's default. bin/tgtd sets it before
+ * the pool starts; the daemonized child gets it in its environment.
  */
-export function daemonThreadPoolSize(options: TgtdOptions, env: NodeJS.ProcessEnv): string {
+export function threadPoolSize(options: TgtdOptions, env: NodeJS.ProcessEnv): string {
   if (options.ioThreadsGiven) return String(options.ioThreads);
   return env.UV_THREADPOOL_SIZE ?? String(options.ioThreads);
 }
 
 /**
- * A process's thread pool keeps the size it started with, so in the foreground -t can only be
- * honoured through the environment: the message for a -t that the environment does not match.
+ * A process's thread pool keeps the size it started with. bin/tgtd sizes it from -t before it
+ * starts; a tgtd started some other way (`node dist/src/bin/tgtd.js -f -t N`) can only get it
+ * from the environment: the message for a -t that the environment does not match.
  */
 export function foregroundThreadPoolWarning(options: TgtdOptions, env: NodeJS.ProcessEnv): string | null {
   if (!options.ioThreadsGiven) return null;
