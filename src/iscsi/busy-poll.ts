@@ -25,7 +25,7 @@
  *   }
  *   function defaultBusyPollUs(cpus: number): number
  */
-import { availableParallelism } from 'node:os';
+import { cpus as machineCpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 
 /** Time in milliseconds and a way to run a callback after the next poll of the event loop. */
@@ -44,8 +44,12 @@ const START_FRACTION = 1 / 4;
 /** Below this fraction of the maximum a halved window is dropped to nothing. */
 const OFF_FRACTION = 1 / 32;
 
-/** Default maximum window (us): on when another CPU can run the client meanwhile. */
-export function defaultBusyPollUs(cpus = availableParallelism()): number {
+/**
+ * Default maximum window (us): on when the machine has another CPU to run the client (or other
+ * work) meanwhile. The machine's CPUs, not this process's affinity: a tgtd pinned to a core of
+ * its own is where polling pays most.
+ */
+export function defaultBusyPollUs(cpus = machineCpus().length): number {
   // With one CPU, spinning only delays the process we are waiting for.
   return cpus > 1 ? 200 : 0;
 }
