@@ -13,8 +13,15 @@
  */
 import { readFileSync } from 'node:fs';
 
-/** busy_poll is a pause between commands, not a timeout: a second is already far too long. */
-const MAX_BUSY_POLL_US = 1_000_000;
+/** The numeric `--iscsi` keys: their largest value and the option they set. */
+const NUMERIC_ISCSI_OPTIONS: Record<string, { max: number; set(o: TgtdOptions, n: number): void }> = {
+  nop_interval: { max: Infinity, set: (o, n) => (o.nopInterval = n) },
+  nop_count: { max: Infinity, set: (o, n) => (o.nopCount = n) },
+  logout_grace: { max: 3600, set: (o, n) => (o.logoutGraceSeconds = n) },
+  dataout_timeout: { max: 3600, set: (o, n) => (o.dataOutTimeoutSeconds = n) },
+  // A pause between commands, not a timeout: a second is already far too long.
+  busy_poll: { max: 1_000_000, set: (o, n) => (o.busyPollUs = n) },
+};
 
 export const TGTD_VERSION = '1.0.85-ts';
 
@@ -192,26 +199,11 @@ function parseIscsiOptions(text: string, o: TgtdOptions): string | null {
     if (key === 'portal') {
       if (!/^(\[[0-9a-fA-F:.%\w]+\]|[^:[\]]*)(:\d{1,5})?$/.test(val)) return `invalid portal '${val}'`;
       o.portals.push(val);
-    } else if (
-      key === 'nop_interval' ||
-      key === 'nop_count' ||
-      key === 'logout_grace' ||
-      key === 'dataout_timeout' ||
-      key === 'busy_poll'
-    ) {
+    } else if (Object.hasOwn(NUMERIC_ISCSI_OPTIONS, key)) {
+      const option = NUMERIC_ISCSI_OPTIONS[key]!;
       const n = parseUint(val);
-      const max =
-        key === 'busy_poll'
-          ? MAX_BUSY_POLL_US
-          : key === 'nop_interval' || key === 'nop_count'
-            ? Infinity
-            : 3600;
-      if (n === null || n > max) return `invalid ${key} '${val}'`;
-      if (key === 'nop_interval') o.nopInterval = n;
-      else if (key === 'nop_count') o.nopCount = n;
-      else if (key === 'logout_grace') o.logoutGraceSeconds = n;
-      else if (key === 'busy_poll') o.busyPollUs = n;
-      else o.dataOutTimeoutSeconds = n;
+      if (n === null || n > option.max) return `invalid ${key} '${val}'`;
+      option.set(o, n);
     } else {
       return `unknown iscsi option '${key}'`;
     }

@@ -62,9 +62,8 @@ export class BusyPoller {
   private lastActivity: number;
   /** A poll chain is running: the loop is not blocking. */
   private spinning = false;
-  /** Wake-ups that polling caught, and ones it missed (the loop had blocked). */
-  hits = 0;
-  misses = 0;
+  private hitCount = 0;
+  private missCount = 0;
 
   constructor(
     maxUs: number,
@@ -73,6 +72,16 @@ export class BusyPoller {
     this.maxMs = Math.max(0, maxUs) / 1000;
     this.window = this.maxMs * START_FRACTION;
     this.lastActivity = clock.now();
+  }
+
+  /** Wake-ups that polling caught. */
+  get hits(): number {
+    return this.hitCount;
+  }
+
+  /** Wake-ups that polling missed (the loop had blocked). */
+  get misses(): number {
+    return this.missCount;
   }
 
   get windowUs(): number {
@@ -88,10 +97,10 @@ export class BusyPoller {
   wake(): void {
     if (this.maxMs === 0) return;
     if (this.spinning) {
-      this.hits++;
+      this.hitCount++;
       return;
     }
-    this.misses++;
+    this.missCount++;
     const gap = this.clock.now() - this.lastActivity;
     if (gap <= this.maxMs) {
       // Polling a little longer would have caught it.
