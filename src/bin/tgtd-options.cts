@@ -9,7 +9,8 @@
  * docs/service.md), --iscsi dataout_timeout=N (seconds a connection may owe Data-Out before it is
  * closed, 0: never; docs/robustness.md), --iscsi logout_grace=N (seconds initiators get to log out when their
  * target is deleted with --force) and --iscsi busy_poll=USEC (longest the daemon polls for the next
- * command before it sleeps, 0: never; src/iscsi/busy-poll.ts).
+ * command before it sleeps, 0: never; src/iscsi/busy-poll.ts), --workers N (targets served by N
+ * worker processes, one core each; src/mgmt/workers/pool.ts).
  */
 import { readFileSync } from 'node:fs';
 
@@ -46,6 +47,8 @@ export interface TgtdOptions {
   busyPollUs: number | null;
   /** --state FILE; null = no saved state. */
   stateFile: string | null;
+  /** --workers N: targets are served by N worker processes; 0 = all in this one. */
+  workers: number;
 }
 
 export type ParseResult =
@@ -66,6 +69,8 @@ Usage: tgtd [OPTION]
                         iSCSI driver options (portal may repeat; IPv6 as [ADDR]:PORT)
     --state FILE        save the configuration to FILE after every change and
                         restore it at start
+    --workers N         serve targets from N worker processes (one core each;
+                        each target lives in one of them); 0 (default): none
 `;
 
 const TRY_HELP = "Try `tgtd --help' for more information.\n";
@@ -82,7 +87,11 @@ const WITH_VALUE: Record<string, string> = {
   '--debug': 'debug',
   '--iscsi': 'iscsi',
   '--state': 'state',
+  '--workers': 'workers',
 };
+
+/** Most worker processes (each gets its own range of session ids). */
+export const MAX_WORKERS = 64;
 
 function parseUint(text: string): number | null {
   return /^\d+$/.test(text) ? Number(text) : null;
@@ -105,6 +114,7 @@ export function parseTgtdArgs(argv: readonly string[]): ParseResult {
     dataOutTimeoutSeconds: null,
     busyPollUs: null,
     stateFile: null,
+    workers: 0,
   };
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i]!;
@@ -172,6 +182,18 @@ export function parseTgtdArgs(argv: readonly string[]): ParseResult {
         if (value === '') return { kind: 'exit', code: 22, stderr: `--state needs a file name\n${TRY_HELP}` };
         o.stateFile = value!;
         break;
+      case '--workers': {
+        const n = parseUint(value!);
+        if (n === null || n > MAX_WORKERS) {
+          return {
+            kind: 'exit',
+            code: 22,
+            stderr: `--workers argument value '${value}' invalid\n${TRY_HELP}`,
+          };
+        }
+        o.workers = n;
+        break;
+      }
       case '--iscsi': {
         const err = parseIscsiOptions(value!, o);
         if (err) return { kind: 'exit', code: 22, stderr: `${err}\n${TRY_HELP}` };

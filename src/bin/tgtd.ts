@@ -10,13 +10,13 @@
  * Without -f/-D it daemonizes: the parent re-runs itself detached and exits once the child
  * reports that the control socket and the portals are up (or exits 1 with the child's error).
  */
-import { spawn } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import { promises as fsp, writeFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { storeTypes } from '../backing/index.js';
-import { defaultBusyPollUs } from '../iscsi/busy-poll.js';
-import { IscsiDriver } from '../iscsi/driver.js';
+import { IscsiDriver, type IscsiDriverOptions } from '../iscsi/driver.js';
+import { detachHandle } from '../iscsi/socket-reads.js';
 import { startControlServer, type ControlServer } from '../mgmt/server.js';
 import {
   readStateFile,
@@ -26,7 +26,11 @@ import {
   StateSaver,
   type SavedState,
 } from '../mgmt/state.js';
+import { WorkerPool } from '../mgmt/workers/pool.js';
+import { WORKER_ENV, tsihRangeOf } from '../mgmt/workers/protocol.js';
+import { routedDispatcher } from '../mgmt/workers/route.js';
 import { TargetSystem } from '../scsi/system.js';
+import { drainAndCloseStores, iscsiDriverOptions } from './tgtd-common.js';
 import {
   threadPoolSize,
   foregroundThreadPoolWarning,
@@ -99,16 +103,34 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
     process.exit(1);
   };
 
-  const iscsi = new IscsiDriver(system, {
-    nopInterval: options.nopInterval,
-    nopCount: options.nopCount,
-    ...(options.logoutGraceSeconds !== null ? { logoutGraceSeconds: options.logoutGraceSeconds } : {}),
-    ...(options.dataOutTimeoutSeconds !== null
-      ? { limits: { dataOutTimeoutMs: options.dataOutTimeoutSeconds * 1000 } }
-      : {}),
-    busyPollUs: options.busyPollUs ?? defaultBusyPollUs(),
-    log,
-  });
+  if (options.workers > 0 && options.stateFile) fatal('tgtd: --state cannot be combined with --workers yet');
+  // --workers: the pool starts first, so that no connection is accepted before it can be handed on.
+  let pool: WorkerPool | null = null;
+  const driverOptions: IscsiDriverOptions = iscsiDriverOptions(options, log);
+  if (options.workers > 0) {
+    try {
+      pool = await WorkerPool.start(options.workers, spawnWorker);
+    } catch (e) {
+      fatal(`tgtd: ${(e as Error).message}`);
+    }
+    const workers = pool!;
+    workers.onWorkerExit = (index, code, signal) =>
+      process.stderr.write(
+        `tgtd: worker ${index} exited (${signal ?? `status ${code}`}); its targets refuse logins until deleted\n`,
+      );
+    driverOptions.tsihRange = tsihRangeOf(options.workers, options.workers);
+    driverOptions.handOff = (targetName, socket, firstPdu) => {
+      const target = system.findTargetByName(targetName);
+      const index = target ? workers.ownerOf(target.tid) : undefined;
+      if (index === undefined) return false; // not found: this process answers the login
+      const handle = workers.isAlive(index) ? detachHandle(socket) : null;
+      if (!handle || !workers.handOff(index, handle, firstPdu))
+        log(`iscsi: no worker for target ${targetName}`);
+      socket.destroy();
+      return true;
+    };
+  }
+  const iscsi = new IscsiDriver(system, driverOptions);
   system.registerDriver(iscsi);
 
   // --state: restore before anything listens, so nobody sees (or changes) half a configuration.
@@ -128,7 +150,7 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
     if (stopping) return;
     stopping = true;
     log('stopping');
-    await iscsi.shutdown();
+    await Promise.all([iscsi.shutdown(), pool?.stop(WORKER_STOP_TIMEOUT_MS)]);
     await control?.close();
     await drainAndCloseStores(system, log);
     if (options.pidFile && isChild) rmSync(options.pidFile, { force: true });
@@ -136,10 +158,12 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
   };
 
   try {
+    const onSystemDelete = (): void => void stop(0);
     control = await startControlServer(system, {
       controlPort: options.controlPort,
-      onSystemDelete: () => void stop(0),
+      onSystemDelete,
       log,
+      ...(pool ? { dispatcher: routedDispatcher({ system, onSystemDelete }, pool) } : {}),
     });
   } catch (e) {
     fatal(`tgtd: ${(e as Error).message}`);
@@ -194,39 +218,18 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
   log(`ready; portals ${iscsi.portals.map((p) => p.describe()).join(' ')}`);
 }
 
-/** Longest a stop waits for an LU's running commands, and then for its store's flush. */
-const STOP_STORE_TIMEOUT_MS = 3000;
+/** Longest tgtd waits for its workers to log their sessions out and close their stores. */
+const WORKER_STOP_TIMEOUT_MS = 30_000;
 
-/** Resolve with `p`'s rejection reason (undefined when it fulfilled), or 'timeout' after `ms`. */
-function settleWithin(p: Promise<unknown>, ms: number): Promise<unknown> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise((resolve) => (timer = setTimeout(() => resolve('timeout'), ms)));
-  const settled = p.then(
-    () => undefined,
-    (e: unknown) => e ?? 'failed',
-  );
-  return Promise.race([settled, timeout]).finally(() => clearTimeout(timer));
-}
-
-/**
- * Last step of a stop: let commands still running on a store finish (their sessions are gone,
- * so nobody hears the answer, but a write that started completes), then flush and close every
- * store so each completed write is durable. A stuck store is not flushed, only closed.
- */
-async function drainAndCloseStores(system: TargetSystem, log: (m: string) => void): Promise<void> {
-  const luns = system.targetsInOrder().flatMap((t) => t.luns);
-  await Promise.all(
-    luns.map(async (lu) => {
-      const running = lu.taskSet.whenFinished(lu.taskSet.runningCommands());
-      const stuck = (await settleWithin(running, STOP_STORE_TIMEOUT_MS)) !== undefined;
-      const store = lu.store;
-      if (!store) return;
-      if (stuck) log(`store ${store.path}: commands still running, closing without a flush`);
-      else if (store.capabilities.flush && (await settleWithin(store.flush(), STOP_STORE_TIMEOUT_MS)))
-        log(`store ${store.path}: flush failed or timed out`);
-      await settleWithin(store.close(), STOP_STORE_TIMEOUT_MS);
-    }),
-  );
+/** Start worker `index` of `count`: tgtd-worker.js with tgtd's own command line (tgtd --workers). */
+function spawnWorker(index: number, count: number) {
+  const env: NodeJS.ProcessEnv = { ...process.env, [WORKER_ENV]: `${index}/${count}` };
+  delete env[DAEMON_CHILD_ENV];
+  return fork(fileURLToPath(new URL('./tgtd-worker.js', import.meta.url)), process.argv.slice(2), {
+    env,
+    execArgv: process.execArgv,
+    serialization: 'advanced',
+  });
 }
 
 /**

@@ -116,7 +116,7 @@ import {
   TmfFunction,
   TmfResponse,
 } from './spec.js';
-import type { TextPair } from './text.js';
+import { findKey, parseText, type TextPair } from './text.js';
 
 /** How many aborted ITTs a connection remembers for late Data-Out. */
 const RECENTLY_ABORTED_LIMIT = 256;
@@ -159,6 +159,8 @@ export class IscsiConnection implements StatusSequence {
 
   private readonly framer: PduFramer;
   private readonly writer: PduWriter;
+  /** Takes bytes read from the socket (valid only during the call). */
+  private readonly receive: (bytes: Buffer, length?: number) => void;
   private login: LoginPhase | null;
   private statSn = 0;
   private loginResponses = 0;
@@ -258,7 +260,7 @@ export class IscsiConnection implements StatusSequence {
     );
     this.writer = new PduWriter(socket, {}, directWritev(socket));
     socket.setNoDelay(true);
-    const receive = (bytes: Buffer, length = bytes.length): void => {
+    const receive = (this.receive = (bytes: Buffer, length = bytes.length): void => {
       if (this.state === 'closed') return;
       const busyPoll = this.driver.busyPoll;
       busyPoll.wake();
@@ -270,7 +272,7 @@ export class IscsiConnection implements StatusSequence {
         releaseCompletions();
       }
       busyPoll.touch();
-    };
+    });
     // Reads into the shared receive buffer come straight here (socket-reads.ts); a plain
     // socket (tests, or no handle to move) emits 'data' as usual.
     (socket as SharedReadSocket)[kReceive] = receive;
@@ -407,6 +409,7 @@ export class IscsiConnection implements StatusSequence {
       this.close('login request while the previous one is pending');
       return;
     }
+    if (this.loginResponses === 0 && this.driver.handsOff && this.handOff(pdu)) return;
     const itt = bhsItt(pdu.bhs);
     const reply = login.handle(pdu);
     if (reply instanceof Promise) {
@@ -419,6 +422,28 @@ export class IscsiConnection implements StatusSequence {
       return;
     }
     this.onLoginReply(login, itt, reply);
+  }
+
+  /**
+   * tgtd --workers: the first Login Request of a normal session names its target (RFC 7143
+   * 6.1), so the connection can go, with this PDU, to the process that serves the target.
+   * Nothing else may have arrived yet: the initiator waits for the answer (11.12).
+   */
+  private handOff(pdu: IncomingPdu): boolean {
+    if (this.framer.hasBufferedInput) return false;
+    const targetName = normalSessionTargetName(pdu);
+    if (targetName === undefined) return false;
+    if (!this.driver.handOff(targetName, this.socket, rawLoginPdu(pdu))) return false;
+    this.state = 'closed';
+    this.framer.stop();
+    this.clearLoginTimers();
+    this.onClose?.();
+    return true;
+  }
+
+  /** Bytes read by another process before the connection came here (the first Login PDU). */
+  pushReceived(bytes: Buffer): void {
+    this.receive(bytes);
   }
 
   private onLoginReply(login: LoginPhase, itt: number, reply: LoginReply): void {
@@ -2104,4 +2129,30 @@ function abortDetachedWrites(session: IscsiSession, lun: Buffer | null): void {
     (e) => e.task !== null && !e.task.submitted && !e.task.done && (!lun || e.task.cmd.lun.equals(lun)),
   );
   if (taken) for (const e of taken) session.dropDetached(e, false);
+}
+
+/**
+ * TargetName of a first Login Request for a normal session; undefined for a discovery session
+ * or when it cannot be told. With the C bit set only NUL-terminated pairs count, since the last
+ * one may continue in the next PDU (RFC 7143 11.12.2).
+ */
+function normalSessionTargetName(pdu: IncomingPdu): string | undefined {
+  const continues = (pdu.bhs[1]! & 0x40) !== 0;
+  let data = pdu.data;
+  if (continues) data = data.subarray(0, data.lastIndexOf(0) + 1);
+  let pairs: TextPair[];
+  try {
+    pairs = parseText(data);
+  } catch {
+    return undefined;
+  }
+  if ((findKey(pairs, 'SessionType') ?? 'Normal') !== 'Normal') return undefined;
+  return findKey(pairs, 'TargetName');
+}
+
+/** A Login PDU as it came on the wire: no digests exist during login (RFC 7143 11.12). */
+function rawLoginPdu(pdu: IncomingPdu): Buffer {
+  const ahs = pdu.ahs ?? Buffer.alloc(0);
+  const pad = (4 - (pdu.data.length % 4)) % 4;
+  return Buffer.concat([pdu.bhs.subarray(0, 48), ahs, pdu.data, Buffer.alloc(pad)]);
 }

@@ -37,10 +37,19 @@ export interface IscsiDriverOptions {
   limits?: Partial<IscsiLimits>;
   /** Longest the event loop polls for new work after work (busy-poll.ts), in us; 0 (default): never. */
   busyPollUs?: number;
+  /**
+   * tgtd --workers: offered each normal session's connection at its first Login Request, with
+   * the target's name and that PDU's bytes; returns true when it took the connection (the
+   * socket then no longer has its descriptor). Discovery sessions always stay here.
+   */
+  handOff?: (targetName: string, socket: net.Socket, firstPdu: Buffer) => boolean;
+  /** TSIHs this driver gives out (tgtd --workers gives each process its own range); default all. */
+  tsihRange?: { first: number; last: number };
 }
 
 /** TSIHs are 16-bit and never 0 (RFC 7143 11.12.6). */
 const MAX_TSIH = 0xffff;
+const ALL_TSIHS = { first: 1, last: MAX_TSIH };
 
 export class IscsiDriver implements TargetDriver {
   readonly name = 'iscsi';
@@ -51,7 +60,8 @@ export class IscsiDriver implements TargetDriver {
   /** Parameters for discovery sessions (not tied to a target). */
   readonly discoveryParams: TargetParams;
   private readonly targetParams = new Map<number, TargetParams>();
-  private nextTsih = 1;
+  private readonly tsihRange: { first: number; last: number };
+  private nextTsih: number;
   /** Portals added with `portal new`, with the spec they were given (for --state). */
   private readonly addedPortals = new Map<Portal, string>();
   readonly log: (message: string) => void;
@@ -71,6 +81,14 @@ export class IscsiDriver implements TargetDriver {
     this.log = options.log ?? (() => {});
     this.redirectCallbackTimeoutMs = options.redirectCallbackTimeoutMs ?? DEFAULT_CALLBACK_TIMEOUT_MS;
     this.logoutGraceSeconds = options.logoutGraceSeconds ?? DEFAULT_LOGOUT_GRACE_SECONDS;
+    this.tsihRange = options.tsihRange ?? ALL_TSIHS;
+    if (
+      this.tsihRange.first < 1 ||
+      this.tsihRange.last > MAX_TSIH ||
+      this.tsihRange.first > this.tsihRange.last
+    )
+      throw new RangeError(`invalid TSIH range ${this.tsihRange.first}-${this.tsihRange.last}`);
+    this.nextTsih = this.tsihRange.first;
     this.discoveryParams = this.newParams();
     this.limits = resolveLimits(options.limits);
     this.busyPoll = new BusyPoller(options.busyPollUs ?? 0);
@@ -93,6 +111,33 @@ export class IscsiDriver implements TargetDriver {
     return portal;
   }
 
+  /** A connection another process accepted and read `head` from (tgtd --workers). */
+  adopt(socket: net.Socket, head: Buffer): void {
+    if (this.state !== 'ready' || this.connections.size >= this.limits.maxConnections) {
+      socket.destroy();
+      return;
+    }
+    const conn = this.addConnection(socket);
+    conn.pushReceived(head);
+  }
+
+  /** Whether connections are offered to options.handOff. */
+  get handsOff(): boolean {
+    return this.options.handOff !== undefined;
+  }
+
+  /** See IscsiDriverOptions.handOff. */
+  handOff(targetName: string, socket: net.Socket, firstPdu: Buffer): boolean {
+    return this.options.handOff?.(targetName, socket, firstPdu) ?? false;
+  }
+
+  private addConnection(socket: net.Socket): IscsiConnection {
+    const conn = new IscsiConnection(this, socket);
+    this.connections.add(conn);
+    conn.onClose = () => this.connections.delete(conn);
+    return conn;
+  }
+
   private accept(socket: net.Socket): void {
     // tgt §3.5: while the system is offline, or has no target at all, connections are accepted
     // and closed at once.
@@ -105,9 +150,7 @@ export class IscsiDriver implements TargetDriver {
       socket.destroy();
       return;
     }
-    const conn = new IscsiConnection(this, socket);
-    this.connections.add(conn);
-    conn.onClose = () => this.connections.delete(conn);
+    this.addConnection(socket);
   }
 
   /** The iSCSI parameters of a target (created on first use). */
@@ -127,9 +170,10 @@ export class IscsiDriver implements TargetDriver {
 
   /** A fresh TSIH not used by a live session. */
   allocateTsih(): number {
-    for (let i = 0; i < MAX_TSIH; i++) {
+    const { first, last } = this.tsihRange;
+    for (let i = first; i <= last; i++) {
       const tsih = this.nextTsih;
-      this.nextTsih = this.nextTsih >= MAX_TSIH ? 1 : this.nextTsih + 1;
+      this.nextTsih = this.nextTsih >= last ? first : this.nextTsih + 1;
       if (!this.sessions.has(tsih)) return tsih;
     }
     return 0;

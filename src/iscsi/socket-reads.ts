@@ -47,9 +47,17 @@ export function withSharedReads(accepted: net.Socket): SharedReadSocket {
   const carrier = accepted as unknown as HandleCarrier;
   const handle = carrier._handle;
   if (!handle) return accepted;
-  const shared = (receiveBuffer ??= Buffer.allocUnsafeSlow(RECEIVE_BUFFER_BYTES));
   carrier._handle = null;
   accepted.destroy(); // has no handle now: only releases the server's count of it
+  return sharedReadSocket(handle);
+}
+
+/**
+ * A socket around a raw TCP handle that another process passed over IPC (tgtd --workers,
+ * src/mgmt/worker-pool.ts), reading into the shared buffer like an accepted one.
+ */
+export function sharedReadSocket(handle: object): SharedReadSocket {
+  const shared = (receiveBuffer ??= Buffer.allocUnsafeSlow(RECEIVE_BUFFER_BYTES));
   const options = {
     handle,
     readable: true,
@@ -65,4 +73,22 @@ export function withSharedReads(accepted: net.Socket): SharedReadSocket {
   };
   const socket: SharedReadSocket = new net.Socket(options as net.SocketConstructorOpts);
   return socket;
+}
+
+interface ReadableHandle {
+  readStop(): number;
+}
+
+/**
+ * Stop reading `socket` and take its TCP handle out of it, to pass to another process
+ * (`ChildProcess.send(message, handle)` sends a raw handle as is). The socket is left without
+ * a handle, so destroying it does not close the connection. null when it has none.
+ */
+export function detachHandle(socket: net.Socket): object | null {
+  const carrier = socket as unknown as HandleCarrier;
+  const handle = carrier._handle as (object & Partial<ReadableHandle>) | null | undefined;
+  if (!handle || typeof handle.readStop !== 'function') return null;
+  handle.readStop();
+  carrier._handle = null;
+  return handle;
 }

@@ -23,6 +23,7 @@ import {
   REQ_HEADER_SIZE,
   decodeRequestHeader,
   encodeResponse,
+  type ParsedPayload,
   parsePayload,
   payloadText,
 } from './wire.js';
@@ -38,6 +39,8 @@ export interface ControlServerOptions {
   log?: (message: string) => void;
   /** A client that sends nothing for this long is dropped (default 30 s). */
   idleTimeoutMs?: number;
+  /** Runs requests instead of dispatch() on `system` (tgtd --workers routes them, workers/route.ts). */
+  dispatcher?: (req: AdminRequest, payload: ParsedPayload) => Promise<DispatchResult>;
 }
 
 export interface ControlServer {
@@ -91,10 +94,12 @@ export async function startControlServer(
   const sockets = new Set<net.Socket>();
   const queue = new RequestQueue();
   const idleMs = opts.idleTimeoutMs ?? 30_000;
+  const ctx = { system, onSystemDelete: opts.onSystemDelete };
+  const run = opts.dispatcher ?? ((req: AdminRequest, payload: ParsedPayload) => dispatch(ctx, req, payload));
   server.on('connection', (sock) => {
     sockets.add(sock);
     sock.on('close', () => sockets.delete(sock));
-    handleConnection(sock, { system, onSystemDelete: opts.onSystemDelete }, queue, log, idleMs);
+    handleConnection(sock, run, queue, log, idleMs);
   });
   server.on('error', (e) => log(`control socket error: ${e.message}`));
 
@@ -200,12 +205,10 @@ class RequestQueue {
   }
 }
 
-type Ctx = Parameters<typeof dispatch>[0];
-
 /** Read one request (header then payload), dispatch it, answer, close. Garbage closes quietly. */
 function handleConnection(
   sock: net.Socket,
-  ctx: Ctx,
+  run: (req: AdminRequest, payload: ParsedPayload) => Promise<DispatchResult>,
   queue: RequestQueue,
   log: (m: string) => void,
   idleMs: number,
@@ -243,7 +246,7 @@ function handleConnection(
     const payload = parsePayload(payloadText(all.subarray(REQ_HEADER_SIZE, req.len)));
     sock.pause();
     void queue
-      .run(() => dispatch(ctx, req, payload))
+      .run(() => run(req, payload))
       .then(
         (res) => respond(sock, res, log),
         () => respond(sock, { err: AdminError.UnknownErr }, log),

@@ -1,0 +1,103 @@
+/**
+ * A tgtd worker process (tgtd --workers N; src/mgmt/workers/pool.ts). It serves the targets the
+ * main process gives it: their LUs, stores, sessions and connections, on its own event loop.
+ * It listens on nothing: connections arrive over the IPC channel after the main process has read
+ * their first Login PDU, and management requests arrive as messages and run through the same
+ * dispatch as a single-process tgtd's control socket.
+ *
+ * It stops (sessions logged out, stores flushed and closed) when asked to, when the main process
+ * goes away, or on SIGTERM/SIGINT (a terminal's Ctrl-C reaches the whole process group).
+ */
+import { Buffer } from 'node:buffer';
+import { IscsiDriver } from '../iscsi/driver.js';
+import { sharedReadSocket } from '../iscsi/socket-reads.js';
+import { dispatch } from '../mgmt/dispatch.js';
+import {
+  type MainToWorker,
+  type WorkerToMain,
+  WORKER_ENV,
+  parseWorkerEnv,
+  tsihRangeOf,
+} from '../mgmt/workers/protocol.js';
+import { parsePayload } from '../mgmt/wire.js';
+import { storeTypes } from '../backing/index.js';
+import { TargetSystem } from '../scsi/system.js';
+import { drainAndCloseStores, iscsiDriverOptions } from './tgtd-common.js';
+import { parseTgtdArgs } from './tgtd-options.cjs';
+
+function main(): void {
+  const me = parseWorkerEnv(process.env[WORKER_ENV]);
+  const parsed = parseTgtdArgs(process.argv.slice(2));
+  if (!me || parsed.kind !== 'run' || !process.send) {
+    process.stderr.write('tgtd-worker: to be started by tgtd --workers\n');
+    process.exit(2);
+  }
+  const options = parsed.options;
+  const system = new TargetSystem({ storeTypes: storeTypes.values() });
+  system.debug = options.debug;
+  const log = (message: string): void => {
+    if (system.debug) process.stderr.write(`tgtd[worker ${me.index}]: ${message}\n`);
+  };
+  const iscsi = new IscsiDriver(system, {
+    ...iscsiDriverOptions(options, log),
+    tsihRange: tsihRangeOf(me.index, me.count),
+  });
+  system.registerDriver(iscsi);
+  const send = (m: WorkerToMain): void => {
+    if (process.connected) process.send!(m);
+  };
+
+  let stopping = false;
+  const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log('stopping');
+    await iscsi.shutdown();
+    await drainAndCloseStores(system, log);
+    process.exit(0);
+  };
+
+  // Only system delete stops tgtd, and it goes to the main process.
+  const ctx = { system, onSystemDelete: () => {} };
+  process.on('message', (m: MainToWorker, handle?: object) => {
+    switch (m.kind) {
+      case 'mgmt':
+        // The main process sends one request at a time (its control socket's queue).
+        void dispatch(ctx, m.req, parsePayload(m.payload)).then((r) =>
+          send(
+            r.text === undefined
+              ? { kind: 'mgmt', id: m.id, err: r.err }
+              : { kind: 'mgmt', id: m.id, err: r.err, text: r.text },
+          ),
+        );
+        break;
+      case 'connection':
+        if (!handle) return;
+        if (stopping) {
+          (handle as { close(): void }).close();
+          return;
+        }
+        iscsi.adopt(
+          sharedReadSocket(handle),
+          Buffer.from(m.head.buffer, m.head.byteOffset, m.head.byteLength),
+        );
+        break;
+      case 'stop':
+        void stop();
+        break;
+    }
+  });
+  process.on('disconnect', () => void stop());
+  process.on('SIGTERM', () => void stop());
+  process.on('SIGINT', () => void stop());
+  process.on('SIGPIPE', () => {});
+  process.on('uncaughtException', (e) =>
+    process.stderr.write(`tgtd[worker ${me.index}]: uncaught exception: ${e.stack ?? e}\n`),
+  );
+  process.on('unhandledRejection', (e) =>
+    process.stderr.write(`tgtd[worker ${me.index}]: unhandled rejection: ${String(e)}\n`),
+  );
+  send({ kind: 'ready' });
+}
+
+main();

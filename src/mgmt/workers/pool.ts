@@ -1,0 +1,201 @@
+/**
+ * tgtd --workers N, main side: N worker processes, each serving whole targets (their LUs,
+ * stores and sessions) on its own event loop and so on its own core (docs/multicore.md,
+ * design 1). The main process keeps the portals, discovery, the control socket and a copy of
+ * every target without LUs; it hands each normal session's connection to the worker that owns
+ * the target (the socket's descriptor travels over the IPC channel, SCM_RIGHTS) and forwards
+ * management requests (route.ts).
+ *
+ * Messages use the 'advanced' serialization so AdminRequest's bigints (sid, lun) cross as
+ * they are.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { AdminError } from '../../scsi/admin-error.js';
+import type { DispatchResult } from '../dispatch.js';
+import type { AdminRequest } from '../wire.js';
+import { type MainToWorker, type WorkerToMain, WORKER_READY_TIMEOUT_MS } from './protocol.js';
+
+interface Worker {
+  readonly index: number;
+  readonly child: ChildProcess;
+  alive: boolean;
+  /** Targets it owns. */
+  targets: number;
+}
+
+export class WorkerPool {
+  private readonly workers: Worker[];
+  private readonly owners = new Map<number, Worker>();
+  private readonly pending = new Map<number, { worker: Worker; resolve: (r: DispatchResult) => void }>();
+  private nextId = 1;
+  /** Called when a worker exits while the pool is not stopping. */
+  onWorkerExit: ((index: number, code: number | null, signal: string | null) => void) | null = null;
+  private stopping = false;
+
+  private constructor(children: ChildProcess[]) {
+    this.workers = children.map((child, index) => ({ index, child, alive: true, targets: 0 }));
+    for (const w of this.workers) {
+      w.child.on('message', (m: WorkerToMain) => this.onMessage(m));
+      w.child.on('exit', (code, signal) => this.onExit(w, code, signal));
+      // A send to a worker that has just died fails with EPIPE; its exit handler answers for it.
+      w.child.on('error', () => {});
+    }
+  }
+
+  /** Start `count` workers with `spawn(index)`; resolves once every one reports ready. */
+  static async start(
+    count: number,
+    spawn: (index: number, count: number) => ChildProcess,
+  ): Promise<WorkerPool> {
+    const children = Array.from({ length: count }, (_, i) => spawn(i, count));
+    const pool = new WorkerPool(children);
+    try {
+      await Promise.all(children.map((c, i) => waitReady(c, i)));
+    } catch (e) {
+      for (const c of children) c.kill('SIGKILL');
+      throw e;
+    }
+    return pool;
+  }
+
+  get size(): number {
+    return this.workers.length;
+  }
+
+  /** Process ids, by worker index. */
+  get pids(): number[] {
+    return this.workers.map((w) => w.child.pid ?? 0);
+  }
+
+  /** The worker that serves `tid`, if any. */
+  ownerOf(tid: number): number | undefined {
+    return this.owners.get(tid)?.index;
+  }
+
+  /** Whether worker `index` is running. */
+  isAlive(index: number): boolean {
+    return this.workers[index]?.alive === true;
+  }
+
+  /** The live worker with the fewest targets (a new target goes there). */
+  leastLoaded(): number | undefined {
+    let best: Worker | undefined;
+    for (const w of this.workers) if (w.alive && (!best || w.targets < best.targets)) best = w;
+    return best?.index;
+  }
+
+  assign(tid: number, index: number): void {
+    const w = this.workers[index]!;
+    this.owners.set(tid, w);
+    w.targets++;
+  }
+
+  release(tid: number): void {
+    const w = this.owners.get(tid);
+    if (!w) return;
+    this.owners.delete(tid);
+    w.targets--;
+  }
+
+  /** Run a management request on worker `index`; a dead worker answers "unknown error". */
+  call(index: number, req: AdminRequest, payload: string): Promise<DispatchResult> {
+    const w = this.workers[index];
+    if (!w?.alive) return Promise.resolve({ err: AdminError.UnknownErr });
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.pending.set(id, { worker: w, resolve });
+      this.post(w, { kind: 'mgmt', id, req, payload });
+    });
+  }
+
+  /** The same request on every live worker, answers in worker order. */
+  broadcast(req: AdminRequest, payload: string): Promise<DispatchResult[]> {
+    return Promise.all(this.workers.filter((w) => w.alive).map((w) => this.call(w.index, req, payload)));
+  }
+
+  /**
+   * Give worker `index` a connection: its TCP handle (see detachHandle) and the bytes already
+   * read from it. The handle is closed here once sent: the worker has its own descriptor then.
+   */
+  handOff(index: number, handle: object, head: Buffer): boolean {
+    const w = this.workers[index];
+    if (!w?.alive) return false;
+    const message: MainToWorker = { kind: 'connection', head };
+    const close = (): void => (handle as { close(): void }).close();
+    try {
+      w.child.send(message, handle as never, {}, close);
+    } catch {
+      close();
+      return false;
+    }
+    return true;
+  }
+
+  /** Ask every worker to stop (sessions logged out, stores flushed) and wait for them to exit. */
+  async stop(timeoutMs: number): Promise<void> {
+    this.stopping = true;
+    const exits = this.workers.filter((w) => w.alive).map((w) => exited(w.child));
+    for (const w of this.workers) if (w.alive) this.post(w, { kind: 'stop' });
+    const timer = setTimeout(() => {
+      for (const w of this.workers) if (w.alive) w.child.kill('SIGKILL');
+    }, timeoutMs);
+    await Promise.all(exits);
+    clearTimeout(timer);
+  }
+
+  private post(w: Worker, message: MainToWorker): void {
+    try {
+      w.child.send(message);
+    } catch {
+      // the exit handler answers what was pending
+    }
+  }
+
+  private onMessage(m: WorkerToMain): void {
+    if (m.kind !== 'mgmt') return;
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    this.pending.delete(m.id);
+    p.resolve(m.text === undefined ? { err: m.err } : { err: m.err, text: m.text });
+  }
+
+  private onExit(w: Worker, code: number | null, signal: string | null): void {
+    w.alive = false;
+    for (const [id, p] of this.pending) {
+      if (p.worker !== w) continue;
+      this.pending.delete(id);
+      p.resolve({ err: AdminError.UnknownErr });
+    }
+    if (!this.stopping) this.onWorkerExit?.(w.index, code, signal);
+  }
+}
+
+function waitReady(child: ChildProcess, index: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`worker ${index} did not start within ${WORKER_READY_TIMEOUT_MS} ms`)),
+      WORKER_READY_TIMEOUT_MS,
+    );
+    const onMessage = (m: WorkerToMain): void => {
+      if (m.kind !== 'ready') return;
+      done();
+      resolve();
+    };
+    const onExit = (code: number | null): void => {
+      done();
+      reject(new Error(`worker ${index} exited during startup (status ${code})`));
+    };
+    const done = (): void => {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    };
+    child.on('message', onMessage);
+    child.on('exit', onExit);
+  });
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}

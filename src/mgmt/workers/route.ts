@@ -1,0 +1,205 @@
+/**
+ * tgtd --workers: management requests on the main process, routed (pool.ts).
+ *
+ * The main process keeps a copy of every target without its LUs, since it answers discovery
+ * (SendTargets filters by ACL) and decides where logins go; each worker holds the whole state
+ * of the targets it owns. So:
+ * - target new/delete/bind/unbind/update apply here and on the owner (new: on the worker with
+ *   the fewest targets); logicalunit, session and connection requests go to the owner;
+ * - accounts are created and deleted everywhere (a worker checks CHAP at login), and bound
+ *   here and on the owner;
+ * - `show` and `stat` views are gathered from the workers in tid order, laid out as one
+ *   daemon prints them; a session id names one session anywhere (disjoint TSIH ranges,
+ *   protocol.ts), so requests by --sid ask each worker in turn;
+ * - portals, discovery, `system show` and `lld show` are the main process's own.
+ */
+import { AdminError } from '../../scsi/admin-error.js';
+import { isSnapshotRequest, type ConfigSnapshot } from '../config/snapshot.js';
+import { type DispatchContext, type DispatchResult, dispatch } from '../dispatch.js';
+import { STAT_HEADER } from '../show.js';
+import { type AdminRequest, MgmtMode, MgmtOp, type ParsedPayload } from '../wire.js';
+import type { WorkerPool } from './pool.js';
+
+export type Dispatcher = (req: AdminRequest, payload: ParsedPayload) => Promise<DispatchResult>;
+
+const ok = (text: string): DispatchResult => ({ err: AdminError.Success, text });
+
+/** The control socket's dispatcher when targets live in `pool`'s workers. */
+export function routedDispatcher(ctx: DispatchContext, pool: WorkerPool): Dispatcher {
+  const router = new Router(ctx, pool);
+  return async (req, payload) => {
+    try {
+      return await router.route(req, payload);
+    } catch {
+      return { err: AdminError.UnknownErr };
+    }
+  };
+}
+
+class Router {
+  constructor(
+    private readonly ctx: DispatchContext,
+    private readonly pool: WorkerPool,
+  ) {}
+
+  route(req: AdminRequest, p: ParsedPayload): Promise<DispatchResult> {
+    if (isSnapshotRequest(req.mode, req.op)) return this.snapshot(req, p);
+    switch (req.mode) {
+      case MgmtMode.Target:
+        return this.target(req, p);
+      case MgmtMode.Device:
+        if (req.op === MgmtOp.Stats && req.sid !== 0n) return this.bySession(req, p);
+        return this.toOwner(req, p);
+      case MgmtMode.Account:
+        return this.account(req, p);
+      case MgmtMode.Session:
+        if (req.op === MgmtOp.Stats) return this.bySession(req, p);
+        if (req.op === MgmtOp.Show && req.tid < 0) return this.perTarget(req, p, (t) => t);
+        return this.toOwner(req, p);
+      case MgmtMode.Connection:
+        if (req.op === MgmtOp.Stats) return this.bySession(req, p);
+        return this.toOwner(req, p);
+      case MgmtMode.System:
+        if (req.op === MgmtOp.Update) return this.everywhere(req, p);
+        if (req.op === MgmtOp.Stats) return this.systemStats(req, p);
+        return this.local(req, p);
+      case MgmtMode.Lld:
+        if (req.op === MgmtOp.Start || req.op === MgmtOp.Stop) return this.everywhere(req, p);
+        return this.local(req, p);
+      default:
+        return this.local(req, p);
+    }
+  }
+
+  private local(req: AdminRequest, p: ParsedPayload): Promise<DispatchResult> {
+    return dispatch(this.ctx, req, p);
+  }
+
+  private async target(req: AdminRequest, p: ParsedPayload): Promise<DispatchResult> {
+    switch (req.op) {
+      case MgmtOp.New: {
+        const index = this.pool.leastLoaded();
+        if (index === undefined) return { err: AdminError.UnknownErr };
+        const here = await this.local(req, p);
+        if (here.err !== AdminError.Success) return here;
+        const there = await this.pool.call(index, req, p.raw);
+        if (there.err !== AdminError.Success) {
+          await this.local({ ...req, op: MgmtOp.Delete, force: 1 }, p);
+          return there;
+        }
+        this.pool.assign(req.tid, index);
+        return here;
+      }
+      case MgmtOp.Delete: {
+        const index = this.pool.ownerOf(req.tid);
+        if (index === undefined) return this.local(req, p);
+        // A dead worker's targets can still be deleted here.
+        if (this.pool.isAlive(index)) {
+          const there = await this.pool.call(index, req, p.raw);
+          if (there.err !== AdminError.Success) return there;
+        }
+        this.pool.release(req.tid);
+        // The copy here has no sessions (they are the worker's): it goes without --force.
+        return this.local(req, p);
+      }
+      case MgmtOp.Bind:
+      case MgmtOp.Unbind:
+      case MgmtOp.Update:
+        return this.hereThenOwner(req, p);
+      case MgmtOp.Show:
+        return req.tid < 0 ? this.showAllTargets(req, p) : this.toOwner(req, p);
+      default:
+        return this.toOwner(req, p);
+    }
+  }
+
+  private async account(req: AdminRequest, p: ParsedPayload): Promise<DispatchResult> {
+    if (req.op === MgmtOp.New || req.op === MgmtOp.Delete) return this.everywhere(req, p);
+    if (req.op === MgmtOp.Bind || req.op === MgmtOp.Unbind) return this.hereThenOwner(req, p);
+    return this.local(req, p);
+  }
+
+  /** Apply here (which validates), then on every worker. */
+  private async everywhere(req: AdminRequest, p: ParsedPayload): Promise<DispatchResult> {
+    const here = await this.local(req, p);
+    if (here.err !== AdminError.Success) return here;
+    const failed = (await this.pool.broadcast(req, p.raw)).find((r) => r.err !== AdminError.Success);
+    return failed ?? here;
+  }
+
+  /** Apply here (which validates), then on the target's owner. */
+  private async hereThenOwner(req: AdminRequest, p: ParsedPayload): Promise<DispatchResult> {
+    const here = await this.local(req, p);
+    const index = this.pool.ownerOf(req.tid);
+    if (here.err !== AdminError.Success || index === undefined) return here;
+    return this.pool.call(index, req, p.raw);
+  }
+
+  /** The owner of req.tid answers; without one, the main process does (can't find the target). */
+  private toOwner(req: AdminRequest, p: ParsedPayload): Promise<DispatchResult> {
+    const index = this.pool.ownerOf(req.tid);
+    return index === undefined ? this.local(req, p) : this.pool.call(index, req, p.raw);
+  }
+
+  /** Ask each worker until one knows the session (req.sid). */
+  private async bySession(req: AdminRequest, p: ParsedPayload): Promise<DispatchResult> {
+    for (let i = 0; i < this.pool.size; i++) {
+      if (!this.pool.isAlive(i)) continue;
+      const r = await this.pool.call(i, req, p.raw);
+      if (r.err !== AdminError.NoSession) return r;
+    }
+    return { err: AdminError.NoSession };
+  }
+
+  /** The request for each target in tid order, asked of its owner, texts joined. */
+  private async perTarget(
+    req: AdminRequest,
+    p: ParsedPayload,
+    textOf: (text: string) => string,
+  ): Promise<DispatchResult> {
+    let out = '';
+    for (const t of this.ctx.system.targetsInOrder()) {
+      const index = this.pool.ownerOf(t.tid);
+      if (index === undefined || !this.pool.isAlive(index)) continue;
+      const r = await this.pool.call(index, { ...req, tid: t.tid }, p.raw);
+      if (r.err === AdminError.Success) out += textOf(r.text ?? '');
+    }
+    return ok(out);
+  }
+
+  /** `system stat`: every target's `target stat` rows under one header. */
+  private async systemStats(req: AdminRequest, p: ParsedPayload): Promise<DispatchResult> {
+    const rows = await this.perTarget({ ...req, mode: MgmtMode.Target, op: MgmtOp.Stats }, p, (text) =>
+      text.startsWith(STAT_HEADER) ? text.slice(STAT_HEADER.length) : text,
+    );
+    return ok(STAT_HEADER + (rows.text ?? ''));
+  }
+
+  /** `target show`: the workers' target blocks, in tid order. */
+  private async showAllTargets(req: AdminRequest, p: ParsedPayload): Promise<DispatchResult> {
+    const blocks: Array<[number, string]> = [];
+    for (const r of await this.pool.broadcast(req, p.raw)) {
+      if (r.err !== AdminError.Success || !r.text) continue;
+      for (const block of r.text.split(/^(?=Target \d+: )/m)) {
+        const tid = /^Target (\d+): /.exec(block);
+        if (tid) blocks.push([Number(tid[1]), block]);
+      }
+    }
+    blocks.sort((a, b) => a[0] - b[0]);
+    return ok(blocks.map(([, block]) => block).join(''));
+  }
+
+  /** The dump snapshot: accounts and discovery from here, each target from its owner. */
+  private async snapshot(req: AdminRequest, p: ParsedPayload): Promise<DispatchResult> {
+    const here = await this.local(req, p);
+    if (here.err !== AdminError.Success) return here;
+    const merged = JSON.parse(here.text ?? '{}') as ConfigSnapshot;
+    const byTid = new Map<number, ConfigSnapshot['targets'][number]>();
+    for (const r of await this.pool.broadcast(req, p.raw)) {
+      if (r.err !== AdminError.Success) return r;
+      for (const t of (JSON.parse(r.text ?? '{}') as ConfigSnapshot).targets) byTid.set(t.tid, t);
+    }
+    merged.targets = merged.targets.map((t) => byTid.get(t.tid) ?? t);
+    return ok(JSON.stringify(merged) + '\n');
+  }
+}

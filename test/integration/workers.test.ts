@@ -1,0 +1,280 @@
+/**
+ * tgtd --workers N (src/mgmt/workers/): targets spread over worker processes, each connection
+ * handed to the process that owns its target after the first Login PDU. What an admin relies
+ * on: every target works as in one process (data, CHAP, discovery, ACLs), the load really is
+ * in different processes, tgtadm shows one daemon, and stopping or losing a worker loses no
+ * acknowledged write and takes nothing else down.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { discover, type Session } from '../../src/initiator/index.js';
+import { LoginStatus } from '../../src/iscsi/spec.js';
+import { TgtDaemon, delay, run, TGTD_BIN } from '../helpers/daemon.js';
+import { BLOCK, closeSession, expectLoginStatus, GOOD, IQN, login, loginReady, pattern } from './util.js';
+
+const T1 = `${IQN}:workers-1`;
+const T2 = `${IQN}:workers-2`;
+const T3 = `${IQN}:workers-3`;
+const LUN = 1;
+
+/** Child processes of `pid` (the workers of a tgtd). */
+function childrenOf(pid: number): number[] {
+  const text = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+  return text === '' ? [] : text.split(' ').map(Number);
+}
+
+/** The inode of the daemon's end of the TCP connection whose peer port is `peerPort`. */
+function socketInode(daemonPort: number, peerPort: number): string {
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10) continue;
+      const local = parseInt(f[1]!.split(':')[1]!, 16);
+      const remote = parseInt(f[2]!.split(':')[1]!, 16);
+      if (local === daemonPort && remote === peerPort) return f[9]!;
+    }
+  }
+  throw new Error(`no connection from port ${peerPort}`);
+}
+
+/** The processes among `pids` that hold the daemon's end of `session`'s connection. */
+function holders(d: TgtDaemon, session: Session, pids: number[]): number[] {
+  const inode = socketInode(d.port, session.connection.socket.localPort!);
+  return pids.filter((pid) =>
+    readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`) === `socket:[${inode}]`;
+      } catch {
+        return false;
+      }
+    }),
+  );
+}
+
+async function writeAndCheck(s: Session, seed: number): Promise<void> {
+  const data = pattern(8 * BLOCK, seed);
+  assert.equal((await s.write10(LUN, seed, data, BLOCK)).status, GOOD);
+  const r = await s.read10(LUN, seed, 8, BLOCK);
+  assert.equal(r.status, GOOD);
+  assert.deepEqual(r.data, data);
+}
+
+describe('tgtd --workers 2', () => {
+  let d: TgtDaemon;
+  let workers: number[];
+
+  before(async () => {
+    d = await TgtDaemon.start({ args: ['--workers', '2'] });
+    workers = childrenOf(d.proc.pid!);
+    // Created out of tid order: views must still come out in tid order.
+    for (const [tid, name] of [
+      [2, T2],
+      [1, T1],
+    ] as const) {
+      await d.addTarget({
+        tid,
+        name,
+        luns: [{ lun: LUN, path: await d.sparseFile(`lun${tid}.img`, 16 << 20) }],
+      });
+    }
+  });
+
+  after(async () => {
+    await d.stop();
+    await d.cleanup();
+  });
+
+  test('two worker processes start', () => {
+    assert.equal(workers.length, 2, `tgtd's children: ${workers.join(' ')}`);
+  });
+
+  test('each target is served by its own worker: its connection lives there and nowhere else', async () => {
+    const s1 = await loginReady(d, T1, LUN);
+    const s2 = await loginReady(d, T2, LUN);
+    try {
+      await writeAndCheck(s1, 1);
+      await writeAndCheck(s2, 2);
+      const all = [d.proc.pid!, ...workers];
+      const h1 = holders(d, s1, all);
+      const h2 = holders(d, s2, all);
+      assert.equal(h1.length, 1, `processes holding T1's connection: ${h1.join(' ')}`);
+      assert.equal(h2.length, 1, `processes holding T2's connection: ${h2.join(' ')}`);
+      assert.ok(workers.includes(h1[0]!) && workers.includes(h2[0]!), 'connections must be in workers');
+      assert.notEqual(h1[0], h2[0], 'the two targets must be in different workers');
+    } finally {
+      await closeSession(s1);
+      await closeSession(s2);
+    }
+  });
+
+  test('tgtadm: target show lists every target with its LUNs and nexuses, in tid order', async () => {
+    const s = await loginReady(d, T2, LUN);
+    try {
+      const show = await d.adm('--mode', 'target', '--op', 'show');
+      const titles = show.split('\n').filter((l) => l.startsWith('Target '));
+      assert.deepEqual(titles, [`Target 1: ${T1}`, `Target 2: ${T2}`]);
+      const t2 = show.slice(show.indexOf('Target 2:'));
+      assert.match(t2, /I_T nexus: \d+\n\s+Initiator: /);
+      assert.match(t2, /LUN: 1\n\s+Type: disk/);
+      assert.match(
+        await d.adm('--mode', 'target', '--op', 'show', '--tid', '2'),
+        /^MaxRecvDataSegmentLength=8192$/m,
+      );
+    } finally {
+      await closeSession(s);
+    }
+  });
+
+  test('session ids are unique across workers: session/connection stat find each session', async () => {
+    const s1 = await loginReady(d, T1, LUN);
+    const s2 = await loginReady(d, T2, LUN);
+    try {
+      await writeAndCheck(s1, 3);
+      const sessions = await d.adm('--mode', 'session', '--op', 'show');
+      const sids = [...sessions.matchAll(/^Session: (\d+)$/gm)].map((m) => m[1]!);
+      assert.equal(sids.length, 2, sessions);
+      assert.notEqual(sids[0], sids[1]);
+      for (const sid of sids) {
+        const stat = await d.adm('--mode', 'session', '--op', 'stat', '--sid', sid);
+        assert.match(stat, new RegExp(`^\\s*\\d+\\s+1\\s+${sid}\\s`, 'm'), stat);
+        assert.match(await d.adm('--mode', 'conn', '--op', 'stat', '--sid', sid, '--cid', '0'), /\d/);
+      }
+      assert.equal((await d.tgtadm(['--mode', 'session', '--op', 'stat', '--sid', '65000'])).code, 22);
+    } finally {
+      await closeSession(s1);
+      await closeSession(s2);
+    }
+  });
+
+  test('discovery answers from the main process with every target, filtered by ACL', async () => {
+    await d.addTarget({ tid: 3, name: T3, addresses: [], names: ['iqn.2026-11.other:host'] });
+    try {
+      const names = (await discover({ host: d.host, port: d.port, timeoutMs: 10_000 })).map((t) => t.name);
+      assert.deepEqual([...names].sort(), [T1, T2].sort());
+      const other = await discover({
+        host: d.host,
+        port: d.port,
+        timeoutMs: 10_000,
+        initiatorName: 'iqn.2026-11.other:host',
+      });
+      assert.ok(other.some((t) => t.name === T3));
+    } finally {
+      await d.adm('--mode', 'target', '--op', 'delete', '--tid', '3');
+    }
+  });
+
+  test('rfc7143 11.13.5: an unknown target is refused with 0x0203 by the main process', async () => {
+    await expectLoginStatus(login(d, `${IQN}:no-such-target`), LoginStatus.NotFound, 'unknown target');
+  });
+
+  test('CHAP accounts reach the worker that checks them', async () => {
+    await d.addAccount('wuser', 'workers-secret-1', 1);
+    try {
+      await expectLoginStatus(login(d, T1), LoginStatus.AuthenticationFailure, 'no CHAP on a CHAP target');
+      const s = await login(d, T1, { auth: { method: 'CHAP', user: 'wuser', secret: 'workers-secret-1' } });
+      await closeSession(s);
+      assert.match(await d.adm('--mode', 'account', '--op', 'show'), /wuser/);
+    } finally {
+      await d.adm('--mode', 'account', '--op', 'unbind', '--tid', '1', '--user', 'wuser');
+      await d.adm('--mode', 'account', '--op', 'delete', '--user', 'wuser');
+    }
+    const s = await login(d, T1);
+    await closeSession(s);
+  });
+
+  test('target delete needs --force while a session is in; then the session is logged out', async () => {
+    await d.addTarget({
+      tid: 4,
+      name: `${IQN}:workers-4`,
+      luns: [{ lun: LUN, bstype: 'memory', path: '4M' }],
+    });
+    const s = await loginReady(d, `${IQN}:workers-4`, LUN);
+    try {
+      const refused = await d.tgtadm(['--mode', 'target', '--op', 'delete', '--tid', '4']);
+      assert.equal(refused.stderr, 'tgtadm: this target is still active\n');
+      await d.adm('--mode', 'target', '--op', 'delete', '--tid', '4', '--force');
+      assert.doesNotMatch(await d.adm('--mode', 'target', '--op', 'show'), /workers-4/);
+      await d.addTarget({ tid: 4, name: `${IQN}:workers-4b` });
+      await d.adm('--mode', 'target', '--op', 'delete', '--tid', '4');
+    } finally {
+      s.destroy();
+    }
+  });
+
+  test('tgt-admin --dump includes the LUNs the workers hold', async () => {
+    const r = await run(process.execPath, [TGTD_BIN.replace(/tgtd$/, 'tgt-admin'), '--dump'], { env: d.env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`<target ${T1}>[^]*lun1\\.img[^]*</target>`));
+    assert.match(r.stdout, new RegExp(`<target ${T2}>[^]*lun2\\.img[^]*</target>`));
+  });
+});
+
+describe('tgtd --workers: stopping and failures', () => {
+  test('SIGTERM: sessions are logged out, workers exit, written data is on the file', async () => {
+    const d = await TgtDaemon.start({ args: ['--workers', '2'] });
+    try {
+      const path = await d.sparseFile('stop.img', 8 << 20);
+      await d.addTarget({ tid: 1, name: T1, luns: [{ lun: LUN, path }] });
+      const workers = childrenOf(d.proc.pid!);
+      const s = await loginReady(d, T1, LUN);
+      const data = pattern(16 * BLOCK, 9);
+      assert.equal((await s.write10(LUN, 0, data, BLOCK)).status, GOOD);
+      assert.equal(await d.stop(), 0);
+      s.destroy();
+      assert.deepEqual((await readFile(path)).subarray(0, data.length), data);
+      for (const pid of workers) assert.ok(!existsPid(pid), `worker ${pid} still running`);
+    } finally {
+      await d.stop();
+      await d.cleanup();
+    }
+  });
+
+  test('a worker that dies takes only its own targets: the others keep serving', async () => {
+    const d = await TgtDaemon.start({ args: ['--workers', '2'] });
+    try {
+      await d.addTarget({ tid: 1, name: T1, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
+      await d.addTarget({ tid: 2, name: T2, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
+      const s1 = await loginReady(d, T1, LUN);
+      const s2 = await loginReady(d, T2, LUN);
+      const all = [d.proc.pid!, ...childrenOf(d.proc.pid!)];
+      const victim = holders(d, s1, all)[0]!;
+      process.kill(victim, 'SIGKILL');
+      await delay(300);
+      assert.ok(d.alive, 'tgtd must survive a worker');
+      await writeAndCheck(s2, 5);
+      s1.destroy();
+      await assert.rejects(login(d, T1, { timeoutMs: 3000 }));
+      await d.adm('--mode', 'target', '--op', 'delete', '--tid', '1');
+      const s3 = await loginReady(d, T2, LUN);
+      await closeSession(s3);
+      await closeSession(s2);
+      assert.match(d.output, /worker \d exited \(SIGKILL\)/);
+    } finally {
+      await d.stop();
+      await d.cleanup();
+    }
+  });
+
+  test('tgtd: --workers takes 0 to 64, and is refused with --state', async () => {
+    for (const bad of ['x', '65', '-1']) {
+      const r = await run(process.execPath, [TGTD_BIN, '-f', '--workers', bad], {});
+      assert.equal(r.code, 22, `--workers ${bad}`);
+      assert.match(r.stderr, /--workers argument value .* invalid/);
+    }
+    const d = await TgtDaemon.start({ args: ['--workers', '1', '--state', '/nonexistent/state'] }).catch(
+      (e: Error) => e,
+    );
+    assert.ok(d instanceof Error && /--state cannot be combined with --workers/.test(d.message), String(d));
+  });
+});
+
+function existsPid(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
