@@ -9,9 +9,11 @@
  * goes away, or on SIGTERM/SIGINT (a terminal's Ctrl-C reaches the whole process group).
  */
 import { Buffer } from 'node:buffer';
+import { dirname } from 'node:path';
 import { IscsiDriver } from '../iscsi/driver.js';
 import { sharedReadSocket } from '../iscsi/socket-reads.js';
 import { dispatch } from '../mgmt/dispatch.js';
+import { captureState, restoreState } from '../mgmt/state.js';
 import {
   type MainToWorker,
   type WorkerToMain,
@@ -35,6 +37,8 @@ function main(): void {
   const options = parsed.options;
   const system = new TargetSystem({ storeTypes: storeTypes.values() });
   system.debug = options.debug;
+  // APTPL reservations (SPC-4 5.13.5) are kept next to the --state file, as in one process.
+  if (options.stateFile) system.prStateDir = dirname(options.stateFile);
   const log = (message: string): void => {
     if (system.debug) process.stderr.write(`tgtd[worker ${me.index}]: ${message}\n`);
   };
@@ -69,6 +73,15 @@ function main(): void {
               ? { kind: 'mgmt', id: m.id, err: r.err }
               : { kind: 'mgmt', id: m.id, err: r.err, text: r.text },
           ),
+        );
+        break;
+      case 'capture':
+        send({ kind: 'capture', id: m.id, state: captureState(system) });
+        break;
+      case 'restore':
+        restoreState(system, m.state).then(
+          () => send({ kind: 'restore', id: m.id }),
+          (e: Error) => send({ kind: 'restore', id: m.id, error: e.message }),
         );
         break;
       case 'connection':

@@ -29,6 +29,7 @@ import {
 import { WorkerPool } from '../mgmt/workers/pool.js';
 import { WORKER_ENV, tsihRangeOf } from '../mgmt/workers/protocol.js';
 import { routedDispatcher } from '../mgmt/workers/route.js';
+import { restoreAcrossWorkers, StateAcrossWorkers } from '../mgmt/workers/state.js';
 import { TargetSystem } from '../scsi/system.js';
 import { drainAndCloseStores, iscsiDriverOptions } from './tgtd-common.js';
 import {
@@ -103,32 +104,15 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
     process.exit(1);
   };
 
-  if (options.workers > 0 && options.stateFile) fatal('tgtd: --state cannot be combined with --workers yet');
   // --workers: the pool starts first, so that no connection is accepted before it can be handed on.
   let pool: WorkerPool | null = null;
   const driverOptions: IscsiDriverOptions = iscsiDriverOptions(options, log);
   if (options.workers > 0) {
     try {
-      pool = await WorkerPool.start(options.workers, spawnWorker);
+      pool = await startWorkers(options.workers, system, driverOptions, log);
     } catch (e) {
       fatal(`tgtd: ${(e as Error).message}`);
     }
-    const workers = pool!;
-    workers.onWorkerExit = (index, code, signal) =>
-      process.stderr.write(
-        `tgtd: worker ${index} exited (${signal ?? `status ${code}`}); its targets refuse logins until deleted\n`,
-      );
-    driverOptions.tsihRange = tsihRangeOf(options.workers, options.workers);
-    driverOptions.handOff = (targetName, socket, firstPdu) => {
-      const target = system.findTargetByName(targetName);
-      const index = target ? workers.ownerOf(target.tid) : undefined;
-      if (index === undefined) return false; // not found: this process answers the login
-      const handle = workers.isAlive(index) ? detachHandle(socket) : null;
-      if (!handle || !workers.handOff(index, handle, firstPdu))
-        log(`iscsi: no worker for target ${targetName}`);
-      socket.destroy();
-      return true;
-    };
   }
   const iscsi = new IscsiDriver(system, driverOptions);
   system.registerDriver(iscsi);
@@ -138,13 +122,16 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
   if (options.stateFile) {
     try {
       saved = await readStateFile(options.stateFile);
-      if (saved) await restoreState(system, saved);
+      if (saved && pool) await restoreAcrossWorkers(system, pool, saved);
+      else if (saved) await restoreState(system, saved);
     } catch (e) {
       fatal(`tgtd: ${(e as Error).message}`);
     }
   }
 
   let control: ControlServer | null = null;
+  // tgtd --state: set once the state file has been written at start.
+  let saveState: (() => Promise<void>) | null = null;
   let stopping = false;
   const stop = async (code: number): Promise<void> => {
     if (stopping) return;
@@ -163,7 +150,15 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
       controlPort: options.controlPort,
       onSystemDelete,
       log,
-      ...(pool ? { dispatcher: routedDispatcher({ system, onSystemDelete }, pool) } : {}),
+      ...(pool
+        ? {
+            dispatcher: routedDispatcher(
+              { system, onSystemDelete },
+              pool,
+              () => saveState?.() ?? Promise.resolve(),
+            ),
+          }
+        : {}),
     });
   } catch (e) {
     fatal(`tgtd: ${(e as Error).message}`);
@@ -185,7 +180,8 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
   }
 
   if (options.stateFile) {
-    const saver = new StateSaver(options.stateFile, system);
+    const gathered = pool ? new StateAcrossWorkers(system, pool) : null;
+    const saver = new StateSaver(options.stateFile, gathered ? () => gathered.capture() : system);
     try {
       if (saved) await restorePortals(system, saved);
       // Save at once: a state file that cannot be written is found now, not at the first change.
@@ -196,11 +192,13 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
         `tgtd: ${e instanceof StateFileError ? e.message : `can't write state file ${options.stateFile}: ${(e as Error).message}`}`,
       );
     }
-    system.onConfigChange = () =>
+    saveState = () =>
       saver.save().catch((e: Error) => {
         process.stderr.write(`tgtd: can't save state file ${options.stateFile}: ${e.message}\n`);
         throw e;
       });
+    // With workers the router saves, once a change is made everywhere (workers/route.ts).
+    if (!pool) system.onConfigChange = saveState;
   }
 
   process.on('SIGTERM', () => void stop(0));
@@ -220,6 +218,34 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
 
 /** Longest tgtd waits for its workers to log their sessions out and close their stores. */
 const WORKER_STOP_TIMEOUT_MS = 30_000;
+
+/**
+ * Start `count` workers and set up the iSCSI driver to hand them the connections of their
+ * targets (found by name in `system`, the main process's copy of every target).
+ */
+async function startWorkers(
+  count: number,
+  system: TargetSystem,
+  driverOptions: IscsiDriverOptions,
+  log: (message: string) => void,
+): Promise<WorkerPool> {
+  const pool = await WorkerPool.start(count, spawnWorker);
+  pool.onWorkerExit = (index, code, signal) =>
+    process.stderr.write(
+      `tgtd: worker ${index} exited (${signal ?? `status ${code}`}); its targets refuse logins until deleted\n`,
+    );
+  driverOptions.tsihRange = tsihRangeOf(count, count);
+  driverOptions.handOff = (targetName, socket, firstPdu) => {
+    const target = system.findTargetByName(targetName);
+    const index = target ? pool.ownerOf(target.tid) : undefined;
+    if (index === undefined) return false; // not found: this process answers the login
+    const handle = pool.isAlive(index) ? detachHandle(socket) : null;
+    if (!handle || !pool.handOff(index, handle, firstPdu)) log(`iscsi: no worker for target ${targetName}`);
+    socket.destroy();
+    return true;
+  };
+  return pool;
+}
 
 /** Start worker `index` of `count`: tgtd-worker.js with tgtd's own command line (tgtd --workers). */
 function spawnWorker(index: number, count: number) {

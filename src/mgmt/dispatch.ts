@@ -133,7 +133,7 @@ export async function dispatch(
 }
 
 /** Requests whose success changes what `tgtd --state` saves (not sessions, stats or debug). */
-function changesConfiguration(req: AdminRequest): boolean {
+export function changesConfiguration(req: AdminRequest): boolean {
   switch (req.mode) {
     case MgmtMode.Target:
     case MgmtMode.Device:

@@ -231,16 +231,21 @@ export async function writeFileAtomic(path: string, text: string): Promise<void>
 /** Serializes saves of one system's state to one file (the newest configuration wins). */
 export class StateSaver {
   private chain: Promise<void> = Promise.resolve();
+  private readonly capture: () => SavedState | Promise<SavedState>;
 
+  /** `from`: the system, or how to capture the state (tgtd --workers gathers it, workers/state.ts). */
   constructor(
     readonly path: string,
-    private readonly system: MgmtSystem,
-  ) {}
+    from: MgmtSystem | (() => SavedState | Promise<SavedState>),
+  ) {
+    this.capture = typeof from === 'function' ? from : () => captureState(from);
+  }
 
-  /** Capture the configuration now and write it after any save in progress. */
+  /** Capture the configuration and write it after any save in progress. */
   save(): Promise<void> {
-    const text = JSON.stringify(captureState(this.system), null, 1) + '\n';
-    const next = this.chain.then(() => writeFileAtomic(this.path, text));
+    const next = this.chain.then(async () =>
+      writeFileAtomic(this.path, JSON.stringify(await this.capture(), null, 1) + '\n'),
+    );
     this.chain = next.catch(() => undefined);
     return next;
   }

@@ -257,16 +257,56 @@ describe('tgtd --workers: stopping and failures', () => {
     }
   });
 
-  test('tgtd: --workers takes 0 to 64, and is refused with --state', async () => {
+  test('tgtd: --workers takes 0 to 64', async () => {
     for (const bad of ['x', '65', '-1']) {
       const r = await run(process.execPath, [TGTD_BIN, '-f', '--workers', bad], {});
       assert.equal(r.code, 22, `--workers ${bad}`);
       assert.match(r.stderr, /--workers argument value .* invalid/);
     }
-    const d = await TgtDaemon.start({ args: ['--workers', '1', '--state', '/nonexistent/state'] }).catch(
-      (e: Error) => e,
-    );
-    assert.ok(d instanceof Error && /--state cannot be combined with --workers/.test(d.message), String(d));
+  });
+
+  test('--state: the configuration the workers hold is saved and restored whole', async () => {
+    const first = await TgtDaemon.start({ args: ['--workers', '2'] });
+    const statePath = `${first.dir}/state.json`;
+    await first.stop();
+    const d = await TgtDaemon.start({ args: ['--workers', '2', '--state', statePath] });
+    let again: TgtDaemon | null = null;
+    try {
+      const lun1 = await d.sparseFile('s1.img', 4 << 20);
+      await d.addTarget({ tid: 1, name: T1, luns: [{ lun: LUN, path: lun1 }] });
+      await d.addTarget({ tid: 2, name: T2, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
+      await d.updateLu(1, LUN, 'vendor_id=WORKERS');
+      await d.addAccount('suser', 'state-secret-12', 2);
+      const before = await d.adm('--mode', 'target', '--op', 'show');
+      // A worker that dies keeps its targets in the file.
+      const victim = childrenOf(d.proc.pid!)[0]!;
+      process.kill(victim, 'SIGKILL');
+      await delay(300);
+      await d.adm('--mode', 'account', '--op', 'new', '--user', 'later', '--password', 'later-secret-1');
+      assert.equal(await d.stop(), 0);
+
+      again = await TgtDaemon.start({ args: ['--workers', '2', '--state', statePath] });
+      const after = await again.adm('--mode', 'target', '--op', 'show');
+      assert.equal(after, before);
+      assert.match(await again.adm('--mode', 'account', '--op', 'show'), /later/);
+      const s = await loginReady(again, T1, LUN);
+      try {
+        const inq = await s.inquiry(LUN);
+        assert.equal(inq.data.subarray(8, 16).toString(), 'WORKERS ');
+      } finally {
+        await closeSession(s);
+      }
+      const chap = await login(again, T2, {
+        auth: { method: 'CHAP', user: 'suser', secret: 'state-secret-12' },
+      });
+      await closeSession(chap);
+    } finally {
+      await d.stop();
+      await again?.stop();
+      await d.cleanup();
+      await again?.cleanup();
+      await first.cleanup();
+    }
   });
 });
 

@@ -13,7 +13,14 @@ import type { ChildProcess } from 'node:child_process';
 import { AdminError } from '../../scsi/admin-error.js';
 import type { DispatchResult } from '../dispatch.js';
 import type { AdminRequest } from '../wire.js';
-import { type MainToWorker, type WorkerToMain, WORKER_READY_TIMEOUT_MS } from './protocol.js';
+import type { SavedState } from '../state.js';
+import {
+  type MainToWorker,
+  type WorkerReply,
+  type WorkerRequestBody,
+  type WorkerToMain,
+  WORKER_READY_TIMEOUT_MS,
+} from './protocol.js';
 
 interface Worker {
   readonly index: number;
@@ -26,7 +33,8 @@ interface Worker {
 export class WorkerPool {
   private readonly workers: Worker[];
   private readonly owners = new Map<number, Worker>();
-  private readonly pending = new Map<number, { worker: Worker; resolve: (r: DispatchResult) => void }>();
+  /** Requests sent, by id; a worker's exit answers its own with null. */
+  private readonly pending = new Map<number, { worker: Worker; resolve: (r: WorkerReply | null) => void }>();
   private nextId = 1;
   /** Called when a worker exits while the pool is not stopping. */
   onWorkerExit: ((index: number, code: number | null, signal: string | null) => void) | null = null;
@@ -98,13 +106,32 @@ export class WorkerPool {
   }
 
   /** Run a management request on worker `index`; a dead worker answers "unknown error". */
-  call(index: number, req: AdminRequest, payload: string): Promise<DispatchResult> {
+  async call(index: number, req: AdminRequest, payload: string): Promise<DispatchResult> {
+    const r = await this.request(index, { kind: 'mgmt', req, payload });
+    if (r?.kind !== 'mgmt') return { err: AdminError.UnknownErr };
+    return r.text === undefined ? { err: r.err } : { err: r.err, text: r.text };
+  }
+
+  /** The saved form of worker `index`'s targets; null when it is not running. */
+  async capture(index: number): Promise<SavedState | null> {
+    const r = await this.request(index, { kind: 'capture' });
+    return r?.kind === 'capture' ? r.state : null;
+  }
+
+  /** Recreate `state` (accounts and targets) on worker `index`; rejects with why it could not. */
+  async restore(index: number, state: SavedState): Promise<void> {
+    const r = await this.request(index, { kind: 'restore', state });
+    if (r?.kind !== 'restore') throw new Error(`worker ${index} is not running`);
+    if (r.error !== undefined) throw new Error(r.error);
+  }
+
+  private request(index: number, body: WorkerRequestBody): Promise<WorkerReply | null> {
     const w = this.workers[index];
-    if (!w?.alive) return Promise.resolve({ err: AdminError.UnknownErr });
+    if (!w?.alive) return Promise.resolve(null);
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.pending.set(id, { worker: w, resolve });
-      this.post(w, { kind: 'mgmt', id, req, payload });
+      this.post(w, { ...body, id } as MainToWorker);
     });
   }
 
@@ -152,11 +179,11 @@ export class WorkerPool {
   }
 
   private onMessage(m: WorkerToMain): void {
-    if (m.kind !== 'mgmt') return;
+    if (m.kind === 'ready') return;
     const p = this.pending.get(m.id);
     if (!p) return;
     this.pending.delete(m.id);
-    p.resolve(m.text === undefined ? { err: m.err } : { err: m.err, text: m.text });
+    p.resolve(m);
   }
 
   private onExit(w: Worker, code: number | null, signal: string | null): void {
@@ -164,7 +191,7 @@ export class WorkerPool {
     for (const [id, p] of this.pending) {
       if (p.worker !== w) continue;
       this.pending.delete(id);
-      p.resolve({ err: AdminError.UnknownErr });
+      p.resolve(null);
     }
     if (!this.stopping) this.onWorkerExit?.(w.index, code, signal);
   }

@@ -3,17 +3,39 @@
  * child_process IPC channel with 'advanced' serialization.
  */
 import type { AdminError } from '../../scsi/admin-error.js';
+import type { SavedState } from '../state.js';
 import type { AdminRequest } from '../wire.js';
 
-export type MainToWorker =
-  /** Run a management request (the worker's own dispatch) and answer with its id. */
+/** Requests that the worker answers with a reply carrying the same id. */
+export type WorkerRequest =
+  /** Run a management request (the worker's own dispatch). */
   | { kind: 'mgmt'; id: number; req: AdminRequest; payload: string }
+  /** The configuration of the worker's targets, as tgtd --state saves it. */
+  | { kind: 'capture'; id: number }
+  /** Recreate these accounts and targets (tgtd --state at start). */
+  | { kind: 'restore'; id: number; state: SavedState };
+
+/** A request without its id (the pool numbers them). */
+export type WorkerRequestBody = WorkerRequest extends infer R
+  ? R extends { id: number }
+    ? Omit<R, 'id'>
+    : never
+  : never;
+
+export type MainToWorker =
+  | WorkerRequest
   /** Sent with a TCP handle: a connection, and the bytes already read from it. */
   | { kind: 'connection'; head: Uint8Array }
   /** Log sessions out, close stores, exit. */
   | { kind: 'stop' };
 
-export type WorkerToMain = { kind: 'ready' } | { kind: 'mgmt'; id: number; err: AdminError; text?: string };
+export type WorkerReply =
+  | { kind: 'mgmt'; id: number; err: AdminError; text?: string }
+  | { kind: 'capture'; id: number; state: SavedState }
+  /** error: why the state could not be restored (StateFileError's message). */
+  | { kind: 'restore'; id: number; error?: string };
+
+export type WorkerToMain = { kind: 'ready' } | WorkerReply;
 
 /** The environment variable that makes tgtd run as worker INDEX of COUNT ("INDEX/COUNT"). */
 export const WORKER_ENV = 'TGTD_TS_WORKER';

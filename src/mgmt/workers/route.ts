@@ -15,7 +15,7 @@
  */
 import { AdminError } from '../../scsi/admin-error.js';
 import { isSnapshotRequest, type ConfigSnapshot } from '../config/snapshot.js';
-import { type DispatchContext, type DispatchResult, dispatch } from '../dispatch.js';
+import { changesConfiguration, type DispatchContext, type DispatchResult, dispatch } from '../dispatch.js';
 import { STAT_HEADER } from '../show.js';
 import { type AdminRequest, MgmtMode, MgmtOp, type ParsedPayload } from '../wire.js';
 import type { WorkerPool } from './pool.js';
@@ -24,15 +24,33 @@ export type Dispatcher = (req: AdminRequest, payload: ParsedPayload) => Promise<
 
 const ok = (text: string): DispatchResult => ({ err: AdminError.Success, text });
 
-/** The control socket's dispatcher when targets live in `pool`'s workers. */
-export function routedDispatcher(ctx: DispatchContext, pool: WorkerPool): Dispatcher {
+/**
+ * The control socket's dispatcher when targets live in `pool`'s workers. `onConfigChange` (tgtd
+ * --state) runs after each successful change has been made everywhere; `ctx.system` must not
+ * have a hook of its own, which would save before the workers have the change.
+ */
+export function routedDispatcher(
+  ctx: DispatchContext,
+  pool: WorkerPool,
+  onConfigChange?: () => Promise<void>,
+): Dispatcher {
   const router = new Router(ctx, pool);
   return async (req, payload) => {
+    let res: DispatchResult;
     try {
-      return await router.route(req, payload);
+      res = await router.route(req, payload);
     } catch {
       return { err: AdminError.UnknownErr };
     }
+    if (onConfigChange && res.err === AdminError.Success && changesConfiguration(req)) {
+      try {
+        await onConfigChange();
+      } catch {
+        // In effect but not saved: say so, as a single-process tgtd does (dispatch.ts).
+        return { err: AdminError.UnknownErr };
+      }
+    }
+    return res;
   };
 }
 

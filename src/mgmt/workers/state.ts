@@ -1,0 +1,56 @@
+/**
+ * tgtd --state with --workers: the state file holds one configuration, as a single-process
+ * tgtd writes it, while each worker holds its own targets' LUs. Restoring splits it (the main
+ * process gets every target without LUs, each worker its own targets whole); saving gathers
+ * each target from its owner.
+ */
+import type { MgmtSystem } from '../dispatch.js';
+import { captureState, restoreState, type SavedState, type SavedTarget } from '../state.js';
+import type { WorkerPool } from './pool.js';
+
+/** Restore `state` across the main process's `system` and the pool's workers. */
+export async function restoreAcrossWorkers(
+  system: MgmtSystem,
+  pool: WorkerPool,
+  state: SavedState,
+): Promise<void> {
+  await restoreState(system, { ...state, targets: state.targets.map((t) => ({ ...t, luns: [] })) });
+  const shares = new Map<number, SavedTarget[]>();
+  for (const t of state.targets) {
+    const index = pool.leastLoaded();
+    if (index === undefined) throw new Error('no worker is running');
+    pool.assign(t.tid, index);
+    shares.set(index, [...(shares.get(index) ?? []), t]);
+  }
+  // Workers need every account (targets bind them), not the discovery bindings or portals.
+  await Promise.all(
+    [...shares].map(([index, targets]) =>
+      pool.restore(index, { ...state, discovery: { incoming: [] }, portals: {}, targets }),
+    ),
+  );
+}
+
+/**
+ * Captures the configuration across the main process and the workers. A target whose worker
+ * has died is saved as it was last captured, so that its LUs are not dropped from the file.
+ */
+export class StateAcrossWorkers {
+  private readonly lastKnown = new Map<number, SavedTarget>();
+
+  constructor(
+    private readonly system: MgmtSystem,
+    private readonly pool: WorkerPool,
+  ) {}
+
+  async capture(): Promise<SavedState> {
+    const state = captureState(this.system);
+    const captured = new Map<number, SavedTarget>();
+    for (let i = 0; i < this.pool.size; i++) {
+      for (const t of (await this.pool.capture(i))?.targets ?? []) captured.set(t.tid, t);
+    }
+    state.targets = state.targets.map((t) => captured.get(t.tid) ?? this.lastKnown.get(t.tid) ?? t);
+    this.lastKnown.clear();
+    for (const t of state.targets) this.lastKnown.set(t.tid, t);
+    return state;
+  }
+}
