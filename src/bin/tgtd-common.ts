@@ -1,10 +1,22 @@
 /**
  * What tgtd's main process and its workers (--workers, tgtd-worker.ts) set up alike.
  */
+import { cpus } from 'node:os';
 import { defaultBusyPollUs } from '../iscsi/busy-poll.js';
 import type { IscsiDriverOptions } from '../iscsi/driver.js';
 import type { TargetSystem } from '../scsi/system.js';
 import type { TgtdOptions } from './tgtd-options.cjs';
+
+/** Most workers tgtd starts by default: each is a Node.js process (some 40 MB) of its own. */
+const DEFAULT_MAX_WORKERS = 15;
+
+/**
+ * tgtd --workers by default: one process per CPU of the machine, this one included (the
+ * machine's count, not this process's affinity, as for busy polling), so none on one CPU.
+ */
+export function defaultWorkers(): number {
+  return Math.min(Math.max(cpus().length - 1, 0), DEFAULT_MAX_WORKERS);
+}
 
 /** The iSCSI driver's options from tgtd's command line. */
 export function iscsiDriverOptions(options: TgtdOptions, log: (message: string) => void): IscsiDriverOptions {

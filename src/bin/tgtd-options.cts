@@ -9,8 +9,8 @@
  * docs/service.md), --iscsi dataout_timeout=N (seconds a connection may owe Data-Out before it is
  * closed, 0: never; docs/robustness.md), --iscsi logout_grace=N (seconds initiators get to log out when their
  * target is deleted with --force) and --iscsi busy_poll=USEC (longest the daemon polls for the next
- * command before it sleeps, 0: never; src/iscsi/busy-poll.ts), --workers N (targets served by N
- * worker processes, one core each; src/mgmt/workers/pool.ts).
+ * command before it sleeps, 0: never; src/iscsi/busy-poll.ts), --workers N (targets spread over
+ * tgtd and up to N worker processes, one core each; src/mgmt/workers/pool.ts).
  */
 import { readFileSync } from 'node:fs';
 
@@ -47,8 +47,8 @@ export interface TgtdOptions {
   busyPollUs: number | null;
   /** --state FILE; null = no saved state. */
   stateFile: string | null;
-  /** --workers N: targets are served by N worker processes; 0 = all in this one. */
-  workers: number;
+  /** --workers N: targets are spread over this process and up to N workers; 0: all here; null: one per CPU. */
+  workers: number | null;
 }
 
 export type ParseResult =
@@ -69,8 +69,9 @@ Usage: tgtd [OPTION]
                         iSCSI driver options (portal may repeat; IPv6 as [ADDR]:PORT)
     --state FILE        save the configuration to FILE after every change and
                         restore it at start
-    --workers N         serve targets from N worker processes (one core each;
-                        each target lives in one of them); 0 (default): none
+    --workers N         spread targets over this process and up to N worker
+                        processes (one core each); 0: one process; default:
+                        one process per CPU
 `;
 
 const TRY_HELP = "Try `tgtd --help' for more information.\n";
@@ -114,7 +115,7 @@ export function parseTgtdArgs(argv: readonly string[]): ParseResult {
     dataOutTimeoutSeconds: null,
     busyPollUs: null,
     stateFile: null,
-    workers: 0,
+    workers: null,
   };
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i]!;

@@ -44,7 +44,8 @@ function main(): void {
   };
   const iscsi = new IscsiDriver(system, {
     ...iscsiDriverOptions(options, log),
-    tsihRange: tsihRangeOf(me.index, me.count),
+    tsihRange: tsihRangeOf(me.index + 1, me.max + 1),
+    onTsihReleased: (tsih) => send({ kind: 'tsih-free', tsih }),
   });
   system.registerDriver(iscsi);
   const send = (m: WorkerToMain): void => {
@@ -93,6 +94,7 @@ function main(): void {
         iscsi.adopt(
           sharedReadSocket(handle),
           Buffer.from(m.head.buffer, m.head.byteOffset, m.head.byteLength),
+          m.tsih,
         );
         break;
       case 'stop':

@@ -31,7 +31,7 @@ import { WORKER_ENV, tsihRangeOf } from '../mgmt/workers/protocol.js';
 import { routedDispatcher } from '../mgmt/workers/route.js';
 import { restoreAcrossWorkers, StateAcrossWorkers } from '../mgmt/workers/state.js';
 import { TargetSystem } from '../scsi/system.js';
-import { drainAndCloseStores, iscsiDriverOptions } from './tgtd-common.js';
+import { defaultWorkers, drainAndCloseStores, iscsiDriverOptions } from './tgtd-common.js';
 import {
   threadPoolSize,
   foregroundThreadPoolWarning,
@@ -104,16 +104,10 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
     process.exit(1);
   };
 
-  // --workers: the pool starts first, so that no connection is accepted before it can be handed on.
-  let pool: WorkerPool | null = null;
+  // --workers: targets beyond the first are spread over worker processes as they are created.
   const driverOptions: IscsiDriverOptions = iscsiDriverOptions(options, log);
-  if (options.workers > 0) {
-    try {
-      pool = await startWorkers(options.workers, system, driverOptions, log);
-    } catch (e) {
-      fatal(`tgtd: ${(e as Error).message}`);
-    }
-  }
+  const maxWorkers = options.workers ?? defaultWorkers();
+  const pool = maxWorkers > 0 ? workerPool(maxWorkers, system, driverOptions, log) : null;
   const iscsi = new IscsiDriver(system, driverOptions);
   system.registerDriver(iscsi);
 
@@ -220,36 +214,40 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
 const WORKER_STOP_TIMEOUT_MS = 30_000;
 
 /**
- * Start `count` workers and set up the iSCSI driver to hand them the connections of their
- * targets (found by name in `system`, the main process's copy of every target).
+ * A pool of up to `max` workers (none started yet), with the iSCSI driver set up to hand them
+ * the connections of their targets (found by name in `system`, which has every target).
  */
-async function startWorkers(
-  count: number,
+function workerPool(
+  max: number,
   system: TargetSystem,
   driverOptions: IscsiDriverOptions,
   log: (message: string) => void,
-): Promise<WorkerPool> {
-  const pool = await WorkerPool.start(count, spawnWorker);
+): WorkerPool {
+  const pool = new WorkerPool(max, spawnWorker);
   pool.onWorkerExit = (index, code, signal) =>
     process.stderr.write(
       `tgtd: worker ${index} exited (${signal ?? `status ${code}`}); its targets refuse logins until deleted\n`,
     );
-  driverOptions.tsihRange = tsihRangeOf(count, count);
-  driverOptions.handOff = (targetName, socket, firstPdu) => {
+  driverOptions.tsihRange = tsihRangeOf(0, max + 1);
+  driverOptions.tsihTaken = (tsih) => pool.isLent(tsih);
+  driverOptions.handOff = (targetName, socket, firstPdu, driver) => {
     const target = system.findTargetByName(targetName);
     const index = target ? pool.ownerOf(target.tid) : undefined;
-    if (index === undefined) return false; // not found: this process answers the login
+    if (index === undefined) return false; // served here, or not found: this process answers
     const handle = pool.isAlive(index) ? detachHandle(socket) : null;
-    if (!handle || !pool.handOff(index, handle, firstPdu)) log(`iscsi: no worker for target ${targetName}`);
+    // A new session (TSIH 0, RFC 7143 11.12.6) gets its TSIH from here: one sequence daemon-wide.
+    const tsih = handle && firstPdu.readUInt16BE(14) === 0 ? driver.allocateTsih() : 0;
+    if (!handle || !pool.handOff(index, handle, firstPdu, tsih))
+      log(`iscsi: no worker for target ${targetName}`);
     socket.destroy();
     return true;
   };
   return pool;
 }
 
-/** Start worker `index` of `count`: tgtd-worker.js with tgtd's own command line (tgtd --workers). */
-function spawnWorker(index: number, count: number) {
-  const env: NodeJS.ProcessEnv = { ...process.env, [WORKER_ENV]: `${index}/${count}` };
+/** Start worker `index` of at most `max`: tgtd-worker.js with tgtd's own command line. */
+function spawnWorker(index: number, max: number) {
+  const env: NodeJS.ProcessEnv = { ...process.env, [WORKER_ENV]: `${index}/${max}` };
   delete env[DAEMON_CHILD_ENV];
   return fork(fileURLToPath(new URL('./tgtd-worker.js', import.meta.url)), process.argv.slice(2), {
     env,

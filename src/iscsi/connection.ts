@@ -156,6 +156,8 @@ export class IscsiConnection implements StatusSequence {
   readonly localAddress: string;
   readonly localPort: number;
   onClose: (() => void) | null = null;
+  /** tgtd --workers: the TSIH the main process allocated for a new session on this connection. */
+  offeredTsih = 0;
 
   private readonly framer: PduFramer;
   private readonly writer: PduWriter;
@@ -441,6 +443,13 @@ export class IscsiConnection implements StatusSequence {
     return true;
   }
 
+  /** The offered TSIH (adopt), unless a live session here has it (0 then). */
+  private takeOfferedTsih(): number {
+    const tsih = this.offeredTsih;
+    this.offeredTsih = 0;
+    return this.driver.sessions.has(tsih) ? 0 : tsih;
+  }
+
   /** Bytes read by another process before the connection came here (the first Login PDU). */
   pushReceived(bytes: Buffer): void {
     this.receive(bytes);
@@ -570,7 +579,7 @@ export class IscsiConnection implements StatusSequence {
         old.close('session reinstated');
         this.driver.retireSession(old);
       }
-      const tsih = this.driver.allocateTsih();
+      const tsih = this.takeOfferedTsih() || this.driver.allocateTsih();
       if (tsih === 0) return null;
       const nexus = login.target
         ? login.target.createNexus(
@@ -2084,6 +2093,8 @@ export class IscsiConnection implements StatusSequence {
     }
     this.retention?.clear();
     this.socket.destroy();
+    if (this.offeredTsih !== 0) this.driver.releaseTsih(this.offeredTsih);
+    this.offeredTsih = 0;
     const session = this.session;
     if (session) {
       session.connectionClosed(this);

@@ -42,9 +42,13 @@ export interface IscsiDriverOptions {
    * the target's name and that PDU's bytes; returns true when it took the connection (the
    * socket then no longer has its descriptor). Discovery sessions always stay here.
    */
-  handOff?: (targetName: string, socket: net.Socket, firstPdu: Buffer) => boolean;
+  handOff?: (targetName: string, socket: net.Socket, firstPdu: Buffer, driver: IscsiDriver) => boolean;
   /** TSIHs this driver gives out (tgtd --workers gives each process its own range); default all. */
   tsihRange?: { first: number; last: number };
+  /** TSIHs in use elsewhere (tgtd --workers: lent to a worker), which allocateTsih skips. */
+  tsihTaken?: (tsih: number) => boolean;
+  /** Called when a session's TSIH, or one offered to a connection (adopt), is free again. */
+  onTsihReleased?: (tsih: number) => void;
 }
 
 /** TSIHs are 16-bit and never 0 (RFC 7143 11.12.6). */
@@ -111,14 +115,24 @@ export class IscsiDriver implements TargetDriver {
     return portal;
   }
 
-  /** A connection another process accepted and read `head` from (tgtd --workers). */
-  adopt(socket: net.Socket, head: Buffer): void {
+  /**
+   * A connection another process accepted and read `head` from (tgtd --workers), with the TSIH
+   * it allocated should the connection start a new session (0: none).
+   */
+  adopt(socket: net.Socket, head: Buffer, offeredTsih: number): void {
     if (this.state !== 'ready' || this.connections.size >= this.limits.maxConnections) {
       socket.destroy();
+      if (offeredTsih !== 0) this.releaseTsih(offeredTsih);
       return;
     }
     const conn = this.addConnection(socket);
+    conn.offeredTsih = offeredTsih;
     conn.pushReceived(head);
+  }
+
+  /** See IscsiDriverOptions.onTsihReleased. */
+  releaseTsih(tsih: number): void {
+    this.options.onTsihReleased?.(tsih);
   }
 
   /** Whether connections are offered to options.handOff. */
@@ -128,7 +142,7 @@ export class IscsiDriver implements TargetDriver {
 
   /** See IscsiDriverOptions.handOff. */
   handOff(targetName: string, socket: net.Socket, firstPdu: Buffer): boolean {
-    return this.options.handOff?.(targetName, socket, firstPdu) ?? false;
+    return this.options.handOff?.(targetName, socket, firstPdu, this) ?? false;
   }
 
   private addConnection(socket: net.Socket): IscsiConnection {
@@ -174,7 +188,7 @@ export class IscsiDriver implements TargetDriver {
     for (let i = first; i <= last; i++) {
       const tsih = this.nextTsih;
       this.nextTsih = this.nextTsih >= last ? first : this.nextTsih + 1;
-      if (!this.sessions.has(tsih)) return tsih;
+      if (!this.sessions.has(tsih) && !this.options.tsihTaken?.(tsih)) return tsih;
     }
     return 0;
   }
@@ -188,7 +202,10 @@ export class IscsiDriver implements TargetDriver {
    * saw fail with the connection could land after it logged in again and wrote newer data.
    */
   retireSession(session: IscsiSession): void {
-    if (this.sessions.get(session.tsih) === session) this.sessions.delete(session.tsih);
+    if (this.sessions.get(session.tsih) === session) {
+      this.sessions.delete(session.tsih);
+      this.releaseTsih(session.tsih);
+    }
     if (session.isDiscovery) return;
     this.drainingSessions.add(session);
     void session.drained.then(() => this.drainingSessions.delete(session));

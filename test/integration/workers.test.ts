@@ -1,6 +1,7 @@
 /**
- * tgtd --workers N (src/mgmt/workers/): targets spread over worker processes, each connection
- * handed to the process that owns its target after the first Login PDU. What an admin relies
+ * tgtd --workers N (src/mgmt/workers/): targets spread over tgtd and up to N worker processes
+ * (the first target stays in tgtd, the next goes to a new worker, ...), each connection handed
+ * to the process that owns its target after the first Login PDU. What an admin relies
  * on: every target works as in one process (data, CHAP, discovery, ACLs), the load really is
  * in different processes, tgtadm shows one daemon, and stopping or losing a worker loses no
  * acknowledged write and takes nothing else down.
@@ -67,7 +68,6 @@ describe('tgtd --workers 2', () => {
 
   before(async () => {
     d = await TgtDaemon.start({ args: ['--workers', '2'] });
-    workers = childrenOf(d.proc.pid!);
     // Created out of tid order: views must still come out in tid order.
     for (const [tid, name] of [
       [2, T2],
@@ -79,6 +79,7 @@ describe('tgtd --workers 2', () => {
         luns: [{ lun: LUN, path: await d.sparseFile(`lun${tid}.img`, 16 << 20) }],
       });
     }
+    workers = childrenOf(d.proc.pid!);
   });
 
   after(async () => {
@@ -86,11 +87,19 @@ describe('tgtd --workers 2', () => {
     await d.cleanup();
   });
 
-  test('two worker processes start', () => {
-    assert.equal(workers.length, 2, `tgtd's children: ${workers.join(' ')}`);
+  test('workers start as targets need them: none for the first target, one for the second', async () => {
+    assert.equal(workers.length, 1, `tgtd's children: ${workers.join(' ')}`);
+    const one = await TgtDaemon.start({ args: ['--workers', '2'] });
+    try {
+      await one.addTarget({ tid: 1, name: T1, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
+      assert.deepEqual(childrenOf(one.proc.pid!), []);
+    } finally {
+      await one.stop();
+      await one.cleanup();
+    }
   });
 
-  test('each target is served by its own worker: its connection lives there and nowhere else', async () => {
+  test('each target is served by one process: tgtd or a worker, never both', async () => {
     const s1 = await loginReady(d, T1, LUN);
     const s2 = await loginReady(d, T2, LUN);
     try {
@@ -101,8 +110,11 @@ describe('tgtd --workers 2', () => {
       const h2 = holders(d, s2, all);
       assert.equal(h1.length, 1, `processes holding T1's connection: ${h1.join(' ')}`);
       assert.equal(h2.length, 1, `processes holding T2's connection: ${h2.join(' ')}`);
-      assert.ok(workers.includes(h1[0]!) && workers.includes(h2[0]!), 'connections must be in workers');
-      assert.notEqual(h1[0], h2[0], 'the two targets must be in different workers');
+      assert.deepEqual(
+        [h1[0], h2[0]].sort(),
+        [d.proc.pid!, workers[0]!].sort(),
+        'one target in tgtd, the other in its worker',
+      );
     } finally {
       await closeSession(s1);
       await closeSession(s2);
@@ -127,7 +139,7 @@ describe('tgtd --workers 2', () => {
     }
   });
 
-  test('session ids are unique across workers: session/connection stat find each session', async () => {
+  test('session ids follow one sequence across processes: session/connection stat find each session', async () => {
     const s1 = await loginReady(d, T1, LUN);
     const s2 = await loginReady(d, T2, LUN);
     try {
@@ -135,7 +147,8 @@ describe('tgtd --workers 2', () => {
       const sessions = await d.adm('--mode', 'session', '--op', 'show');
       const sids = [...sessions.matchAll(/^Session: (\d+)$/gm)].map((m) => m[1]!);
       assert.equal(sids.length, 2, sessions);
-      assert.notEqual(sids[0], sids[1]);
+      // One sequence daemon-wide, as in tgt: the second login got the next TSIH.
+      assert.equal(Math.abs(Number(sids[0]) - Number(sids[1])), 1, sessions);
       for (const sid of sids) {
         const stat = await d.adm('--mode', 'session', '--op', 'stat', '--sid', sid);
         assert.match(stat, new RegExp(`^\\s*\\d+\\s+1\\s+${sid}\\s`, 'm'), stat);
@@ -216,9 +229,12 @@ describe('tgtd --workers: stopping and failures', () => {
     const d = await TgtDaemon.start({ args: ['--workers', '2'] });
     try {
       const path = await d.sparseFile('stop.img', 8 << 20);
-      await d.addTarget({ tid: 1, name: T1, luns: [{ lun: LUN, path }] });
+      await d.addTarget({ tid: 1, name: T1, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
+      await d.addTarget({ tid: 2, name: T2, luns: [{ lun: LUN, path }] });
       const workers = childrenOf(d.proc.pid!);
-      const s = await loginReady(d, T1, LUN);
+      assert.equal(workers.length, 1);
+      const s = await loginReady(d, T2, LUN);
+      assert.deepEqual(holders(d, s, workers), workers, "the written target is the worker's");
       const data = pattern(16 * BLOCK, 9);
       assert.equal((await s.write10(LUN, 0, data, BLOCK)).status, GOOD);
       assert.equal(await d.stop(), 0);
@@ -238,18 +254,21 @@ describe('tgtd --workers: stopping and failures', () => {
       await d.addTarget({ tid: 2, name: T2, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
       const s1 = await loginReady(d, T1, LUN);
       const s2 = await loginReady(d, T2, LUN);
-      const all = [d.proc.pid!, ...childrenOf(d.proc.pid!)];
-      const victim = holders(d, s1, all)[0]!;
+      const [victim] = holders(d, s2, childrenOf(d.proc.pid!));
+      assert.ok(victim !== undefined, 'the second target is served by a worker');
       process.kill(victim, 'SIGKILL');
       await delay(300);
       assert.ok(d.alive, 'tgtd must survive a worker');
-      await writeAndCheck(s2, 5);
-      s1.destroy();
-      await assert.rejects(login(d, T1, { timeoutMs: 3000 }));
-      await d.adm('--mode', 'target', '--op', 'delete', '--tid', '1');
-      const s3 = await loginReady(d, T2, LUN);
+      await writeAndCheck(s1, 5);
+      s2.destroy();
+      await assert.rejects(login(d, T2, { timeoutMs: 3000 }));
+      await d.adm('--mode', 'target', '--op', 'delete', '--tid', '2');
+      // The next target goes to a new worker.
+      await d.addTarget({ tid: 3, name: T3, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
+      const s3 = await loginReady(d, T3, LUN);
+      await writeAndCheck(s3, 6);
       await closeSession(s3);
-      await closeSession(s2);
+      await closeSession(s1);
       assert.match(d.output, /worker \d exited \(SIGKILL\)/);
     } finally {
       await d.stop();
@@ -275,7 +294,7 @@ describe('tgtd --workers: stopping and failures', () => {
       const lun1 = await d.sparseFile('s1.img', 4 << 20);
       await d.addTarget({ tid: 1, name: T1, luns: [{ lun: LUN, path: lun1 }] });
       await d.addTarget({ tid: 2, name: T2, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
-      await d.updateLu(1, LUN, 'vendor_id=WORKERS');
+      await d.updateLu(2, LUN, 'vendor_id=WORKERS');
       await d.addAccount('suser', 'state-secret-12', 2);
       const before = await d.adm('--mode', 'target', '--op', 'show');
       // A worker that dies keeps its targets in the file.
@@ -290,16 +309,16 @@ describe('tgtd --workers: stopping and failures', () => {
       assert.equal(after, before);
       assert.match(await again.adm('--mode', 'account', '--op', 'show'), /later/);
       const s = await loginReady(again, T1, LUN);
-      try {
-        const inq = await s.inquiry(LUN);
-        assert.equal(inq.data.subarray(8, 16).toString(), 'WORKERS ');
-      } finally {
-        await closeSession(s);
-      }
-      const chap = await login(again, T2, {
+      await closeSession(s);
+      const chap = await loginReady(again, T2, LUN, {
         auth: { method: 'CHAP', user: 'suser', secret: 'state-secret-12' },
       });
-      await closeSession(chap);
+      try {
+        assert.equal((await chap.inquiry(LUN)).data.subarray(8, 16).toString(), 'WORKERS ');
+        assert.equal(holders(again, chap, childrenOf(again.proc.pid!)).length, 1, 'restored into a worker');
+      } finally {
+        await closeSession(chap);
+      }
     } finally {
       await d.stop();
       await again?.stop();

@@ -31,51 +31,36 @@ interface Worker {
 }
 
 export class WorkerPool {
-  private readonly workers: Worker[];
+  private readonly workers: Worker[] = [];
   private readonly owners = new Map<number, Worker>();
+  /**
+   * TSIHs lent to workers (by the main process's allocator, so that session ids follow one
+   * sequence daemon-wide, as in tgt), until the worker gives them back.
+   */
+  private readonly lent = new Map<number, Worker>();
   /** Requests sent, by id; a worker's exit answers its own with null. */
   private readonly pending = new Map<number, { worker: Worker; resolve: (r: WorkerReply | null) => void }>();
   private nextId = 1;
   /** Called when a worker exits while the pool is not stopping. */
   onWorkerExit: ((index: number, code: number | null, signal: string | null) => void) | null = null;
   private stopping = false;
+  private growing: Promise<number> | null = null;
 
-  private constructor(children: ChildProcess[]) {
-    this.workers = children.map((child, index) => ({ index, child, alive: true, targets: 0 }));
-    for (const w of this.workers) {
-      w.child.on('message', (m: WorkerToMain) => this.onMessage(m));
-      w.child.on('exit', (code, signal) => this.onExit(w, code, signal));
-      // A send to a worker that has just died fails with EPIPE; its exit handler answers for it.
-      w.child.on('error', () => {});
-    }
-  }
+  /**
+   * A pool of at most `max` workers, none started yet: they start as targets need them
+   * (place()). `spawn(index, max)` starts worker `index`.
+   */
+  constructor(
+    readonly max: number,
+    private readonly spawn: (index: number, max: number) => ChildProcess,
+  ) {}
 
-  /** Start `count` workers with `spawn(index)`; resolves once every one reports ready. */
-  static async start(
-    count: number,
-    spawn: (index: number, count: number) => ChildProcess,
-  ): Promise<WorkerPool> {
-    const children = Array.from({ length: count }, (_, i) => spawn(i, count));
-    const pool = new WorkerPool(children);
-    try {
-      await Promise.all(children.map((c, i) => waitReady(c, i)));
-    } catch (e) {
-      for (const c of children) c.kill('SIGKILL');
-      throw e;
-    }
-    return pool;
-  }
-
+  /** Workers started so far (dead ones included: indexes are never reused). */
   get size(): number {
     return this.workers.length;
   }
 
-  /** Process ids, by worker index. */
-  get pids(): number[] {
-    return this.workers.map((w) => w.child.pid ?? 0);
-  }
-
-  /** The worker that serves `tid`, if any. */
+  /** The worker that serves `tid`; undefined when this process does. */
   ownerOf(tid: number): number | undefined {
     return this.owners.get(tid)?.index;
   }
@@ -85,11 +70,51 @@ export class WorkerPool {
     return this.workers[index]?.alive === true;
   }
 
-  /** The live worker with the fewest targets (a new target goes there). */
-  leastLoaded(): number | undefined {
+  /** How many targets the workers serve. */
+  get assigned(): number {
+    return this.owners.size;
+  }
+
+  /**
+   * Where a new target goes: the process with the fewest targets, this one (serving `here`)
+   * first, then the workers in order; a new worker when every process has targets and fewer
+   * than `max` run. undefined = this process.
+   */
+  async place(here: number): Promise<number | undefined> {
     let best: Worker | undefined;
-    for (const w of this.workers) if (w.alive && (!best || w.targets < best.targets)) best = w;
+    let fewest = here;
+    for (const w of this.workers) {
+      if (w.alive && w.targets < fewest) {
+        best = w;
+        fewest = w.targets;
+      }
+    }
+    if (fewest > 0 && this.workers.length < this.max && !this.stopping) return this.grow();
     return best?.index;
+  }
+
+  /** Start the next worker; resolves with its index once it reports ready. */
+  private grow(): Promise<number> {
+    this.growing ??= this.startWorker().finally(() => (this.growing = null));
+    return this.growing;
+  }
+
+  private async startWorker(): Promise<number> {
+    const index = this.workers.length;
+    const child = this.spawn(index, this.max);
+    const w: Worker = { index, child, alive: true, targets: 0 };
+    child.on('exit', (code, signal) => this.onExit(w, code, signal));
+    // A send to a worker that has just died fails with EPIPE; its exit handler answers for it.
+    child.on('error', () => {});
+    try {
+      await waitReady(child, index);
+    } catch (e) {
+      child.kill('SIGKILL');
+      throw e;
+    }
+    child.on('message', (m: WorkerToMain) => this.onMessage(w, m));
+    this.workers.push(w);
+    return index;
   }
 
   assign(tid: number, index: number): void {
@@ -144,23 +169,31 @@ export class WorkerPool {
    * Give worker `index` a connection: its TCP handle (see detachHandle) and the bytes already
    * read from it. The handle is closed here once sent: the worker has its own descriptor then.
    */
-  handOff(index: number, handle: object, head: Buffer): boolean {
+  handOff(index: number, handle: object, head: Buffer, tsih: number): boolean {
     const w = this.workers[index];
     if (!w?.alive) return false;
-    const message: MainToWorker = { kind: 'connection', head };
+    if (tsih !== 0) this.lent.set(tsih, w);
+    const message: MainToWorker = { kind: 'connection', head, tsih };
     const close = (): void => (handle as { close(): void }).close();
     try {
       w.child.send(message, handle as never, {}, close);
     } catch {
       close();
+      this.lent.delete(tsih);
       return false;
     }
     return true;
   }
 
+  /** Whether `tsih` is lent to a worker. */
+  isLent(tsih: number): boolean {
+    return this.lent.has(tsih);
+  }
+
   /** Ask every worker to stop (sessions logged out, stores flushed) and wait for them to exit. */
   async stop(timeoutMs: number): Promise<void> {
     this.stopping = true;
+    await this.growing?.catch(() => undefined);
     const exits = this.workers.filter((w) => w.alive).map((w) => exited(w.child));
     for (const w of this.workers) if (w.alive) this.post(w, { kind: 'stop' });
     const timer = setTimeout(() => {
@@ -178,8 +211,12 @@ export class WorkerPool {
     }
   }
 
-  private onMessage(m: WorkerToMain): void {
+  private onMessage(w: Worker, m: WorkerToMain): void {
     if (m.kind === 'ready') return;
+    if (m.kind === 'tsih-free') {
+      if (this.lent.get(m.tsih) === w) this.lent.delete(m.tsih);
+      return;
+    }
     const p = this.pending.get(m.id);
     if (!p) return;
     this.pending.delete(m.id);
@@ -188,6 +225,7 @@ export class WorkerPool {
 
   private onExit(w: Worker, code: number | null, signal: string | null): void {
     w.alive = false;
+    for (const [tsih, owner] of this.lent) if (owner === w) this.lent.delete(tsih);
     for (const [id, p] of this.pending) {
       if (p.worker !== w) continue;
       this.pending.delete(id);

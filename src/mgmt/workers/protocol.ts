@@ -24,8 +24,11 @@ export type WorkerRequestBody = WorkerRequest extends infer R
 
 export type MainToWorker =
   | WorkerRequest
-  /** Sent with a TCP handle: a connection, and the bytes already read from it. */
-  | { kind: 'connection'; head: Uint8Array }
+  /**
+   * Sent with a TCP handle: a connection, the bytes already read from it, and the TSIH lent
+   * to it should it start a new session (0: it joins an existing one).
+   */
+  | { kind: 'connection'; head: Uint8Array; tsih: number }
   /** Log sessions out, close stores, exit. */
   | { kind: 'stop' };
 
@@ -35,31 +38,35 @@ export type WorkerReply =
   /** error: why the state could not be restored (StateFileError's message). */
   | { kind: 'restore'; id: number; error?: string };
 
-export type WorkerToMain = { kind: 'ready' } | WorkerReply;
+export type WorkerToMain =
+  | { kind: 'ready' }
+  | WorkerReply
+  /** A lent TSIH is free again: its session ended, or its connection never started one. */
+  | { kind: 'tsih-free'; tsih: number };
 
-/** The environment variable that makes tgtd run as worker INDEX of COUNT ("INDEX/COUNT"). */
+/** The environment variable that makes tgtd-worker worker INDEX of at most MAX ("INDEX/MAX"). */
 export const WORKER_ENV = 'TGTD_TS_WORKER';
 
 /** How long a worker may take to report ready. */
 export const WORKER_READY_TIMEOUT_MS = 10_000;
 
 /**
- * The TSIHs worker `index` of `count` gives out: disjoint ranges, so a session id (tgtadm
- * --sid) names one session across all processes. The main process's discovery sessions use
- * the range after the workers' (index = count).
+ * The TSIHs process `slot` of `slots` gives out (tgtd's main process is slot 0, worker i slot
+ * i + 1): disjoint ranges, so that a session id (tgtadm --sid) names one session across all
+ * processes, and the main process numbers from 1 as a single-process tgtd does.
  */
-export function tsihRangeOf(index: number, count: number): { first: number; last: number } {
-  const span = Math.floor(0xffff / (count + 1));
-  const first = 1 + index * span;
+export function tsihRangeOf(slot: number, slots: number): { first: number; last: number } {
+  const span = Math.floor(0xffff / slots);
+  const first = 1 + slot * span;
   return { first, last: first + span - 1 };
 }
 
 /** Parse WORKER_ENV; null when absent or malformed. */
-export function parseWorkerEnv(value: string | undefined): { index: number; count: number } | null {
+export function parseWorkerEnv(value: string | undefined): { index: number; max: number } | null {
   const m = /^(\d+)\/(\d+)$/.exec(value ?? '');
   if (!m) return null;
   const index = Number(m[1]);
-  const count = Number(m[2]);
-  // Each of count + 1 processes needs at least one TSIH.
-  return count >= 1 && count < 0xffff && index < count ? { index, count } : null;
+  const max = Number(m[2]);
+  // Each of max + 1 processes needs at least one TSIH.
+  return max >= 1 && max < 0xffff && index < max ? { index, max } : null;
 }

@@ -1,11 +1,12 @@
 /**
  * tgtd --workers: management requests on the main process, routed (pool.ts).
  *
- * The main process keeps a copy of every target without its LUs, since it answers discovery
- * (SendTargets filters by ACL) and decides where logins go; each worker holds the whole state
- * of the targets it owns. So:
- * - target new/delete/bind/unbind/update apply here and on the owner (new: on the worker with
- *   the fewest targets); logicalunit, session and connection requests go to the owner;
+ * The main process serves targets too. Of the targets a worker owns it keeps a copy without
+ * LUs, since it answers discovery (SendTargets filters by ACL) and decides where logins go;
+ * the worker holds their whole state. So:
+ * - a new target goes to the process with the fewest targets (WorkerPool.place);
+ * - target new/delete/bind/unbind/update apply here and on the owner; logicalunit, session and
+ *   connection requests go to the owner;
  * - accounts are created and deleted everywhere (a worker checks CHAP at login), and bound
  *   here and on the owner;
  * - `show` and `stat` views are gathered from the workers in tid order, laid out as one
@@ -93,13 +94,18 @@ class Router {
     return dispatch(this.ctx, req, p);
   }
 
+  /** Targets this process serves itself. */
+  private targetsHere(): number {
+    return this.ctx.system.targets.size - this.pool.assigned;
+  }
+
   private async target(req: AdminRequest, p: ParsedPayload): Promise<DispatchResult> {
     switch (req.op) {
       case MgmtOp.New: {
-        const index = this.pool.leastLoaded();
-        if (index === undefined) return { err: AdminError.UnknownErr };
         const here = await this.local(req, p);
         if (here.err !== AdminError.Success) return here;
+        const index = await this.pool.place(this.targetsHere() - 1).catch(() => undefined);
+        if (index === undefined) return here;
         const there = await this.pool.call(index, req, p.raw);
         if (there.err !== AdminError.Success) {
           await this.local({ ...req, op: MgmtOp.Delete, force: 1 }, p);
@@ -159,8 +165,10 @@ class Router {
     return index === undefined ? this.local(req, p) : this.pool.call(index, req, p.raw);
   }
 
-  /** Ask each worker until one knows the session (req.sid). */
+  /** Ask this process, then each worker, until one knows the session (req.sid). */
   private async bySession(req: AdminRequest, p: ParsedPayload): Promise<DispatchResult> {
+    const here = await this.local(req, p);
+    if (here.err !== AdminError.NoSession) return here;
     for (let i = 0; i < this.pool.size; i++) {
       if (!this.pool.isAlive(i)) continue;
       const r = await this.pool.call(i, req, p.raw);
@@ -178,8 +186,8 @@ class Router {
     let out = '';
     for (const t of this.ctx.system.targetsInOrder()) {
       const index = this.pool.ownerOf(t.tid);
-      if (index === undefined || !this.pool.isAlive(index)) continue;
-      const r = await this.pool.call(index, { ...req, tid: t.tid }, p.raw);
+      if (index !== undefined && !this.pool.isAlive(index)) continue;
+      const r = await this.toOwner({ ...req, tid: t.tid }, p);
       if (r.err === AdminError.Success) out += textOf(r.text ?? '');
     }
     return ok(out);
@@ -193,21 +201,24 @@ class Router {
     return ok(STAT_HEADER + (rows.text ?? ''));
   }
 
-  /** `target show`: the workers' target blocks, in tid order. */
+  /** `target show`: each target's block from its owner, in tid order. */
   private async showAllTargets(req: AdminRequest, p: ParsedPayload): Promise<DispatchResult> {
     const blocks: Array<[number, string]> = [];
-    for (const r of await this.pool.broadcast(req, p.raw)) {
-      if (r.err !== AdminError.Success || !r.text) continue;
+    const answers = [await this.local(req, p), ...(await this.pool.broadcast(req, p.raw))];
+    answers.forEach((r, i) => {
+      if (r.err !== AdminError.Success || !r.text) return;
       for (const block of r.text.split(/^(?=Target \d+: )/m)) {
         const tid = /^Target (\d+): /.exec(block);
-        if (tid) blocks.push([Number(tid[1]), block]);
+        // Here, only the targets this process serves (the others are LU-less copies).
+        if (tid && (i > 0 || this.pool.ownerOf(Number(tid[1])) === undefined))
+          blocks.push([Number(tid[1]), block]);
       }
-    }
+    });
     blocks.sort((a, b) => a[0] - b[0]);
     return ok(blocks.map(([, block]) => block).join(''));
   }
 
-  /** The dump snapshot: accounts and discovery from here, each target from its owner. */
+  /** The dump snapshot: accounts, discovery and this process's targets from here, the others from their owners. */
   private async snapshot(req: AdminRequest, p: ParsedPayload): Promise<DispatchResult> {
     const here = await this.local(req, p);
     if (here.err !== AdminError.Success) return here;

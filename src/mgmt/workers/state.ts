@@ -1,8 +1,8 @@
 /**
  * tgtd --state with --workers: the state file holds one configuration, as a single-process
  * tgtd writes it, while each worker holds its own targets' LUs. Restoring splits it (the main
- * process gets every target without LUs, each worker its own targets whole); saving gathers
- * each target from its owner.
+ * process gets its own targets whole and the workers' without LUs, each worker its own
+ * targets whole); saving gathers each target from its owner.
  */
 import type { MgmtSystem } from '../dispatch.js';
 import { captureState, restoreState, type SavedState, type SavedTarget } from '../state.js';
@@ -14,18 +14,24 @@ export async function restoreAcrossWorkers(
   pool: WorkerPool,
   state: SavedState,
 ): Promise<void> {
-  await restoreState(system, { ...state, targets: state.targets.map((t) => ({ ...t, luns: [] })) });
   const shares = new Map<number, SavedTarget[]>();
+  let here = 0;
   for (const t of state.targets) {
-    const index = pool.leastLoaded();
-    if (index === undefined) throw new Error('no worker is running');
+    const index = await pool.place(here);
+    if (index === undefined) {
+      here++;
+      continue;
+    }
     pool.assign(t.tid, index);
     shares.set(index, [...(shares.get(index) ?? []), t]);
   }
+  // Here: every target, those of workers without their LUs.
+  const targets = state.targets.map((t) => (pool.ownerOf(t.tid) === undefined ? t : { ...t, luns: [] }));
+  await restoreState(system, { ...state, targets });
   // Workers need every account (targets bind them), not the discovery bindings or portals.
   await Promise.all(
-    [...shares].map(([index, targets]) =>
-      pool.restore(index, { ...state, discovery: { incoming: [] }, portals: {}, targets }),
+    [...shares].map(([index, mine]) =>
+      pool.restore(index, { ...state, discovery: { incoming: [] }, portals: {}, targets: mine }),
     ),
   );
 }
@@ -48,7 +54,9 @@ export class StateAcrossWorkers {
     for (let i = 0; i < this.pool.size; i++) {
       for (const t of (await this.pool.capture(i))?.targets ?? []) captured.set(t.tid, t);
     }
-    state.targets = state.targets.map((t) => captured.get(t.tid) ?? this.lastKnown.get(t.tid) ?? t);
+    state.targets = state.targets.map((t) =>
+      this.pool.ownerOf(t.tid) === undefined ? t : (captured.get(t.tid) ?? this.lastKnown.get(t.tid) ?? t),
+    );
     this.lastKnown.clear();
     for (const t of state.targets) this.lastKnown.set(t.tid, t);
     return state;
