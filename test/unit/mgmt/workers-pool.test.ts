@@ -1,0 +1,128 @@
+/**
+ * WorkerPool (tgtd --workers, src/mgmt/workers/pool.ts) against fake worker processes: where
+ * new targets go, TSIH lending, and what a worker's death answers. The real processes are
+ * exercised in test/integration/workers.test.ts.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { WorkerPool } from '../../../src/mgmt/workers/pool.js';
+import type { MainToWorker, WorkerToMain } from '../../../src/mgmt/workers/protocol.js';
+import { defaultRequest, MgmtMode, MgmtOp } from '../../../src/mgmt/wire.js';
+import { AdminError } from '../../../src/scsi/admin-error.js';
+
+/** A worker that reports ready at once and answers management requests with `answer`. */
+class FakeWorker extends EventEmitter {
+  readonly sent: MainToWorker[] = [];
+  exitCode: number | null = null;
+  signalCode: string | null = null;
+  answer: AdminError = AdminError.Success;
+  pid = 0;
+
+  constructor() {
+    super();
+    setImmediate(() => this.emit('message', { kind: 'ready' } satisfies WorkerToMain));
+  }
+
+  send(m: MainToWorker, _handle?: unknown, _options?: unknown, done?: () => void): boolean {
+    this.sent.push(m);
+    if (m.kind === 'mgmt')
+      setImmediate(() => this.emit('message', { kind: 'mgmt', id: m.id, err: this.answer }));
+    done?.();
+    return true;
+  }
+
+  say(m: WorkerToMain): void {
+    this.emit('message', m);
+  }
+
+  kill(): void {
+    this.die(null, 'SIGKILL');
+  }
+
+  die(code: number | null, signal: string | null = null): void {
+    this.exitCode = code;
+    this.signalCode = signal;
+    this.emit('exit', code, signal);
+  }
+}
+
+function newPool(max: number): { pool: WorkerPool; workers: FakeWorker[] } {
+  const workers: FakeWorker[] = [];
+  const pool = new WorkerPool(max, () => {
+    const w = new FakeWorker();
+    workers.push(w);
+    return w as unknown as ChildProcess;
+  });
+  return { pool, workers };
+}
+
+const fakeHandle = (): { close(): void; closed: boolean } => ({
+  closed: false,
+  close() {
+    this.closed = true;
+  },
+});
+
+test('workers: the first target stays in tgtd; each next one goes to the process with the fewest', async () => {
+  const { pool, workers } = newPool(2);
+  assert.equal(await pool.place(0), undefined, 'no targets anywhere: tgtd takes it');
+  assert.equal(workers.length, 0, 'no worker started for the first target');
+  const first = await pool.place(1);
+  assert.equal(first, 0, 'tgtd has one: a worker starts');
+  pool.assign(10, first!);
+  const second = await pool.place(1);
+  assert.equal(second, 1, 'both have one: another worker starts');
+  pool.assign(11, second!);
+  assert.equal(await pool.place(1), undefined, 'at the limit: tgtd first on a tie');
+  assert.equal(await pool.place(2), 0, 'tgtd has more: the first worker with the fewest');
+  pool.release(10);
+  assert.equal(await pool.place(1), 0, 'a worker that lost its target is the emptiest');
+  assert.equal(workers.length, 2);
+});
+
+test('workers: a dead worker gets no new targets and answers "unknown error"', async () => {
+  const { pool, workers } = newPool(1);
+  const index = await pool.place(1);
+  pool.assign(1, index!);
+  workers[0]!.die(1);
+  assert.equal(pool.isAlive(0), false);
+  assert.equal(await pool.place(1), undefined, 'the only worker is dead and the pool is full');
+  const res = await pool.call(0, defaultRequest(MgmtMode.Target, MgmtOp.Show), '');
+  assert.equal(res.err, AdminError.UnknownErr);
+});
+
+test('workers: a request pending when its worker dies is answered "unknown error"', async () => {
+  const { pool, workers } = newPool(1);
+  await pool.place(1);
+  workers[0]!.send = (m: MainToWorker) => {
+    workers[0]!.sent.push(m);
+    return true; // never answers
+  };
+  const pending = pool.call(0, defaultRequest(MgmtMode.Target, MgmtOp.Show), '');
+  workers[0]!.die(null, 'SIGSEGV');
+  assert.equal((await pending).err, AdminError.UnknownErr);
+});
+
+test('workers: a lent TSIH stays taken until its worker gives it back or dies', async () => {
+  const { pool, workers } = newPool(2);
+  const a = (await pool.place(1))!;
+  pool.assign(1, a);
+  const b = (await pool.place(1))!;
+  pool.assign(2, b);
+  const h = fakeHandle();
+  assert.ok(pool.handOff(a, h, Buffer.alloc(48), 7));
+  assert.ok(h.closed, "the main process's copy of the descriptor is closed once sent");
+  assert.deepEqual(workers[a]!.sent.at(-1), { kind: 'connection', head: Buffer.alloc(48), tsih: 7 });
+  assert.ok(pool.handOff(b, fakeHandle(), Buffer.alloc(48), 8));
+  assert.ok(pool.isLent(7) && pool.isLent(8));
+  workers[b]!.say({ kind: 'tsih-free', tsih: 7 });
+  assert.ok(pool.isLent(7), 'only the worker it was lent to gives it back');
+  workers[a]!.say({ kind: 'tsih-free', tsih: 7 });
+  assert.ok(!pool.isLent(7));
+  workers[b]!.die(0);
+  assert.ok(!pool.isLent(8), "a dead worker's TSIHs are free");
+  assert.equal(pool.handOff(b, fakeHandle(), Buffer.alloc(48), 9), false, 'no hand-off to a dead worker');
+  assert.ok(!pool.isLent(9));
+});
