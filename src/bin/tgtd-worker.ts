@@ -40,11 +40,11 @@ function main(): void {
   // APTPL reservations (SPC-4 5.13.5) are kept next to the --state file, as in one process.
   if (options.stateFile) system.prStateDir = dirname(options.stateFile);
   const log = (message: string): void => {
-    if (system.debug) process.stderr.write(`tgtd[worker ${me.index}]: ${message}\n`);
+    if (system.debug) process.stderr.write(`tgtd[worker ${me.slot}]: ${message}\n`);
   };
   const iscsi = new IscsiDriver(system, {
     ...iscsiDriverOptions(options, log),
-    tsihRange: tsihRangeOf(me.index + 1, me.max + 1),
+    tsihRange: tsihRangeOf(me.slot + 1, me.max + 1),
     onTsihReleased: (tsih) => send({ kind: 'tsih-free', tsih }),
   });
   system.registerDriver(iscsi);
@@ -107,10 +107,10 @@ function main(): void {
   process.on('SIGINT', () => void stop());
   process.on('SIGPIPE', () => {});
   process.on('uncaughtException', (e) =>
-    process.stderr.write(`tgtd[worker ${me.index}]: uncaught exception: ${e.stack ?? e}\n`),
+    process.stderr.write(`tgtd[worker ${me.slot}]: uncaught exception: ${e.stack ?? e}\n`),
   );
   process.on('unhandledRejection', (e) =>
-    process.stderr.write(`tgtd[worker ${me.index}]: unhandled rejection: ${String(e)}\n`),
+    process.stderr.write(`tgtd[worker ${me.slot}]: unhandled rejection: ${String(e)}\n`),
   );
   send({ kind: 'ready' });
 }

@@ -29,6 +29,7 @@ import {
 import { WorkerPool } from '../mgmt/workers/pool.js';
 import { WORKER_ENV, tsihRangeOf } from '../mgmt/workers/protocol.js';
 import { routedDispatcher } from '../mgmt/workers/route.js';
+import { WorkerRecovery } from '../mgmt/workers/recovery.js';
 import { restoreAcrossWorkers, StateAcrossWorkers } from '../mgmt/workers/state.js';
 import { TargetSystem } from '../scsi/system.js';
 import { defaultWorkers, drainAndCloseStores, iscsiDriverOptions } from './tgtd-common.js';
@@ -108,6 +109,15 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
   const driverOptions: IscsiDriverOptions = iscsiDriverOptions(options, log);
   const maxWorkers = options.workers ?? defaultWorkers();
   const pool = maxWorkers > 0 ? workerPool(maxWorkers, system, driverOptions, log) : null;
+  // The workers' targets as last seen, for --state and to recreate a dead worker's targets.
+  const gathered = pool ? new StateAcrossWorkers(system, pool) : null;
+  if (pool && gathered) {
+    const recovery = new WorkerRecovery(system, pool, gathered, (m) => process.stderr.write(`tgtd: ${m}\n`));
+    pool.onWorkerExit = (index, code, signal) => {
+      process.stderr.write(`tgtd: worker ${index} exited (${signal ?? `status ${code}`})\n`);
+      void recovery.recover(index);
+    };
+  }
   const iscsi = new IscsiDriver(system, driverOptions);
   system.registerDriver(iscsi);
 
@@ -146,11 +156,10 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
       log,
       ...(pool
         ? {
-            dispatcher: routedDispatcher(
-              { system, onSystemDelete },
-              pool,
-              () => saveState?.() ?? Promise.resolve(),
-            ),
+            dispatcher: routedDispatcher({ system, onSystemDelete }, pool, async () => {
+              if (saveState) await saveState();
+              else await gathered?.capture();
+            }),
           }
         : {}),
     });
@@ -174,7 +183,6 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
   }
 
   if (options.stateFile) {
-    const gathered = pool ? new StateAcrossWorkers(system, pool) : null;
     const saver = new StateSaver(options.stateFile, gathered ? () => gathered.capture() : system);
     try {
       if (saved) await restorePortals(system, saved);
@@ -224,10 +232,6 @@ function workerPool(
   log: (message: string) => void,
 ): WorkerPool {
   const pool = new WorkerPool(max, spawnWorker);
-  pool.onWorkerExit = (index, code, signal) =>
-    process.stderr.write(
-      `tgtd: worker ${index} exited (${signal ?? `status ${code}`}); its targets refuse logins until deleted\n`,
-    );
   driverOptions.tsihRange = tsihRangeOf(0, max + 1);
   driverOptions.tsihTaken = (tsih) => pool.isLent(tsih);
   driverOptions.handOff = (targetName, socket, firstPdu, driver) => {
@@ -245,9 +249,9 @@ function workerPool(
   return pool;
 }
 
-/** Start worker `index` of at most `max`: tgtd-worker.js with tgtd's own command line. */
-function spawnWorker(index: number, max: number) {
-  const env: NodeJS.ProcessEnv = { ...process.env, [WORKER_ENV]: `${index}/${max}` };
+/** Start a worker for place `slot` of `max`: tgtd-worker.js with tgtd's own command line. */
+function spawnWorker(slot: number, max: number) {
+  const env: NodeJS.ProcessEnv = { ...process.env, [WORKER_ENV]: `${slot}/${max}` };
   delete env[DAEMON_CHILD_ENV];
   return fork(fileURLToPath(new URL('./tgtd-worker.js', import.meta.url)), process.argv.slice(2), {
     env,

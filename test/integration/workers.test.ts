@@ -9,11 +9,23 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import * as net from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { discover, type Session } from '../../src/initiator/index.js';
 import { LoginStatus } from '../../src/iscsi/spec.js';
 import { TgtDaemon, delay, run, TGTD_BIN } from '../helpers/daemon.js';
-import { BLOCK, closeSession, expectLoginStatus, GOOD, IQN, login, loginReady, pattern } from './util.js';
+import { firstLoginPdu } from '../helpers/login-pdu.js';
+import {
+  BLOCK,
+  clearUnitAttention,
+  closeSession,
+  expectLoginStatus,
+  GOOD,
+  IQN,
+  login,
+  loginReady,
+  pattern,
+} from './util.js';
 
 const T1 = `${IQN}:workers-1`;
 const T2 = `${IQN}:workers-2`;
@@ -247,29 +259,110 @@ describe('tgtd --workers: stopping and failures', () => {
     }
   });
 
-  test('a worker that dies takes only its own targets: the others keep serving', async () => {
+  test('a worker that dies is replaced and its targets recreated; the others keep serving', async () => {
     const d = await TgtDaemon.start({ args: ['--workers', '2'] });
     try {
+      const path = await d.sparseFile('survives.img', 8 << 20);
       await d.addTarget({ tid: 1, name: T1, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
-      await d.addTarget({ tid: 2, name: T2, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
+      await d.addTarget({ tid: 2, name: T2, luns: [{ lun: LUN, path }] });
+      await d.updateLu(2, LUN, 'vendor_id=SURVIVOR');
       const s1 = await loginReady(d, T1, LUN);
       const s2 = await loginReady(d, T2, LUN);
+      const data = pattern(8 * BLOCK, 21);
+      assert.equal((await s2.write10(LUN, 40, data, BLOCK)).status, GOOD);
       const [victim] = holders(d, s2, childrenOf(d.proc.pid!));
       assert.ok(victim !== undefined, 'the second target is served by a worker');
       process.kill(victim, 'SIGKILL');
-      await delay(300);
-      assert.ok(d.alive, 'tgtd must survive a worker');
-      await writeAndCheck(s1, 5);
+      const again = await loginWhenBack(d, T2);
+      try {
+        assert.ok(d.alive, 'tgtd must survive a worker');
+        await writeAndCheck(s1, 5);
+        const [replacement] = holders(d, again, childrenOf(d.proc.pid!));
+        assert.ok(replacement !== undefined && replacement !== victim, 'served by a new worker');
+        await clearUnitAttention(again, LUN);
+        assert.equal((await again.inquiry(LUN)).data.subarray(8, 16).toString(), 'SURVIVOR');
+        const r = await again.read10(LUN, 40, 8, BLOCK);
+        assert.deepEqual(r.data, data, 'acknowledged writes are on the file');
+      } finally {
+        await closeSession(again);
+      }
       s2.destroy();
-      await assert.rejects(login(d, T2, { timeoutMs: 3000 }));
+      await closeSession(s1);
+      assert.match(d.output, /worker 0 exited \(SIGKILL\)/);
+      assert.match(d.output, /worker 0 replaced by worker 1; targets 2 restored/);
+    } finally {
+      await d.stop();
+      await d.cleanup();
+    }
+  });
+
+  test('a worker that keeps dying is restarted 3 times a minute at most, then its targets stay down', async () => {
+    const d = await TgtDaemon.start({ args: ['--workers', '1'] });
+    try {
+      await d.addTarget({ tid: 1, name: T1, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
+      await d.addTarget({ tid: 2, name: T2, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
+      for (let i = 0; i < 3; i++) {
+        const s = await loginWhenBack(d, T2);
+        const [worker] = holders(d, s, childrenOf(d.proc.pid!));
+        process.kill(worker!, 'SIGKILL');
+        s.destroy();
+        await delay(100);
+      }
+      const s = await loginWhenBack(d, T2);
+      process.kill(holders(d, s, childrenOf(d.proc.pid!))[0]!, 'SIGKILL');
+      s.destroy();
+      await delay(1000);
+      assert.match(
+        d.output,
+        /3 workers died within 60 s: not restarting; targets 2 refuse logins until deleted/,
+      );
+      await assert.rejects(login(d, T2, { timeoutMs: 2000 }));
       await d.adm('--mode', 'target', '--op', 'delete', '--tid', '2');
-      // The next target goes to a new worker.
+      // tgtd itself is unharmed, and a new target still gets a worker.
+      await writeAndCheck(await loginReady(d, T1, LUN), 7);
       await d.addTarget({ tid: 3, name: T3, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
       const s3 = await loginReady(d, T3, LUN);
-      await writeAndCheck(s3, 6);
+      assert.equal(holders(d, s3, childrenOf(d.proc.pid!)).length, 1);
       await closeSession(s3);
-      await closeSession(s1);
-      assert.match(d.output, /worker \d exited \(SIGKILL\)/);
+    } finally {
+      await d.stop();
+      await d.cleanup();
+    }
+  });
+
+  test('hostile logins to a worker target: torn, trailing garbage, reset mid-hand-off; nothing leaks', async () => {
+    const d = await TgtDaemon.start({ args: ['--workers', '1'] });
+    try {
+      await d.addTarget({ tid: 1, name: T1, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
+      await d.addTarget({ tid: 2, name: T2, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
+      const [worker] = childrenOf(d.proc.pid!);
+      assert.ok(worker !== undefined);
+      const warm = await loginReady(d, T2, LUN);
+      await closeSession(warm);
+      await delay(200);
+      const fdsMain = fdCount(d.proc.pid!);
+      const fdsWorker = fdCount(worker);
+      const pdu = firstLogin(T2);
+      const cases: Buffer[][] = [
+        [pdu], // handed off, then reset
+        [pdu.subarray(0, 20), pdu.subarray(20, 50), pdu.subarray(50)], // torn across reads
+        [Buffer.concat([pdu, Buffer.from('garbage after the first login')])], // not handed off
+        [firstLogin(T2, true)], // C bit: keys may continue
+        [pdu.subarray(0, 47)], // never a whole BHS
+      ];
+      const runs: Promise<void>[] = [];
+      for (let i = 0; i < 60; i++)
+        runs.push(hostileConnection(d.port, cases[i % cases.length]!, i % 3 === 0 ? 0 : 30));
+      await Promise.all(runs);
+      await delay(500);
+      assert.ok(d.alive, 'tgtd must survive');
+      assert.ok(existsPid(worker), 'the worker must survive');
+      assert.equal(fdCount(d.proc.pid!), fdsMain, 'tgtd keeps no descriptor of handed-off connections');
+      assert.equal(fdCount(worker), fdsWorker, 'the worker closed every connection');
+      assert.equal(await d.adm('--mode', 'conn', '--op', 'show', '--tid', '2'), '');
+      const s = await loginReady(d, T2, LUN);
+      await writeAndCheck(s, 11);
+      await closeSession(s);
     } finally {
       await d.stop();
       await d.cleanup();
@@ -328,6 +421,45 @@ describe('tgtd --workers: stopping and failures', () => {
     }
   });
 });
+
+/** A first Login Request for a normal session to `target`. */
+function firstLogin(target: string, continues = false): Buffer {
+  return firstLoginPdu({ initiatorName: `${IQN}:hostile`, targetName: target, continues, isidLow: 7 });
+}
+
+/** Log in to `target` as soon as its (replaced) worker serves it again; fails after 10 s. */
+async function loginWhenBack(d: TgtDaemon, target: string): Promise<Session> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      return await login(d, target, { timeoutMs: 2000 });
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await delay(100);
+    }
+  }
+}
+
+/** Open file descriptors of a process. */
+function fdCount(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+/** Connect, write `chunks` (with a pause between them), wait `holdMs`, then reset the connection. */
+function hostileConnection(port: number, chunks: Buffer[], holdMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1');
+    sock.on('error', () => {});
+    sock.on('close', () => resolve());
+    sock.on('connect', async () => {
+      for (const chunk of chunks) {
+        sock.write(chunk);
+        await delay(2);
+      }
+      setTimeout(() => sock.resetAndDestroy(), holdMs);
+    });
+  });
+}
 
 function existsPid(pid: number): boolean {
   try {

@@ -24,6 +24,8 @@ import {
 
 interface Worker {
   readonly index: number;
+  /** Which of the `max` places it fills (its fallback TSIH range); a replacement takes the dead one's. */
+  readonly slot: number;
   readonly child: ChildProcess;
   alive: boolean;
   /** Targets it owns. */
@@ -47,12 +49,12 @@ export class WorkerPool {
   private growing: Promise<number> | null = null;
 
   /**
-   * A pool of at most `max` workers, none started yet: they start as targets need them
-   * (place()). `spawn(index, max)` starts worker `index`.
+   * A pool of at most `max` running workers, none started yet: they start as targets need them
+   * (place()). `spawn(slot, max)` starts a worker process for place `slot` (0 to max - 1).
    */
   constructor(
     readonly max: number,
-    private readonly spawn: (index: number, max: number) => ChildProcess,
+    private readonly spawn: (slot: number, max: number) => ChildProcess,
   ) {}
 
   /** Workers started so far (dead ones included: indexes are never reused). */
@@ -89,8 +91,13 @@ export class WorkerPool {
         fewest = w.targets;
       }
     }
-    if (fewest > 0 && this.workers.length < this.max && !this.stopping) return this.grow();
+    if (fewest > 0 && this.running < this.max && !this.stopping) return this.grow();
     return best?.index;
+  }
+
+  /** Workers running. */
+  private get running(): number {
+    return this.workers.filter((w) => w.alive).length;
   }
 
   /** Start the next worker; resolves with its index once it reports ready. */
@@ -99,10 +106,34 @@ export class WorkerPool {
     return this.growing;
   }
 
-  private async startWorker(): Promise<number> {
+  /**
+   * Start a worker in place of dead worker `index`, and move the dead one's targets to it (their
+   * configuration is for the caller to restore). Resolves with the new worker's index.
+   */
+  async replace(index: number): Promise<number> {
+    const dead = this.workers[index];
+    if (!dead || dead.alive) throw new Error(`worker ${index} is not dead`);
+    await this.growing?.catch(() => undefined);
+    const fresh = await this.startWorker(dead.slot);
+    for (const [tid, owner] of this.owners) {
+      if (owner !== dead) continue;
+      this.release(tid);
+      this.assign(tid, fresh);
+    }
+    return fresh;
+  }
+
+  /** The targets worker `index` serves. */
+  targetsOf(index: number): number[] {
+    const w = this.workers[index];
+    return [...this.owners].filter(([, owner]) => owner === w).map(([tid]) => tid);
+  }
+
+  private async startWorker(slot = this.freeSlot()): Promise<number> {
+    if (this.stopping) throw new Error('tgtd is stopping');
     const index = this.workers.length;
-    const child = this.spawn(index, this.max);
-    const w: Worker = { index, child, alive: true, targets: 0 };
+    const child = this.spawn(slot, this.max);
+    const w: Worker = { index, slot, child, alive: true, targets: 0 };
     child.on('exit', (code, signal) => this.onExit(w, code, signal));
     // A send to a worker that has just died fails with EPIPE; its exit handler answers for it.
     child.on('error', () => {});
@@ -115,6 +146,14 @@ export class WorkerPool {
     child.on('message', (m: WorkerToMain) => this.onMessage(w, m));
     this.workers.push(w);
     return index;
+  }
+
+  /** The lowest place no running worker fills. */
+  private freeSlot(): number {
+    const taken = new Set(this.workers.filter((w) => w.alive).map((w) => w.slot));
+    let slot = 0;
+    while (taken.has(slot)) slot++;
+    return slot;
   }
 
   assign(tid: number, index: number): void {

@@ -44,7 +44,7 @@ export type WorkerToMain =
   /** A lent TSIH is free again: its session ended, or its connection never started one. */
   | { kind: 'tsih-free'; tsih: number };
 
-/** The environment variable that makes tgtd-worker worker INDEX of at most MAX ("INDEX/MAX"). */
+/** The environment variable that gives tgtd-worker its place SLOT of MAX ("SLOT/MAX", pool.ts). */
 export const WORKER_ENV = 'TGTD_TS_WORKER';
 
 /** How long a worker may take to report ready. */
@@ -62,11 +62,11 @@ export function tsihRangeOf(slot: number, slots: number): { first: number; last:
 }
 
 /** Parse WORKER_ENV; null when absent or malformed. */
-export function parseWorkerEnv(value: string | undefined): { index: number; max: number } | null {
+export function parseWorkerEnv(value: string | undefined): { slot: number; max: number } | null {
   const m = /^(\d+)\/(\d+)$/.exec(value ?? '');
   if (!m) return null;
-  const index = Number(m[1]);
+  const slot = Number(m[1]);
   const max = Number(m[2]);
   // Each of max + 1 processes needs at least one TSIH.
-  return max >= 1 && max < 0xffff && index < max ? { index, max } : null;
+  return max >= 1 && max < 0xffff && slot < max ? { slot, max } : null;
 }

@@ -37,8 +37,9 @@ export async function restoreAcrossWorkers(
 }
 
 /**
- * Captures the configuration across the main process and the workers. A target whose worker
- * has died is saved as it was last captured, so that its LUs are not dropped from the file.
+ * Captures the configuration across the main process and the workers, after every change
+ * (tgtd saves it with --state, and restores a dead worker's targets from it: recovery.ts). A
+ * target whose worker has died is captured as it was last seen, so its LUs are not dropped.
  */
 export class StateAcrossWorkers {
   private readonly lastKnown = new Map<number, SavedTarget>();
@@ -60,5 +61,10 @@ export class StateAcrossWorkers {
     this.lastKnown.clear();
     for (const t of state.targets) this.lastKnown.set(t.tid, t);
     return state;
+  }
+
+  /** Target `tid` as last captured (undefined if never). */
+  lastSeen(tid: number): SavedTarget | undefined {
+    return this.lastKnown.get(tid);
   }
 }

@@ -48,14 +48,16 @@ class FakeWorker extends EventEmitter {
   }
 }
 
-function newPool(max: number): { pool: WorkerPool; workers: FakeWorker[] } {
+function newPool(max: number): { pool: WorkerPool; workers: FakeWorker[]; slots: number[] } {
   const workers: FakeWorker[] = [];
-  const pool = new WorkerPool(max, () => {
+  const slots: number[] = [];
+  const pool = new WorkerPool(max, (slot) => {
     const w = new FakeWorker();
     workers.push(w);
+    slots.push(slot);
     return w as unknown as ChildProcess;
   });
-  return { pool, workers };
+  return { pool, workers, slots };
 }
 
 const fakeHandle = (): { close(): void; closed: boolean } => ({
@@ -88,9 +90,33 @@ test('workers: a dead worker gets no new targets and answers "unknown error"', a
   pool.assign(1, index!);
   workers[0]!.die(1);
   assert.equal(pool.isAlive(0), false);
-  assert.equal(await pool.place(1), undefined, 'the only worker is dead and the pool is full');
+  assert.equal(await pool.place(1), 1, 'a new target goes to a new worker, never to the dead one');
   const res = await pool.call(0, defaultRequest(MgmtMode.Target, MgmtOp.Show), '');
   assert.equal(res.err, AdminError.UnknownErr);
+});
+
+test("workers: a replacement takes the dead worker's place and targets; a free place lets the pool grow", async () => {
+  const { pool, workers, slots } = newPool(2);
+  pool.assign(1, (await pool.place(1))!);
+  pool.assign(2, (await pool.place(1))!);
+  pool.assign(3, 0);
+  workers[0]!.die(null, 'SIGKILL');
+  const fresh = await pool.replace(0);
+  assert.equal(fresh, 2);
+  assert.deepEqual(slots, [0, 1, 0], 'the replacement fills place 0 again');
+  assert.deepEqual(pool.targetsOf(fresh).sort(), [1, 3]);
+  assert.deepEqual(pool.targetsOf(0), []);
+  assert.equal(pool.ownerOf(3), fresh);
+  await assert.rejects(pool.replace(1), /not dead/);
+  workers[1]!.die(1);
+  // Worker 1 died with target 2 and was not replaced: a new target may start a worker in its place.
+  assert.equal(await pool.place(2), 3);
+  assert.deepEqual(slots, [0, 1, 0, 1]);
+  assert.equal(
+    pool.ownerOf(2),
+    1,
+    'the dead worker keeps its targets until they are deleted or it is replaced',
+  );
 });
 
 test('workers: a request pending when its worker dies is answered "unknown error"', async () => {

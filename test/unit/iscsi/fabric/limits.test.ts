@@ -7,16 +7,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { read10Cdb, write10Cdb } from '../../../../src/initiator/cdb.js';
 import { DataOutBudget, DEFAULT_LIMITS, resolveLimits } from '../../../../src/iscsi/limits.js';
-import {
-  bhsOpcode,
-  encodeLoginRequest,
-  R2TView,
-  RejectView,
-  ScsiResponseView,
-} from '../../../../src/iscsi/pdu.js';
-import { BHS_LENGTH, LoginStage, Opcode, RejectReason } from '../../../../src/iscsi/spec.js';
-import { encodeText } from '../../../../src/iscsi/text.js';
+import { bhsOpcode, R2TView, RejectView, ScsiResponseView } from '../../../../src/iscsi/pdu.js';
+import { Opcode, RejectReason } from '../../../../src/iscsi/spec.js';
 import { nextPdu, receiveUntil, sendRawCommand, sendRawDataOut } from '../../../integration/util.js';
+import { firstLoginPdu } from '../../../helpers/login-pdu.js';
 import { BLOCK, closedWithin, LUN, startFabric, TARGET } from './harness.js';
 
 test('limits: overrides replace defaults; negative or non-finite values are ignored', () => {
@@ -45,26 +39,12 @@ test('limits: the Data-Out budget grants one reservation to an empty connection,
 });
 
 function firstLoginRequest(): Buffer {
-  const text = encodeText([
-    ['InitiatorName', 'iqn.2026-01.org.tgt-ts.unit:slow'],
-    ['TargetName', TARGET],
-    ['SessionType', 'Normal'],
-    ['AuthMethod', 'None'],
-  ]);
-  const bhs = encodeLoginRequest(Buffer.alloc(BHS_LENGTH), {
-    itt: 1,
+  // T=0: the login stays in the security stage.
+  return firstLoginPdu({
+    initiatorName: 'iqn.2026-01.org.tgt-ts.unit:slow',
+    targetName: TARGET,
     transit: false,
-    csg: LoginStage.SecurityNegotiation,
-    nsg: LoginStage.SecurityNegotiation,
-    isid: Buffer.from([0x80, 0, 0, 0, 0, 1]),
-    tsih: 0,
-    cid: 0,
-    cmdSN: 1,
-    expStatSN: 0,
   });
-  bhs.writeUIntBE(text.length, 5, 3);
-  const pad = Buffer.alloc((4 - (text.length % 4)) % 4);
-  return Buffer.concat([bhs, text, pad]);
 }
 
 test('robustness: a login that never completes is closed after loginTimeoutMs', async () => {
