@@ -47,6 +47,8 @@ export class WorkerPool {
   onWorkerExit: ((index: number, code: number | null, signal: string | null) => void) | null = null;
   private stopping = false;
   private growing: Promise<number> | null = null;
+  /** Worker starts, one after the other (each takes the next index). */
+  private starts: Promise<unknown> = Promise.resolve();
 
   /**
    * A pool of at most `max` running workers, none started yet: they start as targets need them
@@ -113,7 +115,6 @@ export class WorkerPool {
   async replace(index: number): Promise<number> {
     const dead = this.workers[index];
     if (!dead || dead.alive) throw new Error(`worker ${index} is not dead`);
-    await this.growing?.catch(() => undefined);
     const fresh = await this.startWorker(dead.slot);
     for (const [tid, owner] of this.owners) {
       if (owner !== dead) continue;
@@ -129,12 +130,17 @@ export class WorkerPool {
     return [...this.owners].filter(([, owner]) => owner === w).map(([tid]) => tid);
   }
 
-  private async startWorker(slot = this.freeSlot()): Promise<number> {
+  /** Start a worker (in place `slot`, else the lowest free one); one start at a time. */
+  private startWorker(slot?: number): Promise<number> {
+    const started = this.starts.then(() => this.spawnReady(slot ?? this.freeSlot()));
+    this.starts = started.catch(() => undefined);
+    return started;
+  }
+
+  private async spawnReady(slot: number): Promise<number> {
     if (this.stopping) throw new Error('tgtd is stopping');
     const index = this.workers.length;
     const child = this.spawn(slot, this.max);
-    const w: Worker = { index, slot, child, alive: true, targets: 0 };
-    child.on('exit', (code, signal) => this.onExit(w, code, signal));
     // A send to a worker that has just died fails with EPIPE; its exit handler answers for it.
     child.on('error', () => {});
     try {
@@ -143,8 +149,12 @@ export class WorkerPool {
       child.kill('SIGKILL');
       throw e;
     }
+    const w: Worker = { index, slot, child, alive: true, targets: 0 };
+    child.on('exit', (code, signal) => this.onExit(w, code, signal));
     child.on('message', (m: WorkerToMain) => this.onMessage(w, m));
     this.workers.push(w);
+    if (child.exitCode !== null || child.signalCode !== null)
+      this.onExit(w, child.exitCode, child.signalCode);
     return index;
   }
 
@@ -232,7 +242,7 @@ export class WorkerPool {
   /** Ask every worker to stop (sessions logged out, stores flushed) and wait for them to exit. */
   async stop(timeoutMs: number): Promise<void> {
     this.stopping = true;
-    await this.growing?.catch(() => undefined);
+    await this.starts;
     const exits = this.workers.filter((w) => w.alive).map((w) => exited(w.child));
     for (const w of this.workers) if (w.alive) this.post(w, { kind: 'stop' });
     const timer = setTimeout(() => {

@@ -152,3 +152,14 @@ test('workers: a lent TSIH stays taken until its worker gives it back or dies', 
   assert.equal(pool.handOff(b, fakeHandle(), Buffer.alloc(48), 9), false, 'no hand-off to a dead worker');
   assert.ok(!pool.isLent(9));
 });
+
+test('workers: a replacement and a new worker started at the same time get their own indexes and places', async () => {
+  const { pool, workers, slots } = newPool(3);
+  pool.assign(1, (await pool.place(1))!);
+  workers[0]!.die(null, 'SIGKILL');
+  const [replacement, grown] = await Promise.all([pool.replace(0), pool.place(5)]);
+  assert.notEqual(replacement, grown);
+  assert.ok(pool.isAlive(replacement) && pool.isAlive(grown!));
+  assert.deepEqual(slots, [0, 0, 1], 'the replacement in the dead place, the new worker in the next');
+  assert.deepEqual(pool.targetsOf(replacement), [1]);
+});
