@@ -6,6 +6,10 @@
  *
  *   npm run bench -- [--seconds N] [--only NAME,...] [--no-tgt] [--rounds N] [--warmup N]
  *
+ * The `2targets-` rows load two targets of the daemon at once (one load each, on a thread of its
+ * own, IOPS summed): tgt serves both from one event loop, tgt-ts from one process each (tgtd
+ * --workers, by default one process per CPU).
+ *
  * Before its measured rounds each workload runs `--warmup` seconds (default 1) against every
  * daemon, unrecorded: the load generator's JIT (and tgt-ts's) would otherwise still be warming
  * up during the first daemon's first round, which made the first row read low for it.
@@ -16,7 +20,8 @@ import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runLoad, type LoadPattern, type LoadResult } from '../initiator/load.js';
+import { Worker } from 'node:worker_threads';
+import { runLoad, type LoadOptions, type LoadPattern, type LoadResult } from '../initiator/load.js';
 import { tgtdNodeFlags } from './tgtd-options.cjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -28,7 +33,13 @@ interface Workload {
   ioSize: number;
   queueDepth: number;
   sessions: number;
+  /** Targets loaded at once, one load each (default 1). */
+  targets?: number;
 }
+
+/** Targets every daemon gets (tid 1 is IQN, tid N > 1 is `${IQN}-N`). */
+const TARGETS = 2;
+const targetName = (tid: number): string => (tid === 1 ? IQN : `${IQN}-${tid}`);
 
 const WORKLOADS: readonly Workload[] = [
   { name: 'randread-4k-qd32', pattern: 'randread', ioSize: 4096, queueDepth: 32, sessions: 1 },
@@ -37,6 +48,22 @@ const WORKLOADS: readonly Workload[] = [
   { name: 'read-128k-qd8', pattern: 'read', ioSize: 131072, queueDepth: 8, sessions: 1 },
   { name: 'write-128k-qd8', pattern: 'write', ioSize: 131072, queueDepth: 8, sessions: 1 },
   { name: 'randread-4k-4x16', pattern: 'randread', ioSize: 4096, queueDepth: 16, sessions: 4 },
+  {
+    name: '2targets-randread-4k-qd16',
+    pattern: 'randread',
+    ioSize: 4096,
+    queueDepth: 16,
+    sessions: 1,
+    targets: 2,
+  },
+  {
+    name: '2targets-randread-4k-qd1',
+    pattern: 'randread',
+    ioSize: 4096,
+    queueDepth: 1,
+    sessions: 1,
+    targets: 2,
+  },
 ];
 
 interface Daemon {
@@ -62,7 +89,7 @@ function sparseFile(path: string): void {
   closeSync(fd);
 }
 
-/** Start a daemon (ours or tgt's), create the target and LUN 1, and wait until it answers. */
+/** Start a daemon (ours or tgt's), create the targets with LUN 1 each, and wait until it answers. */
 async function startDaemon(label: string, tgtd: string[], tgtadm: string[], dir: string): Promise<Daemon> {
   const port = await freePort();
   const env = { ...process.env, TGT_IPC_SOCKET: join(dir, `${label}-socket`) };
@@ -76,21 +103,50 @@ async function startDaemon(label: string, tgtd: string[], tgtadm: string[], dir:
     if (i > 100) throw new Error(`${label}: tgtd did not come up`);
     await new Promise((ok) => setTimeout(ok, 100));
   }
-  const disk = join(dir, `${label}.img`);
-  sparseFile(disk);
-  const steps = [
-    ['--lld', 'iscsi', '--mode', 'target', '--op', 'new', '--tid', '1', '-T', IQN],
-    ['--lld', 'iscsi', '--mode', 'logicalunit', '--op', 'new', '--tid', '1', '--lun', '1', '-b', disk],
-    ['--lld', 'iscsi', '--mode', 'target', '--op', 'bind', '--tid', '1', '-I', 'ALL'],
-  ];
-  for (const step of steps)
-    if (adm(...step) !== 0) throw new Error(`${label}: tgtadm ${step.join(' ')} failed`);
+  for (let tid = 1; tid <= TARGETS; tid++) {
+    const disk = join(dir, `${label}-${tid}.img`);
+    sparseFile(disk);
+    const t = String(tid);
+    const steps = [
+      ['--lld', 'iscsi', '--mode', 'target', '--op', 'new', '--tid', t, '-T', targetName(tid)],
+      ['--lld', 'iscsi', '--mode', 'logicalunit', '--op', 'new', '--tid', t, '--lun', '1', '-b', disk],
+      ['--lld', 'iscsi', '--mode', 'target', '--op', 'bind', '--tid', t, '-I', 'ALL'],
+    ];
+    for (const step of steps)
+      if (adm(...step) !== 0) throw new Error(`${label}: tgtadm ${step.join(' ')} failed`);
+  }
   return { label, port, process: child };
 }
 
 function findTgtd(): string | null {
   for (const p of ['/usr/sbin/tgtd', '/usr/local/sbin/tgtd']) if (existsSync(p)) return p;
   return null;
+}
+
+/** runLoad on a worker thread of its own (tgt-bench-load.ts). */
+function loadInThread(options: LoadOptions, progress: (n: number) => void): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const thread = new Worker(new URL('./tgt-bench-load.js', import.meta.url), { workerData: options });
+    thread.on('message', (m: { progress?: number; result?: LoadResult; error?: string }) => {
+      if (m.progress !== undefined) progress(m.progress);
+      else if (m.result) resolve(m.result);
+      else reject(new Error(m.error ?? 'load failed'));
+      if (m.progress === undefined) void thread.terminate();
+    });
+    thread.on('error', reject);
+  });
+}
+
+/** Loads run at once on several targets, as one: IOPS and errors add up, latencies are averaged. */
+function combine(results: LoadResult[]): LoadResult {
+  const sum = (f: (r: LoadResult) => number): number => results.reduce((n, r) => n + f(r), 0);
+  return {
+    iops: sum((r) => r.iops),
+    mbPerSecond: sum((r) => r.mbPerSecond),
+    p50us: Math.round(sum((r) => r.p50us) / results.length),
+    p99us: Math.round(sum((r) => r.p99us) / results.length),
+    errors: sum((r) => r.errors),
+  };
 }
 
 function median(values: number[]): number {
@@ -129,20 +185,28 @@ async function main(): Promise<void> {
     for (const w of workloads) {
       const perDaemon = new Map<string, LoadResult[]>();
       results.set(w.name, perDaemon);
-      const load = (d: Daemon, runSeconds: number, label: string): Promise<LoadResult> =>
-        runLoad({
-          host: '127.0.0.1',
-          port: d.port,
-          targetName: IQN,
-          lun: 1,
-          pattern: w.pattern,
-          ioSize: w.ioSize,
-          queueDepth: w.queueDepth,
-          sessions: w.sessions,
-          seconds: runSeconds,
-          rangeBytes: 512 * 1024 * 1024,
-          onProgress: (n) => process.stderr.write(`\r${w.name} ${d.label} ${label}: ${n} I/Os   `),
-        });
+      const loadOptions = (d: Daemon, tid: number, runSeconds: number): LoadOptions => ({
+        host: '127.0.0.1',
+        port: d.port,
+        targetName: targetName(tid),
+        lun: 1,
+        pattern: w.pattern,
+        ioSize: w.ioSize,
+        queueDepth: w.queueDepth,
+        sessions: w.sessions,
+        seconds: runSeconds,
+        rangeBytes: 512 * 1024 * 1024,
+      });
+      const load = async (d: Daemon, runSeconds: number, label: string): Promise<LoadResult> => {
+        const progress = (n: number): boolean =>
+          process.stderr.write(`\r${w.name} ${d.label} ${label}: ${n} I/Os   `);
+        if ((w.targets ?? 1) === 1)
+          return runLoad({ ...loadOptions(d, 1, runSeconds), onProgress: progress });
+        const tids = Array.from({ length: w.targets! }, (_, i) => i + 1);
+        return combine(
+          await Promise.all(tids.map((tid) => loadInThread(loadOptions(d, tid, runSeconds), progress))),
+        );
+      };
       if (warmup > 0) for (const d of daemons) await load(d, warmup, 'warm-up');
       for (let round = 0; round < rounds; round++) {
         for (const d of daemons) {
@@ -154,13 +218,13 @@ async function main(): Promise<void> {
     }
 
     const labels = daemons.map((d) => d.label);
-    const header = ['workload'.padEnd(20), ...labels.map((l) => `${l} IOPS`.padStart(14))];
+    const header = ['workload'.padEnd(26), ...labels.map((l) => `${l} IOPS`.padStart(14))];
     if (labels.length === 2) header.push('ratio'.padStart(8), 'p50 us'.padStart(16));
     console.log(header.join(''));
     for (const w of workloads) {
       const per = results.get(w.name)!;
       const iops = labels.map((l) => median(per.get(l)!.map((r) => r.iops)));
-      const row = [w.name.padEnd(20), ...iops.map((v) => String(v).padStart(14))];
+      const row = [w.name.padEnd(26), ...iops.map((v) => String(v).padStart(14))];
       if (labels.length === 2) {
         row.push((iops[0]! / Math.max(1, iops[1]!)).toFixed(2).padStart(8));
         const p50 = labels.map((l) => median(per.get(l)!.map((r) => r.p50us)));
