@@ -16,10 +16,11 @@ import { dispatch } from '../mgmt/dispatch.js';
 import { captureState, restoreState } from '../mgmt/state.js';
 import {
   type MainToWorker,
+  type WorkerReply,
   type WorkerToMain,
   WORKER_ENV,
   parseWorkerEnv,
-  tsihRangeOf,
+  workerTsihRange,
 } from '../mgmt/workers/protocol.js';
 import { parsePayload } from '../mgmt/wire.js';
 import { storeTypes } from '../backing/index.js';
@@ -44,8 +45,9 @@ function main(): void {
   };
   const iscsi = new IscsiDriver(system, {
     ...iscsiDriverOptions(options, log),
-    tsihRange: tsihRangeOf(me.slot + 1, me.max + 1),
+    tsihRange: workerTsihRange(me.slot, me.max),
     onTsihReleased: (tsih) => send({ kind: 'tsih-free', tsih }),
+    servesDiscovery: false,
   });
   system.registerDriver(iscsi);
   const send = (m: WorkerToMain): void => {
@@ -64,27 +66,30 @@ function main(): void {
 
   // Only system delete stops tgtd, and it goes to the main process.
   const ctx = { system, onSystemDelete: () => {} };
+  // Requests run one at a time, in order: a capture never sees a restore or an LU creation
+  // half done (they await their stores), whoever sent them.
+  let requests: Promise<unknown> = Promise.resolve();
+  const serially = (job: () => Promise<WorkerReply>): void => {
+    requests = requests.then(job).then(send, () => undefined);
+  };
   process.on('message', (m: MainToWorker, handle?: object) => {
     switch (m.kind) {
       case 'mgmt':
-        // The main process sends one request at a time (its control socket's queue).
-        void dispatch(ctx, m.req, parsePayload(m.payload)).then((r) =>
-          send(
-            r.text === undefined
-              ? { kind: 'mgmt', id: m.id, err: r.err }
-              : { kind: 'mgmt', id: m.id, err: r.err, text: r.text },
+        return serially(async () => {
+          const r = await dispatch(ctx, m.req, parsePayload(m.payload));
+          return r.text === undefined
+            ? { kind: 'mgmt', id: m.id, err: r.err }
+            : { kind: 'mgmt', id: m.id, err: r.err, text: r.text };
+        });
+      case 'capture':
+        return serially(async () => ({ kind: 'capture', id: m.id, state: captureState(system) }));
+      case 'restore':
+        return serially(() =>
+          restoreState(system, m.state).then(
+            (): WorkerReply => ({ kind: 'restore', id: m.id }),
+            (e: Error): WorkerReply => ({ kind: 'restore', id: m.id, error: e.message }),
           ),
         );
-        break;
-      case 'capture':
-        send({ kind: 'capture', id: m.id, state: captureState(system) });
-        break;
-      case 'restore':
-        restoreState(system, m.state).then(
-          () => send({ kind: 'restore', id: m.id }),
-          (e: Error) => send({ kind: 'restore', id: m.id, error: e.message }),
-        );
-        break;
       case 'connection':
         if (!handle) return;
         if (stopping) {

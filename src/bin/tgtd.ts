@@ -17,17 +17,22 @@ import { fileURLToPath } from 'node:url';
 import { storeTypes } from '../backing/index.js';
 import { IscsiDriver, type IscsiDriverOptions } from '../iscsi/driver.js';
 import { detachHandle } from '../iscsi/socket-reads.js';
-import { startControlServer, type ControlServer } from '../mgmt/server.js';
+import { RequestQueue, startControlServer, type ControlServer } from '../mgmt/server.js';
 import {
   readStateFile,
   restorePortals,
   restoreState,
   StateFileError,
   StateSaver,
+  captureState,
+  STATE_FORMAT,
+  STATE_VERSION,
   type SavedState,
 } from '../mgmt/state.js';
+import { defaultRequest, MgmtMode, MgmtOp } from '../mgmt/wire.js';
+import { AdminError } from '../scsi/admin-error.js';
 import { WorkerPool } from '../mgmt/workers/pool.js';
-import { WORKER_ENV, tsihRangeOf } from '../mgmt/workers/protocol.js';
+import { WORKER_ENV, mainTsihRange } from '../mgmt/workers/protocol.js';
 import { routedDispatcher } from '../mgmt/workers/route.js';
 import { WorkerRecovery } from '../mgmt/workers/recovery.js';
 import { restoreAcrossWorkers, StateAcrossWorkers } from '../mgmt/workers/state.js';
@@ -111,11 +116,14 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
   const pool = maxWorkers > 0 ? workerPool(maxWorkers, system, driverOptions, log) : null;
   // The workers' targets as last seen, for --state and to recreate a dead worker's targets.
   const gathered = pool ? new StateAcrossWorkers(system, pool) : null;
+  // Management requests and the recovery of a dead worker run one at a time (workers/route.ts).
+  const mgmtQueue = new RequestQueue();
   if (pool && gathered) {
-    const recovery = new WorkerRecovery(system, pool, gathered, (m) => process.stderr.write(`tgtd: ${m}\n`));
+    pool.prepare = (index) => prepareWorker(pool, index, system);
+    const recovery = new WorkerRecovery(pool, gathered, (m) => process.stderr.write(`tgtd: ${m}\n`));
     pool.onWorkerExit = (index, code, signal) => {
       process.stderr.write(`tgtd: worker ${index} exited (${signal ?? `status ${code}`})\n`);
-      void recovery.recover(index);
+      void mgmtQueue.run(() => recovery.recover(index));
     };
   }
   const iscsi = new IscsiDriver(system, driverOptions);
@@ -156,7 +164,7 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
       log,
       ...(pool
         ? {
-            dispatcher: routedDispatcher({ system, onSystemDelete }, pool, async () => {
+            dispatcher: routedDispatcher({ system, onSystemDelete }, pool, mgmtQueue, async () => {
               if (saveState) await saveState();
               else await gathered?.capture();
             }),
@@ -232,21 +240,45 @@ function workerPool(
   log: (message: string) => void,
 ): WorkerPool {
   const pool = new WorkerPool(max, spawnWorker);
-  driverOptions.tsihRange = tsihRangeOf(0, max + 1);
+  driverOptions.tsihRange = mainTsihRange(max);
   driverOptions.tsihTaken = (tsih) => pool.isLent(tsih);
+  driverOptions.serves = (target) => pool.ownerOf(target.tid) === undefined;
   driverOptions.handOff = (targetName, socket, firstPdu, driver) => {
     const target = system.findTargetByName(targetName);
     const index = target ? pool.ownerOf(target.tid) : undefined;
-    if (index === undefined) return false; // served here, or not found: this process answers
-    const handle = pool.isAlive(index) ? detachHandle(socket) : null;
+    // Served here, not found, or its worker is down: this process answers (0x0301 for the last).
+    if (index === undefined || !pool.isAlive(index)) return false;
+    const handle = detachHandle(socket);
+    if (!handle) return false;
     // A new session (TSIH 0, RFC 7143 11.12.6) gets its TSIH from here: one sequence daemon-wide.
-    const tsih = handle && firstPdu.readUInt16BE(14) === 0 ? driver.allocateTsih() : 0;
-    if (!handle || !pool.handOff(index, handle, firstPdu, tsih))
-      log(`iscsi: no worker for target ${targetName}`);
+    const tsih = firstPdu.readUInt16BE(14) === 0 ? driver.allocateTsih() : 0;
+    if (!pool.handOff(index, handle, firstPdu, tsih)) log(`iscsi: no worker for target ${targetName}`);
     socket.destroy();
     return true;
   };
   return pool;
+}
+
+/** What a new worker needs before it gets targets: every account, and the system settings. */
+async function prepareWorker(pool: WorkerPool, index: number, system: TargetSystem): Promise<void> {
+  const { accounts } = captureState(system);
+  await pool.restore(index, {
+    format: STATE_FORMAT,
+    version: STATE_VERSION,
+    accounts,
+    discovery: { incoming: [] },
+    portals: {},
+    targets: [],
+  });
+  const settings: Array<[string, string]> = [
+    ['debug', system.debug ? 'on' : 'off'],
+    ['State', system.state],
+  ];
+  for (const [name, value] of settings) {
+    const update = defaultRequest(MgmtMode.System, MgmtOp.Update);
+    const r = await pool.call(index, update, `${name}=${value}`);
+    if (r.err !== AdminError.Success) throw new Error(`worker ${index}: can't set ${name}`);
+  }
 }
 
 /** Start a worker for place `slot` of `max`: tgtd-worker.js with tgtd's own command line. */

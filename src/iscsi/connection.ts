@@ -429,7 +429,8 @@ export class IscsiConnection implements StatusSequence {
   /**
    * tgtd --workers: the first Login Request of a normal session names its target (RFC 7143
    * 6.1), so the connection can go, with this PDU, to the process that serves the target.
-   * Nothing else may have arrived yet: the initiator waits for the answer (11.12).
+   * Nothing else may have arrived yet: the initiator waits for the answer (11.12). A login not
+   * handed off whose target is served elsewhere is refused here (LoginPhase, 0x0301).
    */
   private handOff(pdu: IncomingPdu): boolean {
     if (this.framer.hasBufferedInput) return false;
@@ -2144,16 +2145,14 @@ function abortDetachedWrites(session: IscsiSession, lun: Buffer | null): void {
 
 /**
  * TargetName of a first Login Request for a normal session; undefined for a discovery session
- * or when it cannot be told. With the C bit set only NUL-terminated pairs count, since the last
- * one may continue in the next PDU (RFC 7143 11.12.2).
+ * or when it cannot be told. A request whose keys continue in the next PDU (C bit, RFC 7143
+ * 11.12.2) is never handed off: a later PDU could still make it a discovery session.
  */
 function normalSessionTargetName(pdu: IncomingPdu): string | undefined {
-  const continues = (pdu.bhs[1]! & 0x40) !== 0;
-  let data = pdu.data;
-  if (continues) data = data.subarray(0, data.lastIndexOf(0) + 1);
+  if ((pdu.bhs[1]! & 0x40) !== 0) return undefined;
   let pairs: TextPair[];
   try {
-    pairs = parseText(data);
+    pairs = parseText(pdu.data);
   } catch {
     return undefined;
   }

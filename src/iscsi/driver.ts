@@ -40,11 +40,19 @@ export interface IscsiDriverOptions {
   /**
    * tgtd --workers: offered each normal session's connection at its first Login Request, with
    * the target's name and that PDU's bytes; returns true when it took the connection (the
-   * socket then no longer has its descriptor). Discovery sessions always stay here.
+   * socket then no longer has its descriptor). Not offered: discovery sessions, and first
+   * requests whose keys continue in another PDU (C bit) or that have bytes after them.
    */
   handOff?: (targetName: string, socket: net.Socket, firstPdu: Buffer, driver: IscsiDriver) => boolean;
   /** TSIHs this driver gives out (tgtd --workers gives each process its own range); default all. */
   tsihRange?: { first: number; last: number };
+  /**
+   * tgtd --workers: whether this process serves `target` itself (tgtd keeps a copy of the
+   * targets its workers serve); logins to the others are refused with 0x0301. Default: all.
+   */
+  serves?: (target: ScsiTarget) => boolean;
+  /** Whether discovery sessions are answered here (default true; tgtd's workers: false). */
+  servesDiscovery?: boolean;
   /** TSIHs in use elsewhere (tgtd --workers: lent to a worker), which allocateTsih skips. */
   tsihTaken?: (tsih: number) => boolean;
   /** Called when a session's TSIH, or one offered to a connection (adopt), is free again. */
@@ -133,6 +141,16 @@ export class IscsiDriver implements TargetDriver {
   /** See IscsiDriverOptions.onTsihReleased. */
   releaseTsih(tsih: number): void {
     this.options.onTsihReleased?.(tsih);
+  }
+
+  /** See IscsiDriverOptions.serves. */
+  serves(target: ScsiTarget): boolean {
+    return this.options.serves?.(target) ?? true;
+  }
+
+  /** See IscsiDriverOptions.servesDiscovery. */
+  get servesDiscovery(): boolean {
+    return this.options.servesDiscovery ?? true;
   }
 
   /** Whether connections are offered to options.handOff. */

@@ -244,12 +244,17 @@ export class LoginPhase {
     this.initiatorAlias = keys.get('InitiatorAlias');
     const type = keys.get('SessionType') ?? 'Normal';
     if (type !== 'Normal' && type !== 'Discovery') return LoginStatus.SessionTypeNotSupported;
+    // tgtd --workers: discovery is tgtd's (it has every target and the discovery accounts).
+    if (type === 'Discovery' && !this.driver.servesDiscovery) return LoginStatus.ServiceUnavailable;
     this.sessionType = type;
     if (type === 'Normal') {
       const targetName = keys.get('TargetName');
       if (!targetName) return LoginStatus.MissingParameter;
       const target = this.driver.system.findTargetByName(targetName);
       if (!target || target.lld !== this.driver.name) return LoginStatus.NotFound;
+      // tgtd --workers: another process serves it (the connection could not be handed there, or
+      // that process is being replaced); try again later (RFC 7143 11.13.5).
+      if (!this.driver.serves(target)) return LoginStatus.ServiceUnavailable;
       this.target = target;
     }
     return LoginStatus.Success;

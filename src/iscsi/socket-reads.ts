@@ -54,7 +54,7 @@ export function withSharedReads(accepted: net.Socket): SharedReadSocket {
 
 /**
  * A socket around a raw TCP handle that another process passed over IPC (tgtd --workers,
- * src/mgmt/worker-pool.ts), reading into the shared buffer like an accepted one.
+ * src/mgmt/workers/pool.ts), reading into the shared buffer like an accepted one.
  */
 export function sharedReadSocket(handle: object): SharedReadSocket {
   const shared = (receiveBuffer ??= Buffer.allocUnsafeSlow(RECEIVE_BUFFER_BYTES));

@@ -195,7 +195,7 @@ async function closeServer(
 }
 
 /** Runs requests one at a time, in arrival order. */
-class RequestQueue {
+export class RequestQueue {
   private tail: Promise<unknown> = Promise.resolve();
 
   run<T>(job: () => Promise<T>): Promise<T> {

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import * as net from 'node:net';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { discover, type Session } from '../../src/initiator/index.js';
 import { LoginStatus } from '../../src/iscsi/spec.js';
 import { TgtDaemon, delay, run, TGTD_BIN } from '../helpers/daemon.js';
@@ -30,6 +30,7 @@ import {
 const T1 = `${IQN}:workers-1`;
 const T2 = `${IQN}:workers-2`;
 const T3 = `${IQN}:workers-3`;
+const T4 = `${IQN}:workers-4`;
 const LUN = 1;
 
 /** Child processes of `pid` (the workers of a tgtd). */
@@ -54,7 +55,12 @@ function socketInode(daemonPort: number, peerPort: number): string {
 
 /** The processes among `pids` that hold the daemon's end of `session`'s connection. */
 function holders(d: TgtDaemon, session: Session, pids: number[]): number[] {
-  const inode = socketInode(d.port, session.connection.socket.localPort!);
+  return holdersOfPeer(d, session.connection.socket.localPort!, pids);
+}
+
+/** The processes among `pids` that hold the daemon's end of the connection from `peerPort`. */
+function holdersOfPeer(d: TgtDaemon, peerPort: number, pids: number[]): number[] {
+  const inode = socketInode(d.port, peerPort);
   return pids.filter((pid) =>
     readdirSync(`/proc/${pid}/fd`).some((fd) => {
       try {
@@ -297,10 +303,8 @@ describe('tgtd --workers: stopping and failures', () => {
   });
 
   test('a worker that keeps dying is restarted 3 times a minute at most, then its targets stay down', async () => {
-    const d = await TgtDaemon.start({ args: ['--workers', '1'] });
+    const d = await twoTargets();
     try {
-      await d.addTarget({ tid: 1, name: T1, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
-      await d.addTarget({ tid: 2, name: T2, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
       for (let i = 0; i < 3; i++) {
         const s = await loginWhenBack(d, T2);
         const [worker] = holders(d, s, childrenOf(d.proc.pid!));
@@ -331,10 +335,8 @@ describe('tgtd --workers: stopping and failures', () => {
   });
 
   test('hostile logins to a worker target: torn, trailing garbage, reset mid-hand-off; nothing leaks', async () => {
-    const d = await TgtDaemon.start({ args: ['--workers', '1'] });
+    const d = await twoTargets();
     try {
-      await d.addTarget({ tid: 1, name: T1, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
-      await d.addTarget({ tid: 2, name: T2, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
       const [worker] = childrenOf(d.proc.pid!);
       assert.ok(worker !== undefined);
       const warm = await loginReady(d, T2, LUN);
@@ -363,6 +365,99 @@ describe('tgtd --workers: stopping and failures', () => {
       const s = await loginReady(d, T2, LUN);
       await writeAndCheck(s, 11);
       await closeSession(s);
+    } finally {
+      await d.stop();
+      await d.cleanup();
+    }
+  });
+
+  test('rfc7143 11.13.5: a login tgtd cannot hand to its worker gets 0x0301 from tgtd, never a session there', async () => {
+    const d = await twoTargets();
+    try {
+      // Bytes after the first Login PDU: not handed off.
+      const trailing = await rawLoginStatus(d.port, Buffer.concat([firstLogin(T2), Buffer.alloc(48)]));
+      assert.equal(trailing.status, LoginStatus.ServiceUnavailable);
+      trailing.socket.destroy();
+      // Keys continued in another PDU (C bit): a later PDU could make it a discovery session.
+      const continued = net.connect(d.port, '127.0.0.1');
+      await new Promise((ok) => continued.once('connect', ok));
+      continued.write(firstLogin(T2, true));
+      await delay(200);
+      const holdersOf = holdersOfPeer(d, continued.localPort!, [d.proc.pid!, ...childrenOf(d.proc.pid!)]);
+      assert.deepEqual(holdersOf, [d.proc.pid!], 'a C-bit first request stays with tgtd');
+      continued.destroy();
+      assert.equal(await d.adm('--mode', 'session', '--op', 'show'), '');
+    } finally {
+      await d.stop();
+      await d.cleanup();
+    }
+  });
+
+  test('accounts made before a worker starts reach it: bind and CHAP work on its targets', async () => {
+    const d = await TgtDaemon.start({ args: ['--workers', '1'] });
+    try {
+      await d.adm('--mode', 'account', '--op', 'new', '--user', 'early', '--password', 'early-secret-12');
+      await d.addTarget({ tid: 1, name: T1, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
+      await d.addTarget({ tid: 2, name: T2, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
+      assert.equal(childrenOf(d.proc.pid!).length, 1);
+      await d.adm('--mode', 'account', '--op', 'bind', '--tid', '2', '--user', 'early');
+      await expectLoginStatus(login(d, T2), LoginStatus.AuthenticationFailure, 'CHAP required');
+      const s = await login(d, T2, { auth: { method: 'CHAP', user: 'early', secret: 'early-secret-12' } });
+      await closeSession(s);
+      // A bind the worker refuses is not kept by tgtd either.
+      const refused = await d.tgtadm(['--mode', 'account', '--op', 'bind', '--tid', '2', '--user', 'nobody']);
+      assert.notEqual(refused.code, 0);
+      assert.doesNotMatch(await d.adm('--mode', 'target', '--op', 'show'), /nobody/);
+    } finally {
+      await d.stop();
+      await d.cleanup();
+    }
+  });
+
+  test('a target that cannot be recreated after its worker died stays down (0x0301) and can be deleted', async () => {
+    const d = await TgtDaemon.start({ args: ['--workers', '1'] });
+    try {
+      const path = await d.sparseFile('gone.img', 4 << 20);
+      await d.addTarget({ tid: 1, name: T1, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
+      await d.addTarget({ tid: 2, name: T2, luns: [{ lun: LUN, path }] });
+      // Placement: T1 and T3 in tgtd, T2 and T4 in the worker.
+      await d.addTarget({ tid: 3, name: T3, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
+      await d.addTarget({ tid: 4, name: T4, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
+      const s = await loginReady(d, T2, LUN);
+      const [worker] = holders(d, s, childrenOf(d.proc.pid!));
+      const s4 = await loginReady(d, T4, LUN);
+      assert.deepEqual(holders(d, s4, childrenOf(d.proc.pid!)), [worker], 'T2 and T4 share the worker');
+      s4.destroy();
+      await rm(path);
+      process.kill(worker!, 'SIGKILL');
+      s.destroy();
+      const back = await loginWhenBack(d, T4);
+      await closeSession(back);
+      assert.match(d.output, /target 2 could not be recreated \(.*\); it refuses logins until deleted/);
+      await expectLoginStatus(login(d, T2), LoginStatus.ServiceUnavailable, 'target 2 is down');
+      assert.match(await d.adm('--mode', 'target', '--op', 'show'), new RegExp(`Target 2: ${T2}`));
+      await d.adm('--mode', 'target', '--op', 'delete', '--tid', '2');
+      await d.addTarget({ tid: 2, name: T2, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
+      const again = await loginReady(d, T2, LUN);
+      await closeSession(again);
+    } finally {
+      await d.stop();
+      await d.cleanup();
+    }
+  });
+
+  test('a target deleted while its dead worker is being replaced is gone for good', async () => {
+    const d = await twoTargets();
+    try {
+      const s = await loginReady(d, T2, LUN);
+      process.kill(holders(d, s, childrenOf(d.proc.pid!))[0]!, 'SIGKILL');
+      s.destroy();
+      await d.adm('--mode', 'target', '--op', 'delete', '--tid', '2', '--force');
+      await delay(1500);
+      assert.doesNotMatch(await d.adm('--mode', 'target', '--op', 'show'), /Target 2:/);
+      await d.addTarget({ tid: 2, name: T2, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
+      const again = await loginReady(d, T2, LUN);
+      await closeSession(again);
     } finally {
       await d.stop();
       await d.cleanup();
@@ -438,6 +533,28 @@ async function loginWhenBack(d: TgtDaemon, target: string): Promise<Session> {
       await delay(100);
     }
   }
+}
+
+/** tgtd --workers 1 with two 4 MiB memory targets: T1 in tgtd, T2 in its worker. */
+async function twoTargets(): Promise<TgtDaemon> {
+  const d = await TgtDaemon.start({ args: ['--workers', '1'] });
+  await d.addTarget({ tid: 1, name: T1, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
+  await d.addTarget({ tid: 2, name: T2, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
+  return d;
+}
+
+/** Send `bytes` on a new connection and return the first Login Response's status (RFC 7143 11.13.5). */
+function rawLoginStatus(port: number, bytes: Buffer): Promise<{ status: number; socket: net.Socket }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(bytes));
+    let got = Buffer.alloc(0);
+    socket.on('error', reject);
+    socket.on('data', (d: Buffer) => {
+      got = Buffer.concat([got, d]);
+      if (got.length >= 48) resolve({ status: got.readUInt16BE(36), socket });
+    });
+    socket.on('close', () => reject(new Error('closed without a Login Response')));
+  });
 }
 
 /** Open file descriptors of a process. */

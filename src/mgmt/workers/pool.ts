@@ -30,6 +30,8 @@ interface Worker {
   alive: boolean;
   /** Targets it owns. */
   targets: number;
+  /** TCP handles sent and not yet acknowledged: closed here if the worker dies first. */
+  readonly handles: Set<{ close(): void }>;
 }
 
 export class WorkerPool {
@@ -43,12 +45,19 @@ export class WorkerPool {
   /** Requests sent, by id; a worker's exit answers its own with null. */
   private readonly pending = new Map<number, { worker: Worker; resolve: (r: WorkerReply | null) => void }>();
   private nextId = 1;
+  /**
+   * Runs on each new worker once it is ready, before it gets targets or connections (tgtd
+   * gives it the accounts and system settings); a failure stops the worker.
+   */
+  prepare: ((index: number) => Promise<void>) | null = null;
   /** Called when a worker exits while the pool is not stopping. */
   onWorkerExit: ((index: number, code: number | null, signal: string | null) => void) | null = null;
   private stopping = false;
   private growing: Promise<number> | null = null;
   /** Worker starts, one after the other (each takes the next index). */
   private starts: Promise<unknown> = Promise.resolve();
+  /** Places of the starts queued or in progress. */
+  private readonly reserved = new Set<number>();
 
   /**
    * A pool of at most `max` running workers, none started yet: they start as targets need them
@@ -109,19 +118,20 @@ export class WorkerPool {
   }
 
   /**
-   * Start a worker in place of dead worker `index`, and move the dead one's targets to it (their
-   * configuration is for the caller to restore). Resolves with the new worker's index.
+   * Start a worker to replace dead worker `index` (in the lowest free place, usually the dead
+   * one's); resolves with the new worker's index. The dead one keeps its targets until they
+   * are moved (move()) or deleted.
    */
   async replace(index: number): Promise<number> {
     const dead = this.workers[index];
     if (!dead || dead.alive) throw new Error(`worker ${index} is not dead`);
-    const fresh = await this.startWorker(dead.slot);
-    for (const [tid, owner] of this.owners) {
-      if (owner !== dead) continue;
-      this.release(tid);
-      this.assign(tid, fresh);
-    }
-    return fresh;
+    return this.startWorker();
+  }
+
+  /** Target `tid` is served by worker `index` from now on. */
+  move(tid: number, index: number): void {
+    this.release(tid);
+    this.assign(tid, index);
   }
 
   /** The targets worker `index` serves. */
@@ -130,9 +140,14 @@ export class WorkerPool {
     return [...this.owners].filter(([, owner]) => owner === w).map(([tid]) => tid);
   }
 
-  /** Start a worker (in place `slot`, else the lowest free one); one start at a time. */
-  private startWorker(slot?: number): Promise<number> {
-    const started = this.starts.then(() => this.spawnReady(slot ?? this.freeSlot()));
+  /**
+   * Start a worker in the lowest free place (reserved now); one start at a time, each taking
+   * the next index.
+   */
+  private startWorker(): Promise<number> {
+    const slot = this.freeSlot();
+    this.reserved.add(slot);
+    const started = this.starts.then(() => this.spawnReady(slot)).finally(() => this.reserved.delete(slot));
     this.starts = started.catch(() => undefined);
     return started;
   }
@@ -149,18 +164,24 @@ export class WorkerPool {
       child.kill('SIGKILL');
       throw e;
     }
-    const w: Worker = { index, slot, child, alive: true, targets: 0 };
+    const w: Worker = { index, slot, child, alive: true, targets: 0, handles: new Set() };
     child.on('exit', (code, signal) => this.onExit(w, code, signal));
     child.on('message', (m: WorkerToMain) => this.onMessage(w, m));
     this.workers.push(w);
     if (child.exitCode !== null || child.signalCode !== null)
       this.onExit(w, child.exitCode, child.signalCode);
+    try {
+      await this.prepare?.(index);
+    } catch (e) {
+      child.kill('SIGKILL');
+      throw e;
+    }
     return index;
   }
 
-  /** The lowest place no running worker fills. */
+  /** The lowest place no running worker fills and no start has reserved. */
   private freeSlot(): number {
-    const taken = new Set(this.workers.filter((w) => w.alive).map((w) => w.slot));
+    const taken = new Set([...this.workers.filter((w) => w.alive).map((w) => w.slot), ...this.reserved]);
     let slot = 0;
     while (taken.has(slot)) slot++;
     return slot;
@@ -221,9 +242,15 @@ export class WorkerPool {
   handOff(index: number, handle: object, head: Buffer, tsih: number): boolean {
     const w = this.workers[index];
     if (!w?.alive) return false;
+    const tcp = handle as { close(): void };
+    // Node holds a handle back until the worker acknowledged the previous one; if the worker
+    // dies meanwhile the callback never runs, so onExit closes what is left.
+    w.handles.add(tcp);
+    const close = (): void => {
+      if (w.handles.delete(tcp)) tcp.close();
+    };
     if (tsih !== 0) this.lent.set(tsih, w);
     const message: MainToWorker = { kind: 'connection', head, tsih };
-    const close = (): void => (handle as { close(): void }).close();
     try {
       w.child.send(message, handle as never, {}, close);
     } catch {
@@ -275,6 +302,8 @@ export class WorkerPool {
   private onExit(w: Worker, code: number | null, signal: string | null): void {
     w.alive = false;
     for (const [tsih, owner] of this.lent) if (owner === w) this.lent.delete(tsih);
+    for (const handle of w.handles) handle.close();
+    w.handles.clear();
     for (const [id, p] of this.pending) {
       if (p.worker !== w) continue;
       this.pending.delete(id);

@@ -3,6 +3,7 @@
  * child_process IPC channel with 'advanced' serialization.
  */
 import type { AdminError } from '../../scsi/admin-error.js';
+import { MAX_WORKERS } from '../../bin/tgtd-options.cjs';
 import type { SavedState } from '../state.js';
 import type { AdminRequest } from '../wire.js';
 
@@ -50,15 +51,22 @@ export const WORKER_ENV = 'TGTD_TS_WORKER';
 /** How long a worker may take to report ready. */
 export const WORKER_READY_TIMEOUT_MS = 10_000;
 
+/** TSIHs a worker keeps for itself (only used should tgtd not lend it one); MAX_WORKERS of them fit. */
+const WORKER_TSIHS = 64;
+
 /**
- * The TSIHs process `slot` of `slots` gives out (tgtd's main process is slot 0, worker i slot
- * i + 1): disjoint ranges, so that a session id (tgtadm --sid) names one session across all
- * processes, and the main process numbers from 1 as a single-process tgtd does.
+ * The TSIHs tgtd gives out, its own sessions' and those it lends to workers for theirs, so that
+ * session ids follow one sequence daemon-wide (as in tgt) and a --sid names one session: all
+ * below the workers' own ranges.
  */
-export function tsihRangeOf(slot: number, slots: number): { first: number; last: number } {
-  const span = Math.floor(0xffff / slots);
-  const first = 1 + slot * span;
-  return { first, last: first + span - 1 };
+export function mainTsihRange(maxWorkers: number): { first: number; last: number } {
+  return { first: 1, last: 0xffff - WORKER_TSIHS * maxWorkers };
+}
+
+/** The TSIHs the worker in place `slot` keeps for itself, at the top of the 16-bit space. */
+export function workerTsihRange(slot: number, maxWorkers: number): { first: number; last: number } {
+  const first = 0xffff - WORKER_TSIHS * (maxWorkers - slot) + 1;
+  return { first, last: first + WORKER_TSIHS - 1 };
 }
 
 /** Parse WORKER_ENV; null when absent or malformed. */
@@ -67,6 +75,5 @@ export function parseWorkerEnv(value: string | undefined): { slot: number; max: 
   if (!m) return null;
   const slot = Number(m[1]);
   const max = Number(m[2]);
-  // Each of max + 1 processes needs at least one TSIH.
-  return max >= 1 && max < 0xffff && slot < max ? { slot, max } : null;
+  return max >= 1 && max <= MAX_WORKERS && slot < max ? { slot, max } : null;
 }

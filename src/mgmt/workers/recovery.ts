@@ -5,11 +5,12 @@
  * every LU reports the reset (unit attention); reservations survive only with APTPL.
  *
  * A bug that kills workers over and over must not turn into a restart loop: after
- * MAX_RESTARTS within RESTART_WINDOW_MS, a dead worker's targets stay down (logins refused)
- * until they are deleted, and tgtd says so.
+ * MAX_RESTARTS within RESTART_WINDOW_MS, a dead worker's targets stay down (logins answered
+ * 0x0301, service unavailable) until they are deleted, and tgtd says so. So does a target that
+ * cannot be recreated (its backing file gone, say): what was made of it is deleted again.
  */
-import type { MgmtSystem } from '../dispatch.js';
-import { captureState, STATE_FORMAT, STATE_VERSION, type SavedTarget } from '../state.js';
+import { STATE_FORMAT, STATE_VERSION, type SavedState, type SavedTarget } from '../state.js';
+import { defaultRequest, MgmtMode, MgmtOp } from '../wire.js';
 import type { WorkerPool } from './pool.js';
 import type { StateAcrossWorkers } from './state.js';
 
@@ -20,7 +21,6 @@ export class WorkerRecovery {
   private readonly restarts: number[] = [];
 
   constructor(
-    private readonly system: MgmtSystem,
     private readonly pool: WorkerPool,
     private readonly state: StateAcrossWorkers,
     private readonly report: (message: string) => void,
@@ -41,28 +41,47 @@ export class WorkerRecovery {
       return;
     }
     this.restarts.push(at);
-    const targets: SavedTarget[] = [];
-    for (const tid of tids) {
-      const saved = this.state.lastSeen(tid);
-      if (saved) targets.push(saved);
-      else this.report(`target ${tid}: no configuration captured; it refuses logins until deleted`);
-    }
+    let fresh: number;
     try {
-      const fresh = await this.pool.replace(index);
-      // Every account (targets bind them, with passwords); discovery and portals stay here.
-      const { accounts } = captureState(this.system);
-      const discovery = { incoming: [] };
-      await this.pool.restore(fresh, {
-        format: STATE_FORMAT,
-        version: STATE_VERSION,
-        accounts,
-        discovery,
-        portals: {},
-        targets,
-      });
-      this.report(`worker ${index} replaced by worker ${fresh}; targets ${tids.join(', ')} restored`);
+      fresh = await this.pool.replace(index);
     } catch (e) {
       this.report(`worker ${index} could not be replaced: ${(e as Error).message}`);
+      return;
+    }
+    const restored: number[] = [];
+    for (const tid of tids) {
+      const saved = this.state.lastSeen(tid);
+      const error = saved ? await this.recreate(fresh, saved) : 'no configuration was captured';
+      if (error === null) {
+        this.pool.move(tid, fresh);
+        restored.push(tid);
+      } else {
+        this.report(`target ${tid} could not be recreated (${error}); it refuses logins until deleted`);
+      }
+    }
+    this.report(
+      `worker ${index} replaced by worker ${fresh}; targets ${restored.join(', ') || 'none'} restored`,
+    );
+  }
+
+  /** Recreate one target on worker `index`; null when done, else why not (what was made is deleted). */
+  private async recreate(index: number, target: SavedTarget): Promise<string | null> {
+    // The worker has the accounts already (tgtd prepares every new worker with them).
+    const state: SavedState = {
+      format: STATE_FORMAT,
+      version: STATE_VERSION,
+      accounts: [],
+      discovery: { incoming: [] },
+      portals: {},
+      targets: [target],
+    };
+    try {
+      await this.pool.restore(index, state);
+      return null;
+    } catch (e) {
+      const remove = { ...defaultRequest(MgmtMode.Target, MgmtOp.Delete), tid: target.tid, force: 1 };
+      await this.pool.call(index, remove, '');
+      return (e as Error).message;
     }
   }
 }

@@ -17,6 +17,7 @@
 import { AdminError } from '../../scsi/admin-error.js';
 import { isSnapshotRequest, type ConfigSnapshot } from '../config/snapshot.js';
 import { changesConfiguration, type DispatchContext, type DispatchResult, dispatch } from '../dispatch.js';
+import type { RequestQueue } from '../server.js';
 import { STAT_HEADER } from '../show.js';
 import { type AdminRequest, MgmtMode, MgmtOp, type ParsedPayload } from '../wire.js';
 import type { WorkerPool } from './pool.js';
@@ -27,32 +28,42 @@ const ok = (text: string): DispatchResult => ({ err: AdminError.Success, text })
 
 /**
  * The control socket's dispatcher when targets live in `pool`'s workers. `onConfigChange` (tgtd
- * --state) runs after each successful change has been made everywhere; `ctx.system` must not
- * have a hook of its own, which would save before the workers have the change.
+ * --state, and capturing the workers' targets) runs after each successful change has been made
+ * everywhere; `ctx.system` must not have a hook of its own, which would run before the workers
+ * have the change. Each request, with its hook, runs alone on `queue`, which the recovery of a
+ * dead worker (recovery.ts) shares, so neither sees the other half done.
  */
 export function routedDispatcher(
   ctx: DispatchContext,
   pool: WorkerPool,
+  queue: RequestQueue,
   onConfigChange?: () => Promise<void>,
 ): Dispatcher {
   const router = new Router(ctx, pool);
-  return async (req, payload) => {
-    let res: DispatchResult;
+  return (req, payload) => queue.run(() => routeAndRecord(router, req, payload, onConfigChange));
+}
+
+async function routeAndRecord(
+  router: Router,
+  req: AdminRequest,
+  payload: ParsedPayload,
+  onConfigChange?: () => Promise<void>,
+): Promise<DispatchResult> {
+  let res: DispatchResult;
+  try {
+    res = await router.route(req, payload);
+  } catch {
+    return { err: AdminError.UnknownErr };
+  }
+  if (onConfigChange && res.err === AdminError.Success && changesConfiguration(req)) {
     try {
-      res = await router.route(req, payload);
+      await onConfigChange();
     } catch {
+      // In effect but not saved: say so, as a single-process tgtd does (dispatch.ts).
       return { err: AdminError.UnknownErr };
     }
-    if (onConfigChange && res.err === AdminError.Success && changesConfiguration(req)) {
-      try {
-        await onConfigChange();
-      } catch {
-        // In effect but not saved: say so, as a single-process tgtd does (dispatch.ts).
-        return { err: AdminError.UnknownErr };
-      }
-    }
-    return res;
-  };
+  }
+  return res;
 }
 
 class Router {
@@ -92,6 +103,11 @@ class Router {
 
   private local(req: AdminRequest, p: ParsedPayload): Promise<DispatchResult> {
     return dispatch(this.ctx, req, p);
+  }
+
+  private servedByLiveWorker(tid: number): boolean {
+    const index = this.pool.ownerOf(tid);
+    return index !== undefined && this.pool.isAlive(index);
   }
 
   /** Targets this process serves itself. */
@@ -151,12 +167,18 @@ class Router {
     return failed ?? here;
   }
 
-  /** Apply here (which validates), then on the target's owner. */
+  /**
+   * Apply here (which validates), then on the target's owner. A bind or unbind the owner
+   * refuses is taken back here, so that the copies stay alike.
+   */
   private async hereThenOwner(req: AdminRequest, p: ParsedPayload): Promise<DispatchResult> {
     const here = await this.local(req, p);
     const index = this.pool.ownerOf(req.tid);
     if (here.err !== AdminError.Success || index === undefined) return here;
-    return this.pool.call(index, req, p.raw);
+    const there = await this.pool.call(index, req, p.raw);
+    if (there.err !== AdminError.Success && (req.op === MgmtOp.Bind || req.op === MgmtOp.Unbind))
+      await this.local({ ...req, op: req.op === MgmtOp.Bind ? MgmtOp.Unbind : MgmtOp.Bind }, p);
+    return there;
   }
 
   /** The owner of req.tid answers; without one, the main process does (can't find the target). */
@@ -209,9 +231,9 @@ class Router {
       if (r.err !== AdminError.Success || !r.text) return;
       for (const block of r.text.split(/^(?=Target \d+: )/m)) {
         const tid = /^Target (\d+): /.exec(block);
-        // Here, only the targets this process serves (the others are LU-less copies).
-        if (tid && (i > 0 || this.pool.ownerOf(Number(tid[1])) === undefined))
-          blocks.push([Number(tid[1]), block]);
+        // Here, the targets this process serves, and those of dead workers (as LU-less copies:
+        // they exist until deleted); the others come from their workers.
+        if (tid && (i > 0 || !this.servedByLiveWorker(Number(tid[1])))) blocks.push([Number(tid[1]), block]);
       }
     });
     blocks.sort((a, b) => a[0] - b[0]);

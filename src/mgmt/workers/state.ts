@@ -14,6 +14,9 @@ export async function restoreAcrossWorkers(
   pool: WorkerPool,
   state: SavedState,
 ): Promise<void> {
+  const nothing = { accounts: [], discovery: { incoming: [] }, portals: {}, targets: [] };
+  // Accounts first: every worker started from here on is prepared with them (tgtd.ts).
+  await restoreState(system, { ...state, targets: [] });
   const shares = new Map<number, SavedTarget[]>();
   let here = 0;
   for (const t of state.targets) {
@@ -27,12 +30,9 @@ export async function restoreAcrossWorkers(
   }
   // Here: every target, those of workers without their LUs.
   const targets = state.targets.map((t) => (pool.ownerOf(t.tid) === undefined ? t : { ...t, luns: [] }));
-  await restoreState(system, { ...state, targets });
-  // Workers need every account (targets bind them), not the discovery bindings or portals.
+  await restoreState(system, { ...state, ...nothing, targets });
   await Promise.all(
-    [...shares].map(([index, mine]) =>
-      pool.restore(index, { ...state, discovery: { incoming: [] }, portals: {}, targets: mine }),
-    ),
+    [...shares].map(([index, mine]) => pool.restore(index, { ...state, ...nothing, targets: mine })),
   );
 }
 

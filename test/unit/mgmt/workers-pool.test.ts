@@ -104,6 +104,9 @@ test("workers: a replacement takes the dead worker's place and targets; a free p
   const fresh = await pool.replace(0);
   assert.equal(fresh, 2);
   assert.deepEqual(slots, [0, 1, 0], 'the replacement fills place 0 again');
+  assert.deepEqual(pool.targetsOf(0).sort(), [1, 3], 'the dead one keeps its targets until they move');
+  pool.move(1, fresh);
+  pool.move(3, fresh);
   assert.deepEqual(pool.targetsOf(fresh).sort(), [1, 3]);
   assert.deepEqual(pool.targetsOf(0), []);
   assert.equal(pool.ownerOf(3), fresh);
@@ -161,5 +164,32 @@ test('workers: a replacement and a new worker started at the same time get their
   assert.notEqual(replacement, grown);
   assert.ok(pool.isAlive(replacement) && pool.isAlive(grown!));
   assert.deepEqual(slots, [0, 0, 1], 'the replacement in the dead place, the new worker in the next');
-  assert.deepEqual(pool.targetsOf(replacement), [1]);
+  assert.deepEqual(pool.targetsOf(0), [1]);
+});
+
+test('workers: a worker that dies before acknowledging a connection leaves no descriptor open here', async () => {
+  const { pool, workers } = newPool(1);
+  const index = (await pool.place(1))!;
+  const handles = [fakeHandle(), fakeHandle()];
+  // The second handle waits for the first one's acknowledgement, which never comes.
+  workers[index]!.send = (m: MainToWorker, _h?: unknown, _o?: unknown, done?: () => void): boolean => {
+    workers[index]!.sent.push(m);
+    if (workers[index]!.sent.length === 1) done?.();
+    return true;
+  };
+  assert.ok(pool.handOff(index, handles[0]!, Buffer.alloc(48), 0));
+  assert.ok(pool.handOff(index, handles[1]!, Buffer.alloc(48), 0));
+  assert.deepEqual(
+    handles.map((h) => h.closed),
+    [true, false],
+  );
+  workers[index]!.die(null, 'SIGKILL');
+  assert.ok(handles[1]!.closed, 'closed when its worker died');
+});
+
+test('workers: a worker that cannot be prepared is stopped and its start fails', async () => {
+  const { pool, workers } = newPool(1);
+  pool.prepare = () => Promise.reject(new Error('no accounts'));
+  await assert.rejects(pool.place(1), /no accounts/);
+  assert.equal(workers[0]!.signalCode, 'SIGKILL');
 });
