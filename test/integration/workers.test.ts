@@ -10,8 +10,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import * as net from 'node:net';
-import { readFile, rm } from 'node:fs/promises';
-import { discover, type Session } from '../../src/initiator/index.js';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { discover, type Session, type SessionOptions } from '../../src/initiator/index.js';
 import { LoginStatus } from '../../src/iscsi/spec.js';
 import { TgtDaemon, delay, run, TGTD_BIN } from '../helpers/daemon.js';
 import { firstLoginPdu } from '../helpers/login-pdu.js';
@@ -318,7 +320,7 @@ describe('tgtd --workers: stopping and failures', () => {
       await delay(1000);
       assert.match(
         d.output,
-        /3 workers died within 60 s: not restarting; targets 2 refuse logins until deleted/,
+        /workers were restarted 3 times within 60 s: not restarting; targets 2 refuse logins until deleted/,
       );
       await assert.rejects(login(d, T2, { timeoutMs: 2000 }));
       await d.adm('--mode', 'target', '--op', 'delete', '--tid', '2');
@@ -404,10 +406,6 @@ describe('tgtd --workers: stopping and failures', () => {
       await expectLoginStatus(login(d, T2), LoginStatus.AuthenticationFailure, 'CHAP required');
       const s = await login(d, T2, { auth: { method: 'CHAP', user: 'early', secret: 'early-secret-12' } });
       await closeSession(s);
-      // A bind the worker refuses is not kept by tgtd either.
-      const refused = await d.tgtadm(['--mode', 'account', '--op', 'bind', '--tid', '2', '--user', 'nobody']);
-      assert.notEqual(refused.code, 0);
-      assert.doesNotMatch(await d.adm('--mode', 'target', '--op', 'show'), /nobody/);
     } finally {
       await d.stop();
       await d.cleanup();
@@ -446,14 +444,19 @@ describe('tgtd --workers: stopping and failures', () => {
     }
   });
 
-  test('a target deleted while its dead worker is being replaced is gone for good', async () => {
+  test('a target deleted right after its worker died stays deleted, whether recovery ran first or not', async () => {
     const d = await twoTargets();
     try {
       const s = await loginReady(d, T2, LUN);
       process.kill(holders(d, s, childrenOf(d.proc.pid!))[0]!, 'SIGKILL');
       s.destroy();
-      await d.adm('--mode', 'target', '--op', 'delete', '--tid', '2', '--force');
-      await delay(1500);
+      // Sent to the dying worker before tgtd saw the exit, the delete fails (unknown error): again.
+      for (let i = 0; ; i++) {
+        const r = await d.tgtadm(['--mode', 'target', '--op', 'delete', '--tid', '2', '--force']);
+        if (r.code === 0) break;
+        assert.ok(i < 20, `target delete kept failing: ${r.stderr}`);
+        await delay(100);
+      }
       assert.doesNotMatch(await d.adm('--mode', 'target', '--op', 'show'), /Target 2:/);
       await d.addTarget({ tid: 2, name: T2, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
       const again = await loginReady(d, T2, LUN);
@@ -461,6 +464,37 @@ describe('tgtd --workers: stopping and failures', () => {
     } finally {
       await d.stop();
       await d.cleanup();
+    }
+  });
+
+  test('--state: a target left down by dead workers is saved with current accounts, so tgtd starts again', async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), 'tgt-ts-workers-state-'));
+    const statePath = join(stateDir, 'state.json');
+    const d = await TgtDaemon.start({ args: ['--workers', '1', '--state', statePath] });
+    let again: TgtDaemon | null = null;
+    try {
+      await d.addTarget({ tid: 1, name: T1, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
+      await d.addTarget({ tid: 2, name: T2, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
+      await d.addAccount('alice', 'alice-secret-12', 2);
+      const chap = { auth: { method: 'CHAP' as const, user: 'alice', secret: 'alice-secret-12' } };
+      // Use up the restart budget: T2 stays down with its worker.
+      for (let i = 0; i < 4; i++) {
+        const s = await loginWhenBack(d, T2, chap);
+        process.kill(holders(d, s, childrenOf(d.proc.pid!))[0]!, 'SIGKILL');
+        s.destroy();
+        await delay(100);
+      }
+      await delay(500);
+      assert.match(d.output, /not restarting; targets 2 refuse logins until deleted/);
+      await d.adm('--mode', 'account', '--op', 'unbind', '--tid', '2', '--user', 'alice');
+      await d.adm('--mode', 'account', '--op', 'delete', '--user', 'alice');
+      assert.equal(await d.stop(), 0);
+      again = await TgtDaemon.start({ args: ['--workers', '1', '--state', statePath] });
+      const s = await loginReady(again, T2, LUN);
+      await closeSession(s);
+    } finally {
+      await stopAll(d, again);
+      await rm(stateDir, { recursive: true, force: true });
     }
   });
 
@@ -473,9 +507,8 @@ describe('tgtd --workers: stopping and failures', () => {
   });
 
   test('--state: the configuration the workers hold is saved and restored whole', async () => {
-    const first = await TgtDaemon.start({ args: ['--workers', '2'] });
-    const statePath = `${first.dir}/state.json`;
-    await first.stop();
+    const stateDir = await mkdtemp(join(tmpdir(), 'tgt-ts-workers-state-'));
+    const statePath = join(stateDir, 'state.json');
     const d = await TgtDaemon.start({ args: ['--workers', '2', '--state', statePath] });
     let again: TgtDaemon | null = null;
     try {
@@ -508,11 +541,8 @@ describe('tgtd --workers: stopping and failures', () => {
         await closeSession(chap);
       }
     } finally {
-      await d.stop();
-      await again?.stop();
-      await d.cleanup();
-      await again?.cleanup();
-      await first.cleanup();
+      await stopAll(d, again);
+      await rm(stateDir, { recursive: true, force: true });
     }
   });
 });
@@ -523,11 +553,15 @@ function firstLogin(target: string, continues = false): Buffer {
 }
 
 /** Log in to `target` as soon as its (replaced) worker serves it again; fails after 10 s. */
-async function loginWhenBack(d: TgtDaemon, target: string): Promise<Session> {
+async function loginWhenBack(
+  d: TgtDaemon,
+  target: string,
+  options: Partial<SessionOptions> = {},
+): Promise<Session> {
   const deadline = Date.now() + 10_000;
   for (;;) {
     try {
-      return await login(d, target, { timeoutMs: 2000 });
+      return await login(d, target, { timeoutMs: 2000, ...options });
     } catch (e) {
       if (Date.now() > deadline) throw e;
       await delay(100);
@@ -555,6 +589,14 @@ function rawLoginStatus(port: number, bytes: Buffer): Promise<{ status: number; 
     });
     socket.on('close', () => reject(new Error('closed without a Login Response')));
   });
+}
+
+/** Stop daemons and remove their temp dirs. */
+async function stopAll(...daemons: Array<TgtDaemon | null>): Promise<void> {
+  for (const d of daemons) {
+    await d?.stop();
+    await d?.cleanup();
+  }
 }
 
 /** Open file descriptors of a process. */

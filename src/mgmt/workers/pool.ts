@@ -146,6 +146,7 @@ export class WorkerPool {
    */
   private startWorker(): Promise<number> {
     const slot = this.freeSlot();
+    if (slot >= this.max) return Promise.reject(new Error(`all ${this.max} worker places are taken`));
     this.reserved.add(slot);
     const started = this.starts.then(() => this.spawnReady(slot)).finally(() => this.reserved.delete(slot));
     this.starts = started.catch(() => undefined);
@@ -171,7 +172,11 @@ export class WorkerPool {
     if (child.exitCode !== null || child.signalCode !== null)
       this.onExit(w, child.exitCode, child.signalCode);
     try {
-      await this.prepare?.(index);
+      await withDeadline(
+        this.prepare?.(index),
+        WORKER_READY_TIMEOUT_MS,
+        `worker ${index} was not ready in time`,
+      );
     } catch (e) {
       child.kill('SIGKILL');
       throw e;
@@ -225,7 +230,19 @@ export class WorkerPool {
     if (!w?.alive) return Promise.resolve(null);
     const id = this.nextId++;
     return new Promise((resolve) => {
-      this.pending.set(id, { worker: w, resolve });
+      // A worker that stops answering (stopped, stuck in a store) must not hold tgtadm forever.
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        resolve(null);
+      }, REQUEST_TIMEOUT_MS);
+      timer.unref();
+      this.pending.set(id, {
+        worker: w,
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+      });
       this.post(w, { ...body, id } as MainToWorker);
     });
   }
@@ -269,12 +286,13 @@ export class WorkerPool {
   /** Ask every worker to stop (sessions logged out, stores flushed) and wait for them to exit. */
   async stop(timeoutMs: number): Promise<void> {
     this.stopping = true;
-    await this.starts;
-    const exits = this.workers.filter((w) => w.alive).map((w) => exited(w.child));
-    for (const w of this.workers) if (w.alive) this.post(w, { kind: 'stop' });
     const timer = setTimeout(() => {
       for (const w of this.workers) if (w.alive) w.child.kill('SIGKILL');
     }, timeoutMs);
+    // A start in progress ends (ready, or killed by the timer above) before its worker is asked.
+    await Promise.race([this.starts, new Promise((ok) => setTimeout(ok, timeoutMs).unref())]);
+    const exits = this.workers.filter((w) => w.alive).map((w) => exited(w.child));
+    for (const w of this.workers) if (w.alive) this.post(w, { kind: 'stop' });
     await Promise.all(exits);
     clearTimeout(timer);
   }
@@ -336,6 +354,21 @@ function waitReady(child: ChildProcess, index: number): Promise<void> {
     child.on('message', onMessage);
     child.on('exit', onExit);
   });
+}
+
+/** Longest a management request, capture or restore may take in a worker. */
+const REQUEST_TIMEOUT_MS = 120_000;
+
+/** `p` (nothing when undefined), or a rejection with `message` after `ms`. */
+async function withDeadline(p: Promise<void> | undefined, ms: number, message: string): Promise<void> {
+  if (!p) return;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)));
+  try {
+    await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function exited(child: ChildProcess): Promise<void> {

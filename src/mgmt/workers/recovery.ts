@@ -35,7 +35,7 @@ export class WorkerRecovery {
     while (this.restarts.length > 0 && at - this.restarts[0]! > RESTART_WINDOW_MS) this.restarts.shift();
     if (this.restarts.length >= MAX_RESTARTS) {
       this.report(
-        `${MAX_RESTARTS} workers died within ${RESTART_WINDOW_MS / 1000} s: not restarting; ` +
+        `workers were restarted ${MAX_RESTARTS} times within ${RESTART_WINDOW_MS / 1000} s: not restarting; ` +
           `targets ${tids.join(', ')} refuse logins until deleted`,
       );
       return;
@@ -46,18 +46,22 @@ export class WorkerRecovery {
       fresh = await this.pool.replace(index);
     } catch (e) {
       this.report(`worker ${index} could not be replaced: ${(e as Error).message}`);
-      return;
+      return this.recover(index); // again, within the budget
     }
     const restored: number[] = [];
     for (const tid of tids) {
       const saved = this.state.lastSeen(tid);
-      const error = saved ? await this.recreate(fresh, saved) : 'no configuration was captured';
-      if (error === null) {
-        this.pool.move(tid, fresh);
-        restored.push(tid);
-      } else {
+      let error: string | null = null;
+      if (this.pool.isAlive(fresh))
+        error = saved ? await this.recreate(fresh, saved) : 'no configuration was captured';
+      // A replacement that died meanwhile gets the target anyway: its own recovery, queued
+      // behind this one, takes it on.
+      if (error !== null && this.pool.isAlive(fresh)) {
         this.report(`target ${tid} could not be recreated (${error}); it refuses logins until deleted`);
+        continue;
       }
+      this.pool.move(tid, fresh);
+      if (this.pool.isAlive(fresh)) restored.push(tid);
     }
     this.report(
       `worker ${index} replaced by worker ${fresh}; targets ${restored.join(', ') || 'none'} restored`,

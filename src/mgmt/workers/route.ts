@@ -169,12 +169,14 @@ class Router {
 
   /**
    * Apply here (which validates), then on the target's owner. A bind or unbind the owner
-   * refuses is taken back here, so that the copies stay alike.
+   * refuses is taken back here, so that the copies stay alike (all of it: with both -I and -Q,
+   * the owner may have kept the first). An update the owner refuses is not taken back.
    */
   private async hereThenOwner(req: AdminRequest, p: ParsedPayload): Promise<DispatchResult> {
     const here = await this.local(req, p);
     const index = this.pool.ownerOf(req.tid);
-    if (here.err !== AdminError.Success || index === undefined) return here;
+    // A dead worker's target lives on in the copy here (what a recovery recreates it from).
+    if (here.err !== AdminError.Success || index === undefined || !this.pool.isAlive(index)) return here;
     const there = await this.pool.call(index, req, p.raw);
     if (there.err !== AdminError.Success && (req.op === MgmtOp.Bind || req.op === MgmtOp.Unbind))
       await this.local({ ...req, op: req.op === MgmtOp.Bind ? MgmtOp.Unbind : MgmtOp.Bind }, p);

@@ -55,9 +55,13 @@ export class StateAcrossWorkers {
     for (let i = 0; i < this.pool.size; i++) {
       for (const t of (await this.pool.capture(i))?.targets ?? []) captured.set(t.tid, t);
     }
-    state.targets = state.targets.map((t) =>
-      this.pool.ownerOf(t.tid) === undefined ? t : (captured.get(t.tid) ?? this.lastKnown.get(t.tid) ?? t),
-    );
+    // A dead worker's target: its LUs as last seen, the rest (accounts, ACLs, parameters) from
+    // the copy here, which keeps up with changes (an account deleted since, say).
+    state.targets = state.targets.map((t) => {
+      if (this.pool.ownerOf(t.tid) === undefined) return t;
+      const luns = (captured.get(t.tid) ?? this.lastKnown.get(t.tid))?.luns;
+      return captured.get(t.tid) ?? (luns ? { ...t, luns } : t);
+    });
     this.lastKnown.clear();
     for (const t of state.targets) this.lastKnown.set(t.tid, t);
     return state;
