@@ -114,8 +114,7 @@ describe('tgtd --workers 2', () => {
       await one.addTarget({ tid: 1, name: T1, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
       assert.deepEqual(childrenOf(one.proc.pid!), []);
     } finally {
-      await one.stop();
-      await one.cleanup();
+      await stopAll(one);
     }
   });
 
@@ -262,17 +261,13 @@ describe('tgtd --workers: stopping and failures', () => {
       assert.deepEqual((await readFile(path)).subarray(0, data.length), data);
       for (const pid of workers) assert.ok(!existsPid(pid), `worker ${pid} still running`);
     } finally {
-      await d.stop();
-      await d.cleanup();
+      await stopAll(d);
     }
   });
 
   test('a worker that dies is replaced and its targets recreated; the others keep serving', async () => {
-    const d = await TgtDaemon.start({ args: ['--workers', '2'] });
+    const d = await twoTargets({ workers: 2, t2File: 'survives.img' });
     try {
-      const path = await d.sparseFile('survives.img', 8 << 20);
-      await d.addTarget({ tid: 1, name: T1, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
-      await d.addTarget({ tid: 2, name: T2, luns: [{ lun: LUN, path }] });
       await d.updateLu(2, LUN, 'vendor_id=SURVIVOR');
       const s1 = await loginReady(d, T1, LUN);
       const s2 = await loginReady(d, T2, LUN);
@@ -299,8 +294,7 @@ describe('tgtd --workers: stopping and failures', () => {
       assert.match(d.output, /worker 0 exited \(SIGKILL\)/);
       assert.match(d.output, /worker 0 replaced by worker 1; targets 2 restored/);
     } finally {
-      await d.stop();
-      await d.cleanup();
+      await stopAll(d);
     }
   });
 
@@ -331,8 +325,7 @@ describe('tgtd --workers: stopping and failures', () => {
       assert.equal(holders(d, s3, childrenOf(d.proc.pid!)).length, 1);
       await closeSession(s3);
     } finally {
-      await d.stop();
-      await d.cleanup();
+      await stopAll(d);
     }
   });
 
@@ -368,8 +361,7 @@ describe('tgtd --workers: stopping and failures', () => {
       await writeAndCheck(s, 11);
       await closeSession(s);
     } finally {
-      await d.stop();
-      await d.cleanup();
+      await stopAll(d);
     }
   });
 
@@ -390,8 +382,7 @@ describe('tgtd --workers: stopping and failures', () => {
       continued.destroy();
       assert.equal(await d.adm('--mode', 'session', '--op', 'show'), '');
     } finally {
-      await d.stop();
-      await d.cleanup();
+      await stopAll(d);
     }
   });
 
@@ -407,17 +398,14 @@ describe('tgtd --workers: stopping and failures', () => {
       const s = await login(d, T2, { auth: { method: 'CHAP', user: 'early', secret: 'early-secret-12' } });
       await closeSession(s);
     } finally {
-      await d.stop();
-      await d.cleanup();
+      await stopAll(d);
     }
   });
 
   test('a target that cannot be recreated after its worker died stays down (0x0301) and can be deleted', async () => {
-    const d = await TgtDaemon.start({ args: ['--workers', '1'] });
+    const d = await twoTargets({ t2File: 'gone.img' });
+    const path = join(d.dir, 'gone.img');
     try {
-      const path = await d.sparseFile('gone.img', 4 << 20);
-      await d.addTarget({ tid: 1, name: T1, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
-      await d.addTarget({ tid: 2, name: T2, luns: [{ lun: LUN, path }] });
       // Placement: T1 and T3 in tgtd, T2 and T4 in the worker.
       await d.addTarget({ tid: 3, name: T3, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
       await d.addTarget({ tid: 4, name: T4, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
@@ -439,8 +427,7 @@ describe('tgtd --workers: stopping and failures', () => {
       const again = await loginReady(d, T2, LUN);
       await closeSession(again);
     } finally {
-      await d.stop();
-      await d.cleanup();
+      await stopAll(d);
     }
   });
 
@@ -462,8 +449,7 @@ describe('tgtd --workers: stopping and failures', () => {
       const again = await loginReady(d, T2, LUN);
       await closeSession(again);
     } finally {
-      await d.stop();
-      await d.cleanup();
+      await stopAll(d);
     }
   });
 
@@ -569,11 +555,17 @@ async function loginWhenBack(
   }
 }
 
-/** tgtd --workers 1 with two 4 MiB memory targets: T1 in tgtd, T2 in its worker. */
-async function twoTargets(): Promise<TgtDaemon> {
-  const d = await TgtDaemon.start({ args: ['--workers', '1'] });
+/**
+ * tgtd --workers N (default 1) with two targets: T1 (4 MiB memory) in tgtd, T2 in a worker,
+ * on a 4 MiB memory store or, given `t2File`, on a sparse file of that name in the daemon's dir.
+ */
+async function twoTargets(o: { workers?: number; t2File?: string } = {}): Promise<TgtDaemon> {
+  const d = await TgtDaemon.start({ args: ['--workers', String(o.workers ?? 1)] });
   await d.addTarget({ tid: 1, name: T1, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
-  await d.addTarget({ tid: 2, name: T2, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
+  const t2 = o.t2File
+    ? { lun: LUN, path: await d.sparseFile(o.t2File, 8 << 20) }
+    : { lun: LUN, bstype: 'memory', path: '4M' };
+  await d.addTarget({ tid: 2, name: T2, luns: [t2] });
   return d;
 }
 
