@@ -13,6 +13,7 @@ import { dirname } from 'node:path';
 import { IscsiDriver } from '../iscsi/driver.js';
 import { sharedReadSocket } from '../iscsi/socket-reads.js';
 import { dispatch } from '../mgmt/dispatch.js';
+import { RequestQueue } from '../mgmt/server.js';
 import { captureState, restoreState } from '../mgmt/state.js';
 import {
   type MainToWorker,
@@ -68,9 +69,9 @@ function main(): void {
   const ctx = { system, onSystemDelete: () => {} };
   // Requests run one at a time, in order: a capture never sees a restore or an LU creation
   // half done (they await their stores), whoever sent them.
-  let requests: Promise<unknown> = Promise.resolve();
+  const requests = new RequestQueue();
   const serially = (job: () => Promise<WorkerReply>): void => {
-    requests = requests.then(job).then(send, () => undefined);
+    requests.run(job).then(send, () => undefined);
   };
   process.on('message', (m: MainToWorker, handle?: object) => {
     switch (m.kind) {

@@ -16,6 +16,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { storeTypes } from '../backing/index.js';
 import { IscsiDriver, type IscsiDriverOptions } from '../iscsi/driver.js';
+import { LoginRequestView } from '../iscsi/pdu.js';
 import { detachHandle } from '../iscsi/socket-reads.js';
 import { RequestQueue, startControlServer, type ControlServer } from '../mgmt/server.js';
 import {
@@ -25,8 +26,7 @@ import {
   StateFileError,
   StateSaver,
   captureState,
-  STATE_FORMAT,
-  STATE_VERSION,
+  partialState,
   type SavedState,
 } from '../mgmt/state.js';
 import { defaultRequest, MgmtMode, MgmtOp } from '../mgmt/wire.js';
@@ -251,7 +251,7 @@ function workerPool(
     const handle = detachHandle(socket);
     if (!handle) return false;
     // A new session (TSIH 0, RFC 7143 11.12.6) gets its TSIH from here: one sequence daemon-wide.
-    const tsih = firstPdu.readUInt16BE(14) === 0 ? driver.allocateTsih() : 0;
+    const tsih = new LoginRequestView(firstPdu).tsih === 0 ? driver.allocateTsih() : 0;
     if (!pool.handOff(index, handle, firstPdu, tsih)) log(`iscsi: no worker for target ${targetName}`);
     socket.destroy();
     return true;
@@ -261,15 +261,7 @@ function workerPool(
 
 /** What a new worker needs before it gets targets: every account, and the system settings. */
 async function prepareWorker(pool: WorkerPool, index: number, system: TargetSystem): Promise<void> {
-  const { accounts } = captureState(system);
-  await pool.restore(index, {
-    format: STATE_FORMAT,
-    version: STATE_VERSION,
-    accounts,
-    discovery: { incoming: [] },
-    portals: {},
-    targets: [],
-  });
+  await pool.restore(index, partialState({ accounts: captureState(system).accounts }));
   const settings: Array<[string, string]> = [
     ['debug', system.debug ? 'on' : 'off'],
     ['State', system.state],

@@ -45,6 +45,19 @@ export interface SavedState {
   portals: Record<string, string[]>;
 }
 
+/** A state holding only `parts` (nothing else to restore): accounts, or some targets. */
+export function partialState(parts: Partial<Omit<SavedState, 'format' | 'version'>>): SavedState {
+  return {
+    format: STATE_FORMAT,
+    version: STATE_VERSION,
+    accounts: [],
+    discovery: { incoming: [] },
+    targets: [],
+    portals: {},
+    ...parts,
+  };
+}
+
 /** The state file cannot be used; the message says why and where. */
 export class StateFileError extends Error {
   override name = 'StateFileError';

@@ -9,7 +9,7 @@
  * 0x0301, service unavailable) until they are deleted, and tgtd says so. So does a target that
  * cannot be recreated (its backing file gone, say): what was made of it is deleted again.
  */
-import { STATE_FORMAT, STATE_VERSION, type SavedState, type SavedTarget } from '../state.js';
+import { partialState, type SavedTarget } from '../state.js';
 import { defaultRequest, MgmtMode, MgmtOp } from '../wire.js';
 import type { WorkerPool } from './pool.js';
 import type { StateAcrossWorkers } from './state.js';
@@ -71,16 +71,8 @@ export class WorkerRecovery {
   /** Recreate one target on worker `index`; null when done, else why not (what was made is deleted). */
   private async recreate(index: number, target: SavedTarget): Promise<string | null> {
     // The worker has the accounts already (tgtd prepares every new worker with them).
-    const state: SavedState = {
-      format: STATE_FORMAT,
-      version: STATE_VERSION,
-      accounts: [],
-      discovery: { incoming: [] },
-      portals: {},
-      targets: [target],
-    };
     try {
-      await this.pool.restore(index, state);
+      await this.pool.restore(index, partialState({ targets: [target] }));
       return null;
     } catch (e) {
       const remove = { ...defaultRequest(MgmtMode.Target, MgmtOp.Delete), tid: target.tid, force: 1 };

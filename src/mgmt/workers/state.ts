@@ -5,7 +5,7 @@
  * targets whole); saving gathers each target from its owner.
  */
 import type { MgmtSystem } from '../dispatch.js';
-import { captureState, restoreState, type SavedState, type SavedTarget } from '../state.js';
+import { captureState, partialState, restoreState, type SavedState, type SavedTarget } from '../state.js';
 import type { WorkerPool } from './pool.js';
 
 /** Restore `state` across the main process's `system` and the pool's workers. */
@@ -14,7 +14,6 @@ export async function restoreAcrossWorkers(
   pool: WorkerPool,
   state: SavedState,
 ): Promise<void> {
-  const nothing = { accounts: [], discovery: { incoming: [] }, portals: {}, targets: [] };
   // Accounts first: every worker started from here on is prepared with them (tgtd.ts).
   await restoreState(system, { ...state, targets: [] });
   const shares = new Map<number, SavedTarget[]>();
@@ -30,10 +29,8 @@ export async function restoreAcrossWorkers(
   }
   // Here: every target, those of workers without their LUs.
   const targets = state.targets.map((t) => (pool.ownerOf(t.tid) === undefined ? t : { ...t, luns: [] }));
-  await restoreState(system, { ...state, ...nothing, targets });
-  await Promise.all(
-    [...shares].map(([index, mine]) => pool.restore(index, { ...state, ...nothing, targets: mine })),
-  );
+  await restoreState(system, partialState({ targets }));
+  await Promise.all([...shares].map(([index, mine]) => pool.restore(index, partialState({ targets: mine }))));
 }
 
 /**
