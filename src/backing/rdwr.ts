@@ -252,6 +252,11 @@ class RdwrStore implements BackingStore {
     this.allocation.markMapped(offset, length);
   }
 
+  /** Mapped is a truthful answer for any data that reads back right (see the header). */
+  writtenElsewhere(): void {
+    this.allocation.markMapped(0, this.size);
+  }
+
   async allocationAt(offset: number, maxLength: number): Promise<AllocationExtent> {
     checkRange(offset, 0, this.size);
     return this.allocation.extentAt(offset, maxLength);

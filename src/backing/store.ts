@@ -75,6 +75,12 @@ export interface BackingStore {
    */
   allocationAt?(offset: number, maxLength: number): Promise<AllocationExtent>;
 
+  /**
+   * Optional: another process may have written anywhere in the store (a guest sharing the LU,
+   * sharing/home.ts), so what this one knows to be deallocated may no longer be.
+   */
+  writtenElsewhere?(): void;
+
   /** Advisory read-ahead (PRE-FETCH); may be a no-op. */
   prefetch?(offset: number, length: number): Promise<void>;
 

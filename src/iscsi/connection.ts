@@ -1562,7 +1562,7 @@ export class IscsiConnection implements StatusSequence {
       const held = this.sessionHolds(lun, fn === TmfFunction.QueryTask ? refTag : null);
       response = queryResponse(await session.nexus!.taskManagement(coreFn, lun, refTag), held);
     } else if (fn === TmfFunction.QueryAsyncEvent) {
-      const answer = session.nexus!.queryAsyncEvent(lun);
+      const answer = await session.nexus!.askAsyncEvent(lun);
       response = tmfResponse(answer.result);
       additionalInfo = answer.additionalInfo;
     } else {

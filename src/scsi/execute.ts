@@ -21,12 +21,17 @@ import { deferCompletion } from './completions.js';
 
 const debug = debuglog('tgt:scsi');
 
-/** Start an enabled command (called by the LU's task set). */
-export function executeCommand(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit): void {
+/**
+ * Start an enabled command (called by the LU's task set). `leased`: a process sharing the LU
+ * with the one that holds its state runs it under a lease (sharing/guest.ts), which vouches
+ * that no unit attention is pending for the nexus, no reservation is held and no sanitize
+ * runs: those checks, made against state this process does not have, are skipped.
+ */
+export function executeCommand(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit, leased = false): void {
   let result: void | Promise<void>;
   commandStarted();
   try {
-    result = dispatch(cmd, nexus, lu);
+    result = dispatch(cmd, nexus, lu, leased);
   } catch (err) {
     setError(cmd, lu, err);
     result = undefined;
@@ -50,7 +55,7 @@ export function executeCommand(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit
   }
 }
 
-function dispatch(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit): void | Promise<void> {
+function dispatch(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit, leased: boolean): void | Promise<void> {
   const cdb = cmd.cdb;
   const len = cdbLength(cdb[0]!);
   if (cdb.length < len) throw new SenseError(SenseReason.InvalidFieldInCdb);
@@ -59,6 +64,11 @@ function dispatch(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit): void | Pro
 
   const found = resolveOpcode(lu.deviceType.ops, cdb);
   const entry = found === UNSUPPORTED_SERVICE_ACTION ? undefined : found;
+  if (leased) {
+    if (found === undefined || found === UNSUPPORTED_SERVICE_ACTION) throw new SenseError(SenseReason.InvalidOpcode);
+    if (found.needsMedia && (!lu.online || lu.store === null)) throw new SenseError(SenseReason.LuBecomingReady);
+    return found.handler(cmd, lu, nexus);
+  }
   const info = nexus.luInfo(lu);
   if (info.unitAttentions.length > 0) {
     const policy = entry?.ua ?? UaPolicy.Report;

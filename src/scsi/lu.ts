@@ -128,7 +128,11 @@ export class LogicalUnit {
       ),
       scsiSn: `beaf${target.tid}${lun}`.slice(0, 36),
     };
-    this.taskSet = new TaskSet((cmd, nexus) => executeCommand(cmd, nexus, this));
+    this.taskSet = new TaskSet((cmd, nexus) => {
+      const sharing = this.target.sharing;
+      if (sharing === null) executeCommand(cmd, nexus, this);
+      else sharing.start(cmd, nexus, this);
+    });
     deviceType.initModePages(this);
   }
 

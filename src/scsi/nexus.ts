@@ -57,14 +57,20 @@ export class NexusLuInfo {
   readonly stats = new LuStats();
   /** EXTENDED COPY results held for RECEIVE COPY RESULTS, by list identifier (SPC-4 6.4.3). */
   readonly copyResults = new Map<number, CopyResult>();
+  /** A guest of a shared target (sharing/guest.ts): the lease this nexus holds on the LU, 0 none. */
+  lease = 0;
 
-  constructor(readonly lu: LogicalUnit) {}
+  constructor(
+    readonly lu: LogicalUnit,
+    readonly nexus: ItNexus,
+  ) {}
 
   /** Queue a unit attention unless the same one is already pending. */
   addUnitAttention(reason: SenseReason): void {
     if (this.unitAttentions.includes(reason)) return;
     if (this.unitAttentions.length >= MAX_PENDING_UA) this.unitAttentions.shift();
     this.unitAttentions.push(reason);
+    this.lu.target.sharing?.unitAttentionAdded(this.nexus, this.lu);
   }
 
   /** Drop a pending unit attention (REPORT LUNS clears REPORTED LUNS DATA HAS CHANGED). */
@@ -112,7 +118,7 @@ export class ItNexus {
   luInfo(lu: LogicalUnit): NexusLuInfo {
     let info = this.luInfos.get(lu);
     if (!info) {
-      info = new NexusLuInfo(lu);
+      info = new NexusLuInfo(lu, this);
       this.luInfos.set(lu, info);
     }
     return info;
@@ -223,13 +229,17 @@ export class ItNexus {
    * its own (neither announced nor submitted) answers for those itself.
    */
   async taskManagement(fn: TmfFunction, lun: Buffer, refTag: number): Promise<TmfResult> {
+    const shared = this.target.sharing?.taskManagement(this, fn, lun, refTag);
+    if (shared) return (await shared).result;
     switch (fn) {
       case TmfFunction.AbortTask:
         return this.abortTask(refTag);
       case TmfFunction.TargetWarmReset:
+        await this.target.sharing?.beforeTaskManagement(this.target.luns, fn, this);
         await Promise.all(this.target.luns.map((lu) => resetLu(lu, this)));
         return TmfResult.FunctionComplete;
       case TmfFunction.ItNexusReset:
+        await this.target.sharing?.beforeTaskManagement(this.target.luns, fn, this);
         await this.itNexusReset();
         return TmfResult.FunctionComplete;
       case TmfFunction.QueryAsyncEvent:
@@ -244,8 +254,11 @@ export class ItNexus {
       case TmfFunction.LogicalUnitReset:
         if (!lu) return TmfResult.LunNotFound;
         if (fn === TmfFunction.AbortTaskSet) await this.abortOnLu(lu, (_c, nexus) => nexus === this);
-        else if (fn === TmfFunction.ClearTaskSet) await this.clearTaskSet(lu);
-        else await resetLu(lu, this);
+        else {
+          const elsewhere = (await this.target.sharing?.beforeTaskManagement([lu], fn, this)) ?? null;
+          if (fn === TmfFunction.ClearTaskSet) await this.clearTaskSet(lu, elsewhere);
+          else await resetLu(lu, this);
+        }
         return TmfResult.FunctionComplete;
       case TmfFunction.QueryTask:
       case TmfFunction.QueryTaskSet: {
@@ -266,6 +279,12 @@ export class ItNexus {
    * ASC and ASCQ of the unit attention the next command on the LU would get, and UADE DEPTH
    * (01b: the only one pending, 10b: more are pending). The unit attention stays pending.
    */
+  askAsyncEvent(lun: Buffer): Promise<TmfAnswer> {
+    const shared = this.target.sharing?.taskManagement(this, TmfFunction.QueryAsyncEvent, lun, 0);
+    return shared ?? Promise.resolve(this.queryAsyncEvent(lun));
+  }
+
+  /** QUERY ASYNCHRONOUS EVENT as this process knows it (askAsyncEvent asks where the state is). */
   queryAsyncEvent(lun: Buffer): TmfAnswer {
     const lu = this.lunToLu(lun);
     if (!lu) return { result: TmfResult.LunNotFound, additionalInfo: 0 };
@@ -317,7 +336,9 @@ export class ItNexus {
     }
     this.luInfos.clear();
     this.target.nexuses.delete(this.id);
-    return Promise.all(pending).then(() => undefined);
+    const drained = Promise.all(pending).then(() => undefined);
+    this.target.sharing?.nexusClosed(this, drained);
+    return drained;
   }
 
   private async abortTask(refTag: number): Promise<TmfResult> {
@@ -353,8 +374,8 @@ export class ItNexus {
    * CLEAR TASK SET: every nexus's commands (SAM-5 7.4). With TAS=0 the other nexuses learn it
    * by unit attention; with TAS=1 their queued commands end with TASK ABORTED instead (5.6).
    */
-  private clearTaskSet(lu: LogicalUnit): Promise<void> {
-    const cleared = new Set<ItNexus>();
+  private clearTaskSet(lu: LogicalUnit, clearedElsewhere: Set<ItNexus> | null): Promise<void> {
+    const cleared = new Set<ItNexus>(clearedElsewhere);
     const done = this.abortOnLu(lu, (_c, nexus) => {
       cleared.add(nexus);
       return true;

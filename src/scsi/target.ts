@@ -6,6 +6,7 @@ import { type AclMatch, aclAllows } from './acl.js';
 import type { LogicalUnit } from './lu.js';
 import { ItNexus, type NexusInfo } from './nexus.js';
 import { SenseReason } from './sense.js';
+import type { TargetSharing } from './sharing/hooks.js';
 
 export type TargetState = 'ready' | 'offline';
 
@@ -29,6 +30,8 @@ export class ScsiTarget {
    * their LUs.
    */
   daemonTargets: () => Iterable<ScsiTarget> = () => [this];
+  /** Set when the target is shared between processes (sharing/hooks.ts). */
+  sharing: TargetSharing | null = null;
   /** Small LUNs (what initiators can address) for the per-command lookup. */
   private readonly byNumber = new Map<number, LogicalUnit>();
 
@@ -51,6 +54,7 @@ export class ScsiTarget {
     if (this.nexuses.has(id)) throw new Error(`I_T nexus ${id} already exists on target ${this.tid}`);
     const nexus = new ItNexus(id, this, initiatorName, info, initiatorPort);
     this.nexuses.set(id, nexus);
+    this.sharing?.nexusOpened(nexus);
     return nexus;
   }
 

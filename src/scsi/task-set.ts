@@ -81,6 +81,14 @@ export class TaskSet {
     return this.running.has(cmd);
   }
 
+  /** Whether any command running, waiting or announced matches `match`. */
+  someCommand(match: (cmd: ScsiCommand) => boolean): boolean {
+    for (const cmd of this.running.toArray()) if (match(cmd)) return true;
+    for (const w of this.waiting) if (match(w.cmd)) return true;
+    for (const cmd of this.floating.keys()) if (match(cmd)) return true;
+    return false;
+  }
+
   /** Running commands (snapshot). */
   runningCommands(): ScsiCommand[] {
     return this.running.toArray();

@@ -1,0 +1,463 @@
+/**
+ * The home side of shared targets (hooks.ts): the process that holds the targets' SCSI state
+ * and leases their LUs to the guests that serve some of the sessions.
+ *
+ * - A guest's I_T nexus exists here too (`open`/`close`), so reservations, persistent
+ *   reservations and unit attentions treat it as any other, and `show` lists it.
+ * - A guest sends here every command it may not run itself (fast-path.ts); it runs here on the
+ *   guest's nexus, in the LU's one task set, and its status, sense and Data-In go back.
+ * - Leases: a guest nexus asks for one per LU; it is granted while nothing a command under it
+ *   could miss is going on (no unit attention pending for the nexus, no reservation, no
+ *   sanitize, no command in the task set that must see the guests' commands finished, QERR 0).
+ *   Before such a command runs here, before task management and management changes, the home
+ *   revokes the LU's leases and waits until the guests have drained what they run under them.
+ */
+import { Buffer } from 'node:buffer';
+import { debuglog } from 'node:util';
+import { ScsiCommand, ScsiStatus, type DataDirection, type TaskAttribute } from '../command.js';
+import { executeCommand, finishAborted } from '../execute.js';
+import type { LogicalUnit } from '../lu.js';
+import type { ItNexus } from '../nexus.js';
+import type { ScsiTarget } from '../target.js';
+import { TmfFunction } from '../tmf.js';
+import { leasable, runsAlongsideLeases } from './fast-path.js';
+import type { TargetSharing } from './hooks.js';
+import type { GuestToHome, HomeToGuest, LuSnapshot } from './messages.js';
+
+const debug = debuglog('tgt:sharing');
+
+/** Sends to one guest. The message must be copied (serialized) before send returns. */
+export type GuestChannel = (m: HomeToGuest) => void;
+
+/** What the LU looks like to a command running under a lease. */
+export function luSnapshot(lu: LogicalUnit): LuSnapshot {
+  const caching = lu.modePages.get(0x08, 0)?.current ?? null;
+  const control = lu.modePages.get(0x0a, 0)?.current ?? null;
+  return { blocks: lu.blocks, blockSize: lu.blockSize, readonly: lu.readonly, caching, control };
+}
+
+interface Lease {
+  readonly seq: number;
+  /** The revocations waiting for the guest to let go. */
+  revokes: number[];
+}
+
+interface Revocation {
+  readonly guest: number;
+  readonly target: HomeTarget;
+  readonly nexus: ItNexus;
+  readonly lu: LogicalUnit;
+  readonly resolve: (aborted: boolean) => void;
+}
+
+export class SharingHome {
+  private readonly guests = new Map<number, GuestChannel>();
+  private readonly shared = new Map<number, HomeTarget>();
+  /** Revocations sent and not answered, by id. */
+  readonly revocations = new Map<number, Revocation>();
+  /** Commands guests sent here, by guest, then by the guest's id. */
+  private readonly forwarded = new Map<number, Map<number, { cmd: ScsiCommand; nexus: ItNexus }>>();
+  private nextSeq = 1;
+  private nextRevocation = 1;
+
+  /** A guest process to lease to; `channel` reaches it. */
+  addGuest(guest: number, channel: GuestChannel): void {
+    this.guests.set(guest, channel);
+    this.forwarded.set(guest, new Map());
+  }
+
+  /**
+   * A guest is gone (its process died): its nexuses are lost (I_T nexus loss, as when a
+   * connection drops), its leases with them.
+   */
+  removeGuest(guest: number): void {
+    this.guests.delete(guest);
+    this.forwarded.delete(guest);
+    for (const [id, r] of this.revocations) {
+      if (r.guest !== guest) continue;
+      this.revocations.delete(id);
+      r.resolve(false);
+    }
+    for (const t of this.shared.values()) t.guestGone(guest);
+  }
+
+  /** Whether `guest` is known and running. */
+  hasGuest(guest: number): boolean {
+    return this.guests.has(guest);
+  }
+
+  /** Share `target` with the guests. */
+  share(target: ScsiTarget): void {
+    if (this.shared.has(target.tid)) return;
+    const t = new HomeTarget(this, target);
+    this.shared.set(target.tid, t);
+    target.sharing = t;
+  }
+
+  /** Stop sharing a target (deleted). */
+  unshare(tid: number): void {
+    const t = this.shared.get(tid);
+    if (!t) return;
+    this.shared.delete(tid);
+    if (t.target.sharing === t) t.target.sharing = null;
+  }
+
+  isShared(tid: number): boolean {
+    return this.shared.has(tid);
+  }
+
+  /** Sessions of `tid` served by each guest (nexus counts), for placing a new one. */
+  sessionsByGuest(tid: number): Map<number, number> {
+    const counts = new Map<number, number>();
+    for (const guest of this.shared.get(tid)?.remote.values() ?? [])
+      counts.set(guest, (counts.get(guest) ?? 0) + 1);
+    return counts;
+  }
+
+  /** The guest that serves the I_T nexus of initiator port `port` on `tid`, if one does. */
+  guestOfPort(tid: number, port: string): number | undefined {
+    const t = this.shared.get(tid);
+    if (!t) return undefined;
+    for (const [nexus, guest] of t.remote) if (nexus.initiatorPort === port) return guest;
+    return undefined;
+  }
+
+  /**
+   * Management is about to change `tid` (its LUs, parameters, state): revoke its leases and
+   * grant none until the returned function is called.
+   */
+  async quiesce(tid: number): Promise<() => void> {
+    const t = this.shared.get(tid);
+    if (!t) return () => undefined;
+    t.blocked++;
+    await t.revokeAll(t.target.luns, false, null);
+    let done = false;
+    return () => {
+      if (!done) t.blocked--;
+      done = true;
+    };
+  }
+
+  send(guest: number, m: HomeToGuest): void {
+    const channel = this.guests.get(guest);
+    if (!channel) return;
+    try {
+      channel(m);
+    } catch (e) {
+      debug('send to guest %d failed: %s', guest, e);
+    }
+  }
+
+  newSeq(): number {
+    return this.nextSeq++;
+  }
+
+  newRevocation(r: Revocation): number {
+    const id = this.nextRevocation++;
+    this.revocations.set(id, r);
+    return id;
+  }
+
+  /** A message from guest `guest`. */
+  receive(guest: number, m: GuestToHome): void {
+    if (!this.guests.has(guest)) return;
+    switch (m.t) {
+      case 'abort':
+        this.abort(guest, m.id);
+        return;
+      case 'released': {
+        const r = m.revoke !== 0 ? this.revocations.get(m.revoke) : undefined;
+        if (r) {
+          this.revocations.delete(m.revoke);
+          r.target.released(r.nexus, r.lu, 0, m.revoke);
+          r.resolve(m.aborted);
+          return;
+        }
+        const t = this.shared.get(m.tid);
+        const nexus = t?.target.nexuses.get(m.nexus);
+        const lu = t?.target.findLu(BigInt(m.lun));
+        if (t && nexus && lu) t.released(nexus, lu, m.seq, 0);
+        return;
+      }
+      default:
+        break;
+    }
+    const t = this.shared.get(m.tid);
+    if (m.t === 'open') {
+      if (!t) return debug('guest %d opened a nexus on unshared target %d', guest, m.tid);
+      t.open(guest, m.nexus, m.initiatorName, m.initiatorPort, m.info);
+      return;
+    }
+    const nexus = t?.target.nexuses.get(m.nexus);
+    const ours = nexus !== undefined && t!.remote.get(nexus) === guest;
+    switch (m.t) {
+      case 'close':
+        if (ours) t!.close(nexus);
+        return;
+      case 'cmd':
+        if (!ours) {
+          this.send(guest, {
+            t: 'done',
+            id: m.id,
+            status: ScsiStatus.Busy,
+            sense: null,
+            data: null,
+            dataInLength: 0,
+            writeTransferLength: 0,
+            aborted: false,
+          });
+          return;
+        }
+        this.run(guest, nexus, m);
+        return;
+      case 'tmf':
+        if (!ours) {
+          this.send(guest, { t: 'tmf-done', id: m.id, result: 255, additionalInfo: 0 });
+          return;
+        }
+        void this.taskManagement(guest, nexus, m);
+        return;
+      case 'lease': {
+        const lu = t?.target.findLu(BigInt(m.lun));
+        if (ours && lu && t!.grant(guest, nexus, lu)) return;
+        this.send(guest, { t: 'deny', tid: m.tid, nexus: m.nexus, lun: m.lun });
+        return;
+      }
+    }
+  }
+
+  /** Run a guest's command on its nexus here. */
+  private run(guest: number, nexus: ItNexus, m: Extract<GuestToHome, { t: 'cmd' }>): void {
+    const running = this.forwarded.get(guest)!;
+    const cmd = new ScsiCommand(
+      {
+        cdb: view(m.cdb),
+        lun: view(m.lun),
+        tag: m.tag,
+        attribute: m.attribute as TaskAttribute,
+        direction: m.direction as DataDirection,
+        expectedReadLength: m.expectedReadLength,
+        expectedWriteLength: m.expectedWriteLength,
+      },
+      (c) => {
+        running.delete(m.id);
+        const data =
+          c.dataIn && c.dataInLength > 0
+            ? c.dataIn.subarray(0, Math.min(c.dataInLength, c.expectedReadLength))
+            : null;
+        this.send(guest, {
+          t: 'done',
+          id: m.id,
+          status: c.status,
+          sense: c.sense,
+          data,
+          dataInLength: c.dataInLength,
+          writeTransferLength: c.writeTransferLength,
+          aborted: c.aborted,
+        });
+        c.releaseBuffers();
+      },
+    );
+    if (m.data) cmd.addDataOut(view(m.data));
+    running.set(m.id, { cmd, nexus });
+    nexus.submit(cmd);
+  }
+
+  /** The guest's task management ended its copy of a command: end this one if it has not started. */
+  private abort(guest: number, id: number): void {
+    const entry = this.forwarded.get(guest)?.get(id);
+    const lu = entry?.cmd.outLu;
+    if (!entry || !lu) return;
+    if (lu.taskSet.removeWaiting((c) => c === entry.cmd).length > 0)
+      finishAborted(entry.cmd, entry.nexus, lu, entry.nexus);
+  }
+
+  private async taskManagement(
+    guest: number,
+    nexus: ItNexus,
+    m: Extract<GuestToHome, { t: 'tmf' }>,
+  ): Promise<void> {
+    let result = 255;
+    let additionalInfo = 0;
+    try {
+      if (m.fn === TmfFunction.QueryAsyncEvent) {
+        ({ result, additionalInfo } = nexus.queryAsyncEvent(view(m.lun)));
+      } else {
+        result = await nexus.taskManagement(m.fn as TmfFunction, view(m.lun), m.refTag);
+      }
+    } catch (e) {
+      debug('task management for guest %d failed: %s', guest, e);
+    }
+    this.send(guest, { t: 'tmf-done', id: m.id, result, additionalInfo });
+  }
+}
+
+/** One shared target at home. */
+class HomeTarget implements TargetSharing {
+  /** Nexuses of guests' sessions, and which guest serves each. */
+  readonly remote = new Map<ItNexus, number>();
+  /** Leases out, per LU. */
+  private readonly leases = new Map<LogicalUnit, Map<ItNexus, Lease>>();
+  /** Management changes in progress (no grants meanwhile). */
+  blocked = 0;
+
+  constructor(
+    private readonly home: SharingHome,
+    readonly target: ScsiTarget,
+  ) {}
+
+  open(guest: number, id: number, initiatorName: string, initiatorPort: string, info: string): void {
+    let nexus: ItNexus;
+    try {
+      nexus = this.target.createNexus(id, initiatorName, info, initiatorPort);
+    } catch (e) {
+      debug('guest %d nexus %d: %s', guest, id, e);
+      return;
+    }
+    this.remote.set(nexus, guest);
+  }
+
+  close(nexus: ItNexus): void {
+    this.dropLeases(nexus);
+    void nexus.close();
+  }
+
+  guestGone(guest: number): void {
+    for (const [nexus, g] of this.remote) if (g === guest) this.close(nexus);
+  }
+
+  // --- TargetSharing ------------------------------------------------------------------------
+
+  start(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit): void {
+    const out = this.leases.get(lu);
+    if (out === undefined || out.size === 0 || runsAlongsideLeases(cmd)) {
+      executeCommand(cmd, nexus, lu);
+      return;
+    }
+    // It must see every guest command before it finished, and none after it started.
+    void this.revokeAll([lu], false, null).then(() => executeCommand(cmd, nexus, lu));
+  }
+
+  nexusOpened(): void {}
+
+  nexusClosed(nexus: ItNexus): void {
+    this.remote.delete(nexus);
+    this.dropLeases(nexus);
+  }
+
+  unitAttentionAdded(nexus: ItNexus, lu: LogicalUnit): void {
+    // Changes that raise unit attentions revoke first; this one came from elsewhere.
+    if (this.leases.get(lu)?.has(nexus)) void this.revoke(nexus, lu, false, null);
+  }
+
+  taskManagement(): null {
+    return null;
+  }
+
+  async beforeTaskManagement(
+    lus: readonly LogicalUnit[],
+    fn: TmfFunction,
+    issuer: ItNexus,
+  ): Promise<Set<ItNexus>> {
+    if (fn === TmfFunction.ItNexusReset) {
+      const aborted = new Set<ItNexus>();
+      if (this.remote.has(issuer))
+        await Promise.all(
+          lus.map((lu) => this.revoke(issuer, lu, true, issuer).then((a) => a && aborted.add(issuer))),
+        );
+      return aborted;
+    }
+    return this.revokeAll(lus, true, issuer);
+  }
+
+  // --- leases ---------------------------------------------------------------------------------
+
+  /** Grant `nexus` (of `guest`) a lease on `lu` if nothing stands in the way; false otherwise. */
+  grant(guest: number, nexus: ItNexus, lu: LogicalUnit): boolean {
+    if (this.blocked > 0 || nexus.closed || this.target.state !== 'ready' || !leasable(lu) || !lu.online)
+      return false;
+    if (lu.reservation !== null || lu.pr.reservationType !== null) return false;
+    if (lu.sanitize !== null || lu.sanitizeFailure !== null || lu.taskSet.abandonedCount > 0) return false;
+    if ((nexus.peekLuInfo(lu)?.unitAttentions.length ?? 0) > 0) return false;
+    const control = lu.modePages.get(0x0a, 0)?.current;
+    if (control && ((control[3]! >> 1) & 0x03) !== 0) return false; // QERR: see fast-path.ts
+    let out = this.leases.get(lu);
+    if (out?.get(nexus)?.revokes.length) return false;
+    if (lu.taskSet.someCommand((c) => !runsAlongsideLeases(c))) return false;
+    if (!out) this.leases.set(lu, (out = new Map()));
+    const seq = out.get(nexus)?.seq ?? this.home.newSeq();
+    out.set(nexus, { seq, revokes: [] });
+    // The guest's writes do not reach this process's allocation map (GET LBA STATUS).
+    lu.store?.writtenElsewhere?.();
+    this.home.send(guest, {
+      t: 'grant',
+      tid: this.target.tid,
+      nexus: nexus.id,
+      lun: Number(lu.lun),
+      seq,
+      snapshot: luSnapshot(lu),
+    });
+    return true;
+  }
+
+  /** The guest let go of the lease (`seq`, or whatever it held when answering `revoke`). */
+  released(nexus: ItNexus, lu: LogicalUnit, seq: number, revoke: number): void {
+    const out = this.leases.get(lu);
+    const lease = out?.get(nexus);
+    if (!lease) return;
+    if (revoke === 0 && lease.seq !== seq) return;
+    if (revoke !== 0) lease.revokes = lease.revokes.filter((id) => id !== revoke);
+    if (revoke === 0 || lease.revokes.length === 0) out!.delete(nexus);
+  }
+
+  /**
+   * Revoke the leases on `lus` and wait until their guests have let go. With `abort`, every
+   * guest nexus on them (leased or not) also ends the commands it holds waiting, as `issuer`'s
+   * task management; resolves with the nexuses that had some.
+   */
+  async revokeAll(
+    lus: readonly LogicalUnit[],
+    abort: boolean,
+    issuer: ItNexus | null,
+  ): Promise<Set<ItNexus>> {
+    const aborted = new Set<ItNexus>();
+    const pending: Promise<unknown>[] = [];
+    for (const lu of lus) {
+      const nexuses = abort ? [...this.remote.keys()] : [...(this.leases.get(lu)?.keys() ?? [])];
+      for (const nexus of nexuses)
+        pending.push(this.revoke(nexus, lu, abort, issuer).then((a) => a && aborted.add(nexus)));
+    }
+    await Promise.all(pending);
+    return aborted;
+  }
+
+  /** Revoke one nexus's lease on `lu` (see revokeAll); resolves with whether commands were aborted. */
+  private revoke(nexus: ItNexus, lu: LogicalUnit, abort: boolean, issuer: ItNexus | null): Promise<boolean> {
+    const guest = this.remote.get(nexus);
+    if (guest === undefined || !this.home.hasGuest(guest)) return Promise.resolve(false);
+    const lease = this.leases.get(lu)?.get(nexus);
+    if (!lease && !abort) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const id = this.home.newRevocation({ guest, target: this, nexus, lu, resolve });
+      lease?.revokes.push(id);
+      this.home.send(guest, {
+        t: 'revoke',
+        id,
+        tid: this.target.tid,
+        nexus: nexus.id,
+        lun: Number(lu.lun),
+        abort,
+        issuer: issuer?.id ?? 0,
+        snapshot: luSnapshot(lu),
+      });
+    });
+  }
+
+  private dropLeases(nexus: ItNexus): void {
+    for (const out of this.leases.values()) out.delete(nexus);
+  }
+}
+
+function view(a: Uint8Array): Buffer {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}

@@ -1,0 +1,34 @@
+/**
+ * How a target shared between processes (tgtd --workers with sessions spread, docs/multicore.md)
+ * hooks into the SCSI core. The process that owns the target's SCSI state (its "home": task
+ * sets, reservations, unit attentions, mode pages) and each process serving some of its sessions
+ * (a "guest") install one of these on their ScsiTarget; a target that is not shared has none and
+ * runs exactly as before.
+ */
+import type { Buffer } from 'node:buffer';
+import type { ScsiCommand } from '../command.js';
+import type { LogicalUnit } from '../lu.js';
+import type { ItNexus } from '../nexus.js';
+import type { TmfAnswer, TmfFunction } from '../tmf.js';
+
+export interface TargetSharing {
+  /** Run a command the LU's task set has enabled (in place of executeCommand). */
+  start(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit): void;
+  /** A nexus was created on the target. */
+  nexusOpened(nexus: ItNexus): void;
+  /** A nexus was closed; `drained` resolves once its commands have finished. */
+  nexusClosed(nexus: ItNexus, drained: Promise<void>): void;
+  /** A unit attention was queued for `nexus` on `lu`. */
+  unitAttentionAdded(nexus: ItNexus, lu: LogicalUnit): void;
+  /**
+   * Guest: task management that the home must carry out (it reaches other nexuses, or state
+   * kept there), or null to run it here as usual.
+   */
+  taskManagement(nexus: ItNexus, fn: TmfFunction, lun: Buffer, refTag: number): Promise<TmfAnswer> | null;
+  /**
+   * Home: before task management on `lus` takes effect here, the guests stop running commands
+   * on them under leases (and with `abort`, end the commands they hold waiting, as the function
+   * ends those queued here). Resolves with the nexuses of other processes that lost commands.
+   */
+  beforeTaskManagement(lus: readonly LogicalUnit[], fn: TmfFunction, issuer: ItNexus): Promise<Set<ItNexus>>;
+}

@@ -1,0 +1,254 @@
+/**
+ * A target shared between processes (src/scsi/sharing, docs/multicore.md): the home holds the
+ * SCSI state and leases LUs to guests, which run READ/WRITE under the lease and send the rest
+ * home. Here both sides live in one process, their messages cloned and delivered on later
+ * turns of the event loop as over tgtd's IPC channel; the LU's store is the same object on
+ * both sides, as two descriptors of one file share the page cache.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { AdminError } from '../../../src/scsi/admin-error.js';
+import { ScsiStatus, TaskAttribute, type ScsiCommand } from '../../../src/scsi/command.js';
+import { lunField } from '../../../src/scsi/lun-address.js';
+import type { ItNexus } from '../../../src/scsi/nexus.js';
+import { TargetSystem } from '../../../src/scsi/system.js';
+import { SharingGuest } from '../../../src/scsi/sharing/guest.js';
+import { SharingHome } from '../../../src/scsi/sharing/home.js';
+import type { GuestToHome, HomeToGuest } from '../../../src/scsi/sharing/messages.js';
+import { TmfFunction, TmfResult } from '../../../src/scsi/tmf.js';
+import type { StoreType } from '../../../src/backing/store.js';
+import { MemoryStore } from '../../../src/backing/memory.js';
+import { cdb10, dataIn, GatedStore, makeCommand, senseText, stubDriver, submit } from './harness.js';
+
+const TUR = [0, 0, 0, 0, 0, 0];
+const READ10 = 0x28;
+const WRITE10 = 0x2a;
+const settle = async (turns = 20) => {
+  for (let i = 0; i < turns; i++) await new Promise((r) => setImmediate(r));
+};
+
+/** Both sides of target 1 (LUN 1 on one gated memory store), one nexus each, linked. */
+async function rig() {
+  const store = new GatedStore(new MemoryStore('1048576', 1024 * 1024, false));
+  const storeType: StoreType = { name: 'rdwr', supportedOflags: [], open: async () => store };
+  const systems: TargetSystem[] = [];
+  for (let i = 0; i < 2; i++) {
+    const system = new TargetSystem({ storeTypes: [storeType] });
+    system.registerDriver(stubDriver());
+    assert.equal(system.createTarget('iscsi', 1, 'iqn.2026-11.test:shared'), AdminError.Success);
+    assert.equal(await system.createLu(1, 1n, { path: '1048576' }), AdminError.Success);
+    systems.push(system);
+  }
+  const [homeSystem, guestSystem] = systems as [TargetSystem, TargetSystem];
+  const toHome: GuestToHome[] = [];
+  const toGuest: HomeToGuest[] = [];
+  const home = new SharingHome();
+  const guest = new SharingGuest((m) => {
+    toHome.push(m);
+    const copy = structuredClone(m);
+    setImmediate(() => home.receive(7, copy));
+  });
+  home.addGuest(7, (m) => {
+    toGuest.push(m);
+    const copy = structuredClone(m);
+    setImmediate(() => guest.receive(copy));
+  });
+  home.share(homeSystem.targets.get(1)!);
+  guest.join(guestSystem.targets.get(1)!);
+  const homeTarget = homeSystem.targets.get(1)!;
+  const guestTarget = guestSystem.targets.get(1)!;
+  const local = homeTarget.createNexus(1, 'iqn.2026-11.test:a', 'info a', 'iqn.2026-11.test:a,i,0x1');
+  const remote = guestTarget.createNexus(2, 'iqn.2026-11.test:b', 'info b', 'iqn.2026-11.test:b,i,0x2');
+  await settle();
+  // Both nexuses start with POWER ON, RESET pending, reported by the home.
+  assert.equal(senseText(await submit(local, TUR)), '6/29/0');
+  assert.equal(senseText(await submit(remote, TUR)), '6/29/0');
+  const cmds = () => toHome.filter((m) => m.t === 'cmd').length;
+  return { store, home, guest, homeTarget, guestTarget, local, remote, toHome, toGuest, cmds };
+}
+
+function fire(
+  nexus: ItNexus,
+  cdb: number[],
+  o: Parameters<typeof makeCommand>[1] = {},
+): Promise<ScsiCommand> {
+  return new Promise((resolve) => nexus.submit(makeCommand(cdb, o, resolve)));
+}
+
+/** Run commands until the guest nexus holds a lease (its next command stays in the guest). */
+async function leased(r: Awaited<ReturnType<typeof rig>>): Promise<void> {
+  for (let i = 0; i < 5; i++) {
+    const before = r.cmds();
+    assert.equal((await submit(r.remote, cdb10(READ10, 0, 1))).status, ScsiStatus.Good);
+    await settle();
+    if (r.cmds() === before) return;
+  }
+  assert.fail(
+    `no lease granted: ${JSON.stringify(r.toGuest.filter((m) => m.t !== 'done').map((m) => m.t))} ${JSON.stringify(r.toHome.map((m) => m.t))}`,
+  );
+}
+
+test('sharing: the guest nexus exists at home, and its first commands run there', async () => {
+  const r = await rig();
+  assert.ok(r.homeTarget.nexuses.has(2), 'the home has the guest nexus');
+  assert.equal(r.homeTarget.nexuses.get(2)!.info, 'info b');
+  assert.ok(r.cmds() >= 1, 'the unit attention came from the home');
+});
+
+test('sharing: under a lease the guest reads and writes itself; the home reads what it wrote', async () => {
+  const r = await rig();
+  await leased(r);
+  const before = r.cmds();
+  const block = Buffer.alloc(512, 0x5a);
+  assert.equal((await submit(r.remote, cdb10(WRITE10, 8, 1), { dataOut: block })).status, ScsiStatus.Good);
+  assert.deepEqual(dataIn(await submit(r.remote, cdb10(READ10, 8, 1), { readLength: 512 })), block);
+  assert.equal(r.cmds(), before, 'no command went home');
+  assert.deepEqual(dataIn(await submit(r.local, cdb10(READ10, 8, 1), { readLength: 512 })), block);
+});
+
+test('sharing: commands the guest may not run itself go home and come back with their data', async () => {
+  const r = await rig();
+  await leased(r);
+  const before = r.cmds();
+  const inquiry = await submit(r.remote, [0x12, 0, 0, 0, 96, 0], { readLength: 96 });
+  assert.equal(inquiry.status, ScsiStatus.Good);
+  assert.equal(dataIn(inquiry).subarray(8, 11).toString(), 'IET');
+  assert.equal(r.cmds(), before + 1);
+});
+
+test('sharing: spc2 RESERVE at home revokes the lease; the guest gets RESERVATION CONFLICT until RELEASE', async () => {
+  const r = await rig();
+  await leased(r);
+  assert.equal((await submit(r.local, [0x16, 0, 0, 0, 0, 0])).status, ScsiStatus.Good);
+  await settle();
+  assert.equal((await submit(r.remote, cdb10(READ10, 0, 1))).status, ScsiStatus.ReservationConflict);
+  assert.equal(
+    (await submit(r.remote, cdb10(WRITE10, 0, 1), { dataOut: Buffer.alloc(512) })).status,
+    ScsiStatus.ReservationConflict,
+  );
+  assert.equal((await submit(r.local, [0x17, 0, 0, 0, 0, 0])).status, ScsiStatus.Good);
+  await leased(r);
+});
+
+test('sharing: a RESERVE from the guest holds the home nexus off, and its nexus loss releases it', async () => {
+  const r = await rig();
+  assert.equal((await submit(r.remote, [0x16, 0, 0, 0, 0, 0])).status, ScsiStatus.Good);
+  assert.equal((await submit(r.local, cdb10(READ10, 0, 1))).status, ScsiStatus.ReservationConflict);
+  await r.remote.close();
+  await settle();
+  assert.ok(!r.homeTarget.nexuses.has(2), 'the home closed its copy');
+  assert.equal((await submit(r.local, cdb10(READ10, 0, 1))).status, ScsiStatus.Good);
+});
+
+test('sam5 8.6 ORDERED at home waits for the command the guest runs under its lease', async () => {
+  const r = await rig();
+  await leased(r);
+  r.store.gated = true;
+  const events: string[] = [];
+  const guestRead = fire(r.remote, cdb10(READ10, 0, 1)).then((c) => (events.push('guest read'), c));
+  await settle();
+  assert.equal(r.store.held, 1, 'the guest read is in the store');
+  const ordered = fire(r.local, TUR, { attribute: TaskAttribute.Ordered }).then(
+    (c) => (events.push('ordered'), c),
+  );
+  await settle();
+  assert.deepEqual(events, [], 'ORDERED waits for the leased read');
+  r.store.gated = false;
+  r.store.release();
+  assert.equal((await guestRead).status, ScsiStatus.Good);
+  assert.equal((await ordered).status, ScsiStatus.Good);
+  assert.deepEqual(events, ['guest read', 'ordered']);
+});
+
+test('sam5 8.6 ORDERED from the guest gives its leases up: nothing younger runs before it', async () => {
+  const r = await rig();
+  await leased(r);
+  r.store.log.length = 0;
+  r.store.gated = true;
+  const first = fire(r.remote, cdb10(READ10, 0, 1));
+  await settle();
+  const ordered = fire(r.remote, cdb10(READ10, 1, 1), { attribute: TaskAttribute.Ordered, tag: 2 });
+  const after = fire(r.remote, cdb10(READ10, 2, 1), { tag: 3 });
+  await settle();
+  // Only the first read is in the store; the ORDERED and the one after it wait.
+  assert.deepEqual(r.store.log, ['read 0']);
+  r.store.gated = false;
+  r.store.release();
+  await Promise.all([first, ordered, after]);
+  assert.deepEqual(r.store.log, ['read 0', 'read 512', 'read 1024']);
+});
+
+test('sam5 7.7 LOGICAL UNIT RESET from the guest: every nexus gets the unit attention, at home and in the guest', async () => {
+  const r = await rig();
+  await leased(r);
+  assert.equal(
+    await r.remote.taskManagement(TmfFunction.LogicalUnitReset, lunField(1), 0),
+    TmfResult.FunctionComplete,
+  );
+  assert.equal(senseText(await submit(r.local, TUR)), '6/29/3');
+  assert.equal(senseText(await submit(r.remote, TUR)), '6/29/3');
+  assert.equal((await submit(r.remote, TUR)).status, ScsiStatus.Good);
+});
+
+test('spc4 7.5.5 MODE SELECT at home: the guest reports MODE PARAMETERS CHANGED, then writes as the new page says', async () => {
+  const r = await rig();
+  await leased(r);
+  const page = dataIn(await submit(r.local, [0x1a, 0x08, 0x08, 0, 255, 0]));
+  const list = Buffer.from(page);
+  list[0] = 0;
+  list[4 + 2] = list[4 + 2]! & ~0x04; // WCE off: write-through
+  assert.equal(
+    (await submit(r.local, [0x15, 0x10, 0, 0, list.length, 0], { dataOut: list })).status,
+    ScsiStatus.Good,
+  );
+  await settle();
+  assert.equal(senseText(await submit(r.remote, TUR)), '6/2a/1');
+  await leased(r);
+  r.store.writeCalls = [];
+  assert.equal(
+    (await submit(r.remote, cdb10(WRITE10, 4, 1), { dataOut: Buffer.alloc(512, 1) })).status,
+    ScsiStatus.Good,
+  );
+  assert.equal(r.guestTarget.findLu(1n)!.writeCacheEnabled, false);
+  assert.equal(r.store.flushes > 0 || r.store.writeCalls.some((w) => w.fua), true, 'the guest wrote through');
+});
+
+test('rfc7144 4.1 QUERY ASYNCHRONOUS EVENT from the guest asks the home', async () => {
+  const r = await rig();
+  assert.equal((await submit(r.local, [0x16, 0, 0, 0, 0, 0])).status, ScsiStatus.Good);
+  assert.equal(
+    await r.local.taskManagement(TmfFunction.LogicalUnitReset, lunField(1), 0),
+    TmfResult.FunctionComplete,
+  );
+  const answer = await r.remote.askAsyncEvent(lunField(1));
+  assert.equal(answer.result, TmfResult.FunctionSucceeded);
+  assert.equal(answer.additionalInfo & 0xffff, 0x2903);
+});
+
+test('sam5 7.2 ABORT TASK at the guest ends a command still waiting at home', async () => {
+  const r = await rig();
+  r.store.gated = true;
+  const held = fire(r.local, cdb10(READ10, 0, 1), { attribute: TaskAttribute.Ordered });
+  await settle();
+  let ended: ScsiCommand | null = null;
+  void fire(r.remote, [0x12, 0, 0, 0, 96, 0], { tag: 9, readLength: 96 }).then((c) => (ended = c));
+  await settle();
+  assert.equal(ended, null, 'INQUIRY waits behind the ORDERED read at home');
+  assert.equal(
+    await r.remote.taskManagement(TmfFunction.AbortTask, lunField(1), 9),
+    TmfResult.FunctionComplete,
+  );
+  assert.ok(ended !== null && (ended as ScsiCommand).aborted, 'ended without a response');
+  r.store.gated = false;
+  r.store.release();
+  await held;
+});
+
+test('sharing: a guest that goes away loses its nexuses at home, and nothing waits for it', async () => {
+  const r = await rig();
+  await leased(r);
+  r.home.removeGuest(7);
+  assert.ok(!r.homeTarget.nexuses.has(2));
+  // A command that would revoke the lease runs at once.
+  assert.equal((await submit(r.local, [0x16, 0, 0, 0, 0, 0])).status, ScsiStatus.Good);
+});
