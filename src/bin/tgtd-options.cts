@@ -49,6 +49,11 @@ export interface TgtdOptions {
   stateFile: string | null;
   /** --workers N: targets are spread over this process and up to N workers; 0: all here; null: one per CPU. */
   workers: number | null;
+  /**
+   * --spread targets|sessions: with workers, spread whole targets only, or also the sessions of
+   * the targets this process serves (docs/multicore.md).
+   */
+  spread: 'targets' | 'sessions';
 }
 
 export type ParseResult =
@@ -72,6 +77,9 @@ Usage: tgtd [OPTION]
     --workers N         spread targets over this process and up to N worker
                         processes (one core each); 0: one process; default:
                         one process per CPU
+    --spread WHAT       with workers, what goes to them: whole targets
+                        ('targets'), or also the sessions of the targets
+                        this process serves ('sessions', the default)
 `;
 
 const TRY_HELP = "Try `tgtd --help' for more information.\n";
@@ -89,10 +97,16 @@ const WITH_VALUE: Record<string, string> = {
   '--iscsi': 'iscsi',
   '--state': 'state',
   '--workers': 'workers',
+  '--spread': 'spread',
 };
 
 /** Most worker processes (each gets its own range of session ids). */
 export const MAX_WORKERS = 64;
+
+/** tgt's answer to an option value it cannot use. */
+function invalidValue(option: string, value: string): ParseResult {
+  return { kind: 'exit', code: 22, stderr: `${option} argument value '${value}' invalid\n${TRY_HELP}` };
+}
 
 function parseUint(text: string): number | null {
   return /^\d+$/.test(text) ? Number(text) : null;
@@ -116,6 +130,7 @@ export function parseTgtdArgs(argv: readonly string[]): ParseResult {
     busyPollUs: null,
     stateFile: null,
     workers: null,
+    spread: 'sessions',
   };
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i]!;
@@ -185,16 +200,14 @@ export function parseTgtdArgs(argv: readonly string[]): ParseResult {
         break;
       case '--workers': {
         const n = parseUint(value!);
-        if (n === null || n > MAX_WORKERS) {
-          return {
-            kind: 'exit',
-            code: 22,
-            stderr: `--workers argument value '${value}' invalid\n${TRY_HELP}`,
-          };
-        }
+        if (n === null || n > MAX_WORKERS) return invalidValue(arg, value!);
         o.workers = n;
         break;
       }
+      case '--spread':
+        if (value !== 'targets' && value !== 'sessions') return invalidValue(arg, value!);
+        o.spread = value;
+        break;
       case '--iscsi': {
         const err = parseIscsiOptions(value!, o);
         if (err) return { kind: 'exit', code: 22, stderr: `${err}\n${TRY_HELP}` };

@@ -26,6 +26,7 @@ import {
 import { parsePayload } from '../mgmt/wire.js';
 import { storeTypes } from '../backing/index.js';
 import { TargetSystem } from '../scsi/system.js';
+import { SharingGuest } from '../scsi/sharing/guest.js';
 import { drainAndCloseStores, iscsiDriverOptions } from './tgtd-common.js';
 import { parseTgtdArgs } from './tgtd-options.cjs';
 
@@ -48,11 +49,22 @@ function main(): void {
     ...iscsiDriverOptions(options, log),
     tsihRange: workerTsihRange(me.slot, me.max),
     onTsihReleased: (tsih) => send({ kind: 'tsih-free', tsih }),
+    onColdReset: (target) => {
+      if (guest.isGuestOf(target.tid)) send({ kind: 'cold-reset', tid: target.tid });
+    },
     servesDiscovery: false,
   });
   system.registerDriver(iscsi);
   const send = (m: WorkerToMain): void => {
     if (process.connected) process.send!(m);
+  };
+
+  // Targets tgtd serves and shares with this worker: it serves some of their sessions.
+  const guest = new SharingGuest((m) => send({ kind: 'share', m }));
+  guest.abortFabric = (nexus, lun, issuer) => iscsi.abortFabricTasks(nexus, lun, issuer);
+  /** Drop guest roles of targets deleted here. */
+  const forgetDeleted = (): void => {
+    for (const tid of guest.tids()) if (!system.targets.has(tid)) guest.leave(tid);
   };
 
   let stopping = false;
@@ -78,12 +90,18 @@ function main(): void {
       case 'mgmt':
         return serially(async () => {
           const r = await dispatch(ctx, m.req, parsePayload(m.payload));
+          forgetDeleted();
           return r.text === undefined
             ? { kind: 'mgmt', id: m.id, err: r.err }
             : { kind: 'mgmt', id: m.id, err: r.err, text: r.text };
         });
       case 'capture':
-        return serially(async () => ({ kind: 'capture', id: m.id, state: captureState(system) }));
+        return serially(async () => {
+          // Its own targets only: the shared ones are tgtd's.
+          const state = captureState(system);
+          state.targets = state.targets.filter((t) => !guest.isGuestOf(t.tid));
+          return { kind: 'capture', id: m.id, state };
+        });
       case 'restore':
         return serially(() =>
           restoreState(system, m.state).then(
@@ -106,9 +124,27 @@ function main(): void {
       case 'stop':
         void stop();
         break;
+      case 'guest':
+        // In order with the requests: the copy of the target exists by now.
+        return void requests.run(async () => {
+          const target = system.targets.get(m.tid);
+          if (m.join && target) guest.join(target);
+          else if (!m.join) guest.leave(m.tid);
+        });
+      case 'share':
+        guest.receive(m.m);
+        break;
+      case 'cold-reset': {
+        const target = system.targets.get(m.tid);
+        if (target) iscsi.endSessionsOf(target, 'target cold reset');
+        break;
+      }
     }
   });
-  process.on('disconnect', () => void stop());
+  process.on('disconnect', () => {
+    guest.homeGone();
+    void stop();
+  });
   process.on('SIGTERM', () => void stop());
   process.on('SIGINT', () => void stop());
   process.on('SIGPIPE', () => {});

@@ -36,6 +36,7 @@ import { WORKER_ENV, mainTsihRange } from '../mgmt/workers/protocol.js';
 import { routedDispatcher } from '../mgmt/workers/route.js';
 import { WorkerRecovery } from '../mgmt/workers/recovery.js';
 import { restoreAcrossWorkers, StateAcrossWorkers } from '../mgmt/workers/state.js';
+import { SessionSharing } from '../mgmt/workers/sharing.js';
 import { TargetSystem } from '../scsi/system.js';
 import { defaultWorkers, drainAndCloseStores, iscsiDriverOptions } from './tgtd-common.js';
 import {
@@ -113,21 +114,40 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
   // --workers: targets beyond the first are spread over worker processes as they are created.
   const driverOptions: IscsiDriverOptions = iscsiDriverOptions(options, log);
   const maxWorkers = options.workers ?? defaultWorkers();
-  const pool = maxWorkers > 0 ? workerPool(maxWorkers, system, driverOptions, log) : null;
+  let sharing: SessionSharing | null = null;
+  const pool = maxWorkers > 0 ? workerPool(maxWorkers, system, driverOptions, log, () => sharing) : null;
+  // --spread sessions: the sessions of the targets served here go to the workers too.
+  if (pool && options.spread === 'sessions')
+    sharing = new SessionSharing(system, pool, (m) => process.stderr.write(`tgtd: ${m}\n`));
   // The workers' targets as last seen, for --state and to recreate a dead worker's targets.
   const gathered = pool ? new StateAcrossWorkers(system, pool) : null;
   // Management requests and the recovery of a dead worker run one at a time (workers/route.ts).
   const mgmtQueue = new RequestQueue();
   if (pool && gathered) {
-    pool.prepare = (index) => prepareWorker(pool, index, system);
+    pool.prepare = async (index) => {
+      await prepareWorker(pool, index, system);
+      await sharing?.seed(index);
+    };
+    pool.onWorkerGone = (index) => sharing?.workerGone(index);
     const recovery = new WorkerRecovery(pool, gathered, (m) => process.stderr.write(`tgtd: ${m}\n`));
     pool.onWorkerExit = (index, code, signal) => {
       process.stderr.write(`tgtd: worker ${index} exited (${signal ?? `status ${code}`})\n`);
-      void mgmtQueue.run(() => recovery.recover(index));
+      void mgmtQueue.run(async () => {
+        await recovery.recover(index);
+        // Shared targets' sessions go to every worker: bring the number back up.
+        if (sharing?.any) await pool.fill().catch(() => undefined);
+      });
     };
   }
+  driverOptions.onColdReset = (target) => sharing?.coldReset(target.tid, null);
   const iscsi = new IscsiDriver(system, driverOptions);
   system.registerDriver(iscsi);
+  if (sharing) sharing.home.abortFabric = (nexus, lun, issuer) => iscsi.abortFabricTasks(nexus, lun, issuer);
+  if (sharing)
+    sharing.endSessionsHere = (tid) => {
+      const target = system.targets.get(tid);
+      if (target) iscsi.endSessionsOf(target, 'target cold reset');
+    };
 
   // --state: restore before anything listens, so nobody sees (or changes) half a configuration.
   let saved: SavedState | null = null;
@@ -136,6 +156,8 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
       saved = await readStateFile(options.stateFile);
       if (saved && pool) await restoreAcrossWorkers(system, pool, saved);
       else if (saved) await restoreState(system, saved);
+      for (const tid of system.targets.keys())
+        if (pool?.ownerOf(tid) === undefined) await sharing?.share(tid);
     } catch (e) {
       fatal(`tgtd: ${(e as Error).message}`);
     }
@@ -164,10 +186,16 @@ async function run(options: TgtdOptions, isChild: boolean): Promise<void> {
       log,
       ...(pool
         ? {
-            dispatcher: routedDispatcher({ system, onSystemDelete }, pool, mgmtQueue, async () => {
-              if (saveState) await saveState();
-              else await gathered?.capture();
-            }),
+            dispatcher: routedDispatcher(
+              { system, onSystemDelete },
+              pool,
+              mgmtQueue,
+              async () => {
+                if (saveState) await saveState();
+                else await gathered?.capture();
+              },
+              sharing,
+            ),
           }
         : {}),
     });
@@ -238,6 +266,7 @@ function workerPool(
   system: TargetSystem,
   driverOptions: IscsiDriverOptions,
   log: (message: string) => void,
+  sharing: () => SessionSharing | null,
 ): WorkerPool {
   const pool = new WorkerPool(max, spawnWorker);
   driverOptions.tsihRange = mainTsihRange(max);
@@ -245,7 +274,11 @@ function workerPool(
   driverOptions.serves = (target) => pool.ownerOf(target.tid) === undefined;
   driverOptions.handOff = (targetName, socket, firstPdu, driver) => {
     const target = system.findTargetByName(targetName);
-    const index = target ? pool.ownerOf(target.tid) : undefined;
+    let index = target ? pool.ownerOf(target.tid) : undefined;
+    // A target served here and shared: the session may go to a worker (sharing.ts).
+    const shared = sharing();
+    if (target && index === undefined && shared?.isShared(target.tid))
+      index = shared.place(target, firstPdu, driver);
     // Served here, not found, or its worker is down: this process answers (0x0301 for the last).
     if (index === undefined || !pool.isAlive(index)) return false;
     const handle = detachHandle(socket);

@@ -1576,10 +1576,7 @@ export class IscsiConnection implements StatusSequence {
         fn === TmfFunction.ItNexusReset;
       const ownOnly = fn === TmfFunction.AbortTaskSet || fn === TmfFunction.ItNexusReset;
       const sessions = ownOnly ? [session] : this.driver.sessionsOf(session.target!);
-      for (const s of sessions) {
-        for (const conn of s.connections) conn.abortLocalTasks(everyLun ? null : lun, session.nexus!);
-        abortDetachedWrites(s, everyLun ? null : lun);
-      }
+      for (const s of sessions) abortSessionLocalTasks(s, everyLun ? null : lun, session.nexus!);
       // The core resolves once the aborted commands are gone and the running ones have answered.
       response = tmfResponse(await session.nexus!.taskManagement(coreFn, lun, refTag));
     }
@@ -1599,14 +1596,8 @@ export class IscsiConnection implements StatusSequence {
     if (reassigned) this.adopt(reassigned, expDataSn);
     // 11.5.1: after a TARGET COLD RESET response the target closes all of its TCP connections to
     // all initiators (of this target), which terminates their sessions.
-    if (fn === TmfFunction.TargetColdReset && response === TmfResponse.FunctionComplete) {
-      for (const s of this.driver.sessionsOf(session.target!)) {
-        for (const conn of s.connections) {
-          conn.recoverable = false;
-          conn.endAfterFlush('target cold reset');
-        }
-      }
-    }
+    if (fn === TmfFunction.TargetColdReset && response === TmfResponse.FunctionComplete)
+      this.driver.coldReset(session.target!);
   }
 
   /** ABORT TASK (RFC 7143 11.5.1 a-c, SAM-5 7.2). */
@@ -1653,7 +1644,7 @@ export class IscsiConnection implements StatusSequence {
    * `issuer` is the nexus whose TMF aborts them: with TAS=1 another session's tasks are answered
    * TASK ABORTED (SAM-5 5.6), the issuer's never are.
    */
-  private abortLocalTasks(lun: Buffer | null, issuer: ItNexus): void {
+  abortLocalTasks(lun: Buffer | null, issuer: ItNexus | null): void {
     const nexus = this.session?.nexus ?? null;
     for (const task of [...this.tasks.values()]) {
       if (inCore(task)) continue;
@@ -2060,6 +2051,12 @@ export class IscsiConnection implements StatusSequence {
    * acted on (after a logout, a failed login, a cold reset, a fatal sequence error): a command
    * that crosses our FIN is retried by the initiator on its next connection instead.
    */
+  /** End the connection for good (no ERL 2 recovery of its tasks) once what is queued is sent. */
+  endUnrecoverably(reason: string): void {
+    this.recoverable = false;
+    this.endAfterFlush(reason);
+  }
+
   endAfterFlush(reason: string): void {
     if (this.state === 'closed') return;
     this.framer.stop();
@@ -2129,6 +2126,20 @@ function advancesStatSn(bhs: Buffer): boolean {
     default:
       return false;
   }
+}
+
+/**
+ * Task management reaching `session`: its tasks that never reached the core (see
+ * abortLocalTasks) end first, on every LUN when `lun` is null; `issuer` (null: a nexus of
+ * another process) decides TASK ABORTED under TAS=1.
+ */
+export function abortSessionLocalTasks(
+  session: IscsiSession,
+  lun: Buffer | null,
+  issuer: ItNexus | null,
+): void {
+  for (const conn of session.connections) conn.abortLocalTasks(lun, issuer);
+  abortDetachedWrites(session, lun);
 }
 
 /**

@@ -13,7 +13,8 @@ import {
   requestSessionLogout,
   waitForSessionsToEnd,
 } from './async.js';
-import { IscsiConnection } from './connection.js';
+import { abortSessionLocalTasks, IscsiConnection } from './connection.js';
+import type { ItNexus } from '../scsi/nexus.js';
 import { BusyPoller } from './busy-poll.js';
 import { DataOutBudget, resolveLimits, type IscsiLimits } from './limits.js';
 import { TARGET_PARAM_NAMES, TargetParams } from './params.js';
@@ -57,6 +58,11 @@ export interface IscsiDriverOptions {
   tsihTaken?: (tsih: number) => boolean;
   /** Called when a session's TSIH, or one offered to a connection (adopt), is free again. */
   onTsihReleased?: (tsih: number) => void;
+  /**
+   * tgtd --spread sessions: a TARGET COLD RESET was answered here and this process's
+   * connections to `target` are ending; other processes serving its sessions must end theirs.
+   */
+  onColdReset?: (target: ScsiTarget) => void;
 }
 
 /** TSIHs are 16-bit and never 0 (RFC 7143 11.12.6). */
@@ -244,6 +250,30 @@ export class IscsiDriver implements TargetDriver {
         return s;
     }
     return undefined;
+  }
+
+  /**
+   * RFC 7143 11.5.1: after a TARGET COLD RESET every TCP connection to the target closes (once
+   * what is queued on it is sent), which ends its sessions.
+   */
+  endSessionsOf(target: ScsiTarget, reason: string): void {
+    for (const s of this.sessionsOf(target)) {
+      for (const conn of s.connections) conn.endUnrecoverably(reason);
+    }
+  }
+
+  /**
+   * Task management from another process (tgtd --spread sessions) reaches `nexus`'s session:
+   * its tasks that never reached the core end first (see IscsiConnection.abortLocalTasks).
+   */
+  abortFabricTasks(nexus: ItNexus, lun: Buffer | null, issuer: ItNexus | null): void {
+    for (const s of this.sessions.values()) if (s.nexus === nexus) abortSessionLocalTasks(s, lun, issuer);
+  }
+
+  /** See IscsiDriverOptions.onColdReset. */
+  coldReset(target: ScsiTarget): void {
+    this.endSessionsOf(target, 'target cold reset');
+    this.options.onColdReset?.(target);
   }
 
   /** The live sessions logged in to `target`. */

@@ -65,8 +65,10 @@ function dispatch(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit, leased: boo
   const found = resolveOpcode(lu.deviceType.ops, cdb);
   const entry = found === UNSUPPORTED_SERVICE_ACTION ? undefined : found;
   if (leased) {
-    if (found === undefined || found === UNSUPPORTED_SERVICE_ACTION) throw new SenseError(SenseReason.InvalidOpcode);
-    if (found.needsMedia && (!lu.online || lu.store === null)) throw new SenseError(SenseReason.LuBecomingReady);
+    if (found === undefined || found === UNSUPPORTED_SERVICE_ACTION)
+      throw new SenseError(SenseReason.InvalidOpcode);
+    if (found.needsMedia && (!lu.online || lu.store === null))
+      throw new SenseError(SenseReason.LuBecomingReady);
     return found.handler(cmd, lu, nexus);
   }
   const info = nexus.luInfo(lu);
@@ -146,6 +148,7 @@ export function completeCommand(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUni
     // QERR first, so that nothing waiting behind the failed command starts before it is aborted.
     if (cmd.status === ScsiStatus.CheckCondition && !cmd.aborted) applyQErr(lu, nexus);
     lu.taskSet.finish(cmd);
+    lu.target.sharing?.ended(cmd, lu);
   }
 }
 

@@ -158,6 +158,7 @@ export class ItNexus {
     cmd.announcement = Announcement.Accepted;
     this.track(cmd, lu);
     countSubmitted(this.luInfo(lu), cmd);
+    this.target.sharing?.announced(cmd, this, lu);
   }
 
   /**
@@ -171,6 +172,7 @@ export class ItNexus {
     const lu = this.outstandingLu(cmd);
     if (!lu || !lu.taskSet.withdraw(cmd)) return false;
     this.outstanding.delete(cmd);
+    this.target.sharing?.ended(cmd, lu);
     return true;
   }
 
@@ -300,7 +302,7 @@ export class ItNexus {
    * with TASK ABORTED (the LU's TAS bit; never for the issuer's own commands). For fabrics that
    * abort commands they still hold.
    */
-  reportsAbort(lun: Buffer, issuer: ItNexus): boolean {
+  reportsAbort(lun: Buffer, issuer: ItNexus | null): boolean {
     if (issuer === this) return false;
     const lu = this.lunToLu(lun);
     return lu !== undefined && taskAbortedStatus(lu);

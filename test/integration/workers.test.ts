@@ -8,7 +8,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import * as net from 'node:net';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,6 +17,7 @@ import { discover, type Session, type SessionOptions } from '../../src/initiator
 import { LoginStatus } from '../../src/iscsi/spec.js';
 import { TgtDaemon, delay, run, TGTD_BIN } from '../helpers/daemon.js';
 import { firstLoginPdu } from '../helpers/login-pdu.js';
+import { childrenOf, holders, holdersOfPeer } from '../helpers/proc.js';
 import {
   BLOCK,
   clearUnitAttention,
@@ -35,45 +36,6 @@ const T3 = `${IQN}:workers-3`;
 const T4 = `${IQN}:workers-4`;
 const LUN = 1;
 
-/** Child processes of `pid` (the workers of a tgtd). */
-function childrenOf(pid: number): number[] {
-  const text = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
-  return text === '' ? [] : text.split(' ').map(Number);
-}
-
-/** The inode of the daemon's end of the TCP connection whose peer port is `peerPort`. */
-function socketInode(daemonPort: number, peerPort: number): string {
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f.length < 10) continue;
-      const local = parseInt(f[1]!.split(':')[1]!, 16);
-      const remote = parseInt(f[2]!.split(':')[1]!, 16);
-      if (local === daemonPort && remote === peerPort) return f[9]!;
-    }
-  }
-  throw new Error(`no connection from port ${peerPort}`);
-}
-
-/** The processes among `pids` that hold the daemon's end of `session`'s connection. */
-function holders(d: TgtDaemon, session: Session, pids: number[]): number[] {
-  return holdersOfPeer(d, session.connection.socket.localPort!, pids);
-}
-
-/** The processes among `pids` that hold the daemon's end of the connection from `peerPort`. */
-function holdersOfPeer(d: TgtDaemon, peerPort: number, pids: number[]): number[] {
-  const inode = socketInode(d.port, peerPort);
-  return pids.filter((pid) =>
-    readdirSync(`/proc/${pid}/fd`).some((fd) => {
-      try {
-        return readlinkSync(`/proc/${pid}/fd/${fd}`) === `socket:[${inode}]`;
-      } catch {
-        return false;
-      }
-    }),
-  );
-}
-
 async function writeAndCheck(s: Session, seed: number): Promise<void> {
   const data = pattern(8 * BLOCK, seed);
   assert.equal((await s.write10(LUN, seed, data, BLOCK)).status, GOOD);
@@ -87,7 +49,7 @@ describe('tgtd --workers 2', () => {
   let workers: number[];
 
   before(async () => {
-    d = await TgtDaemon.start({ args: ['--workers', '2'] });
+    d = await TgtDaemon.start({ args: ['--workers', '2', '--spread', 'targets'] });
     // Created out of tid order: views must still come out in tid order.
     for (const [tid, name] of [
       [2, T2],
@@ -109,7 +71,7 @@ describe('tgtd --workers 2', () => {
 
   test('workers start as targets need them: none for the first target, one for the second', async () => {
     assert.equal(workers.length, 1, `tgtd's children: ${workers.join(' ')}`);
-    const one = await TgtDaemon.start({ args: ['--workers', '2'] });
+    const one = await TgtDaemon.start({ args: ['--workers', '2', '--spread', 'targets'] });
     try {
       await one.addTarget({ tid: 1, name: T1, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
       assert.deepEqual(childrenOf(one.proc.pid!), []);
@@ -245,7 +207,7 @@ describe('tgtd --workers 2', () => {
 
 describe('tgtd --workers: stopping and failures', () => {
   test('SIGTERM: sessions are logged out, workers exit, written data is on the file', async () => {
-    const d = await TgtDaemon.start({ args: ['--workers', '2'] });
+    const d = await TgtDaemon.start({ args: ['--workers', '2', '--spread', 'targets'] });
     try {
       const path = await d.sparseFile('stop.img', 8 << 20);
       await d.addTarget({ tid: 1, name: T1, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
@@ -387,7 +349,7 @@ describe('tgtd --workers: stopping and failures', () => {
   });
 
   test('accounts made before a worker starts reach it: bind and CHAP work on its targets', async () => {
-    const d = await TgtDaemon.start({ args: ['--workers', '1'] });
+    const d = await TgtDaemon.start({ args: ['--workers', '1', '--spread', 'targets'] });
     try {
       await d.adm('--mode', 'account', '--op', 'new', '--user', 'early', '--password', 'early-secret-12');
       await d.addTarget({ tid: 1, name: T1, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
@@ -456,7 +418,9 @@ describe('tgtd --workers: stopping and failures', () => {
   test('--state: a target left down by dead workers is saved with current accounts, so tgtd starts again', async () => {
     const stateDir = await mkdtemp(join(tmpdir(), 'tgt-ts-workers-state-'));
     const statePath = join(stateDir, 'state.json');
-    const d = await TgtDaemon.start({ args: ['--workers', '1', '--state', statePath] });
+    const d = await TgtDaemon.start({
+      args: ['--workers', '1', '--spread', 'targets', '--state', statePath],
+    });
     let again: TgtDaemon | null = null;
     try {
       await d.addTarget({ tid: 1, name: T1, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
@@ -475,7 +439,9 @@ describe('tgtd --workers: stopping and failures', () => {
       await d.adm('--mode', 'account', '--op', 'unbind', '--tid', '2', '--user', 'alice');
       await d.adm('--mode', 'account', '--op', 'delete', '--user', 'alice');
       assert.equal(await d.stop(), 0);
-      again = await TgtDaemon.start({ args: ['--workers', '1', '--state', statePath] });
+      again = await TgtDaemon.start({
+        args: ['--workers', '1', '--spread', 'targets', '--state', statePath],
+      });
       const s = await loginReady(again, T2, LUN);
       await closeSession(s);
     } finally {
@@ -495,7 +461,9 @@ describe('tgtd --workers: stopping and failures', () => {
   test('--state: the configuration the workers hold is saved and restored whole', async () => {
     const stateDir = await mkdtemp(join(tmpdir(), 'tgt-ts-workers-state-'));
     const statePath = join(stateDir, 'state.json');
-    const d = await TgtDaemon.start({ args: ['--workers', '2', '--state', statePath] });
+    const d = await TgtDaemon.start({
+      args: ['--workers', '2', '--spread', 'targets', '--state', statePath],
+    });
     let again: TgtDaemon | null = null;
     try {
       const lun1 = await d.sparseFile('s1.img', 4 << 20);
@@ -511,7 +479,9 @@ describe('tgtd --workers: stopping and failures', () => {
       await d.adm('--mode', 'account', '--op', 'new', '--user', 'later', '--password', 'later-secret-1');
       assert.equal(await d.stop(), 0);
 
-      again = await TgtDaemon.start({ args: ['--workers', '2', '--state', statePath] });
+      again = await TgtDaemon.start({
+        args: ['--workers', '2', '--spread', 'targets', '--state', statePath],
+      });
       const after = await again.adm('--mode', 'target', '--op', 'show');
       assert.equal(after, before);
       assert.match(await again.adm('--mode', 'account', '--op', 'show'), /later/);
@@ -560,7 +530,7 @@ async function loginWhenBack(
  * on a 4 MiB memory store or, given `t2File`, on a sparse file of that name in the daemon's dir.
  */
 async function twoTargets(o: { workers?: number; t2File?: string } = {}): Promise<TgtDaemon> {
-  const d = await TgtDaemon.start({ args: ['--workers', String(o.workers ?? 1)] });
+  const d = await TgtDaemon.start({ args: ['--workers', String(o.workers ?? 1), '--spread', 'targets'] });
   await d.addTarget({ tid: 1, name: T1, luns: [{ lun: LUN, bstype: 'memory', path: '4M' }] });
   const t2 = o.t2File
     ? { lun: LUN, path: await d.sparseFile(o.t2File, 8 << 20) }

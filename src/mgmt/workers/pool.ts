@@ -50,6 +50,10 @@ export class WorkerPool {
    * gives it the accounts and system settings); a failure stops the worker.
    */
   prepare: ((index: number) => Promise<void>) | null = null;
+  /** Messages of shared targets from worker `index` (src/scsi/sharing). */
+  onShare: ((index: number, m: WorkerToMain & { kind: 'share' | 'cold-reset' }) => void) | null = null;
+  /** Called when a worker exits, stopping or not, before onWorkerExit. */
+  onWorkerGone: ((index: number) => void) | null = null;
   /** Called when a worker exits while the pool is not stopping. */
   onWorkerExit: ((index: number, code: number | null, signal: string | null) => void) | null = null;
   private stopping = false;
@@ -297,6 +301,22 @@ export class WorkerPool {
     clearTimeout(timer);
   }
 
+  /** Send worker `index` a message that needs no answer (nothing when it is not running). */
+  tell(index: number, message: MainToWorker): void {
+    const w = this.workers[index];
+    if (w?.alive) this.post(w, message);
+  }
+
+  /** Indexes of the running workers. */
+  live(): number[] {
+    return this.workers.filter((w) => w.alive).map((w) => w.index);
+  }
+
+  /** Start workers until `max` run (each prepared as usual). */
+  async fill(): Promise<void> {
+    while (this.running < this.max && !this.stopping) await this.grow();
+  }
+
   private post(w: Worker, message: MainToWorker): void {
     try {
       w.child.send(message);
@@ -307,6 +327,10 @@ export class WorkerPool {
 
   private onMessage(w: Worker, m: WorkerToMain): void {
     if (m.kind === 'ready') return;
+    if (m.kind === 'share' || m.kind === 'cold-reset') {
+      if (w.alive) this.onShare?.(w.index, m);
+      return;
+    }
     if (m.kind === 'tsih-free') {
       if (this.lent.get(m.tsih) === w) this.lent.delete(m.tsih);
       return;
@@ -319,6 +343,7 @@ export class WorkerPool {
 
   private onExit(w: Worker, code: number | null, signal: string | null): void {
     w.alive = false;
+    this.onWorkerGone?.(w.index);
     for (const [tsih, owner] of this.lent) if (owner === w) this.lent.delete(tsih);
     for (const handle of w.handles) handle.close();
     w.handles.clear();

@@ -6,6 +6,7 @@ import type { AdminError } from '../../scsi/admin-error.js';
 import { MAX_WORKERS } from '../../bin/tgtd-options.cjs';
 import type { SavedState } from '../state.js';
 import type { AdminRequest } from '../wire.js';
+import type { GuestToHome, HomeToGuest } from '../../scsi/sharing/messages.js';
 
 /** Requests that the worker answers with a reply carrying the same id. */
 export type WorkerRequest =
@@ -31,7 +32,13 @@ export type MainToWorker =
    */
   | { kind: 'connection'; head: Uint8Array; tsih: number }
   /** Log sessions out, close stores, exit. */
-  | { kind: 'stop' };
+  | { kind: 'stop' }
+  /** The worker serves sessions of target `tid` (a copy of tgtd's) as a guest, or no longer. */
+  | { kind: 'guest'; tid: number; join: boolean }
+  /** For a target shared with the worker (src/scsi/sharing). */
+  | { kind: 'share'; m: HomeToGuest }
+  /** A TARGET COLD RESET elsewhere: end the sessions of shared target `tid` here (RFC 7143 11.5.1). */
+  | { kind: 'cold-reset'; tid: number };
 
 export type WorkerReply =
   | { kind: 'mgmt'; id: number; err: AdminError; text?: string }
@@ -43,7 +50,11 @@ export type WorkerToMain =
   | { kind: 'ready' }
   | WorkerReply
   /** A lent TSIH is free again: its session ended, or its connection never started one. */
-  | { kind: 'tsih-free'; tsih: number };
+  | { kind: 'tsih-free'; tsih: number }
+  /** For a target the worker serves as a guest (src/scsi/sharing). */
+  | { kind: 'share'; m: GuestToHome }
+  /** A TARGET COLD RESET was answered in the worker: every process ends its sessions of `tid`. */
+  | { kind: 'cold-reset'; tid: number };
 
 /** The environment variable that gives tgtd-worker its place SLOT of MAX ("SLOT/MAX", pool.ts). */
 export const WORKER_ENV = 'TGTD_TS_WORKER';

@@ -21,6 +21,7 @@ import type { RequestQueue } from '../server.js';
 import { STAT_HEADER } from '../show.js';
 import { type AdminRequest, MgmtMode, MgmtOp, type ParsedPayload } from '../wire.js';
 import type { WorkerPool } from './pool.js';
+import type { SessionSharing } from './sharing.js';
 
 export type Dispatcher = (req: AdminRequest, payload: ParsedPayload) => Promise<DispatchResult>;
 
@@ -38,8 +39,9 @@ export function routedDispatcher(
   pool: WorkerPool,
   queue: RequestQueue,
   onConfigChange?: () => Promise<void>,
+  sharing: SessionSharing | null = null,
 ): Dispatcher {
-  const router = new Router(ctx, pool);
+  const router = new Router(ctx, pool, sharing);
   return (req, payload) => queue.run(() => routeAndRecord(router, req, payload, onConfigChange));
 }
 
@@ -70,10 +72,15 @@ class Router {
   constructor(
     private readonly ctx: DispatchContext,
     private readonly pool: WorkerPool,
+    private readonly sharing: SessionSharing | null,
   ) {}
 
   route(req: AdminRequest, p: ParsedPayload): Promise<DispatchResult> {
     if (isSnapshotRequest(req.mode, req.op)) return this.snapshot(req, p);
+    if (this.sharing?.isShared(req.tid)) {
+      const shared = this.shared(req, p);
+      if (shared) return shared;
+    }
     switch (req.mode) {
       case MgmtMode.Target:
         return this.target(req, p);
@@ -121,7 +128,10 @@ class Router {
         const here = await this.local(req, p);
         if (here.err !== AdminError.Success) return here;
         const index = await this.pool.place(this.targetsHere() - 1).catch(() => undefined);
-        if (index === undefined) return here;
+        if (index === undefined) {
+          await this.sharing?.share(req.tid);
+          return here;
+        }
         const there = await this.pool.call(index, req, p.raw);
         if (there.err !== AdminError.Success) {
           await this.local({ ...req, op: MgmtOp.Delete, force: 1 }, p);
@@ -191,6 +201,9 @@ class Router {
 
   /** Ask this process, then each worker, until one knows the session (req.sid). */
   private async bySession(req: AdminRequest, p: ParsedPayload): Promise<DispatchResult> {
+    // A guest's session of a shared target has a nexus here too, but the guest has its counters.
+    const guest = this.sharing?.guestOfSession(req.sid);
+    if (guest !== undefined) return this.pool.call(guest, req, p.raw);
     const here = await this.local(req, p);
     if (here.err !== AdminError.NoSession) return here;
     for (let i = 0; i < this.pool.size; i++) {
@@ -199,6 +212,96 @@ class Router {
       if (r.err !== AdminError.NoSession) return r;
     }
     return { err: AdminError.NoSession };
+  }
+
+  /**
+   * A request on a target served here and shared with workers: changes are made here, then on
+   * the copies, with the target's leases revoked meanwhile; views gather the guests' sessions.
+   * null: the default routing does (it answers from here).
+   */
+  private shared(req: AdminRequest, p: ParsedPayload): Promise<DispatchResult> | null {
+    const change =
+      ((req.mode === MgmtMode.Target || req.mode === MgmtMode.Account) &&
+        (req.op === MgmtOp.Bind || req.op === MgmtOp.Unbind || req.op === MgmtOp.Update)) ||
+      (req.mode === MgmtMode.Device &&
+        (req.op === MgmtOp.New || req.op === MgmtOp.Delete || req.op === MgmtOp.Update));
+    if (change) return this.hereThenCopies(req, p);
+    if (req.mode === MgmtMode.Target && req.op === MgmtOp.Delete) return this.deleteShared(req, p);
+    if (
+      req.op === MgmtOp.Stats &&
+      (req.mode === MgmtMode.Target || req.mode === MgmtMode.Device) &&
+      req.sid === 0n
+    )
+      return this.gatherStats(req, p);
+    if (req.mode === MgmtMode.Connection && req.op === MgmtOp.Show) return this.gatherText(req, p);
+    if (req.mode === MgmtMode.Connection && req.op === MgmtOp.Delete) return this.bySession(req, p);
+    return null;
+  }
+
+  private async hereThenCopies(req: AdminRequest, p: ParsedPayload): Promise<DispatchResult> {
+    const sharing = this.sharing!;
+    const release = await sharing.home.quiesce(req.tid);
+    try {
+      const here = await this.local(req, p);
+      if (here.err !== AdminError.Success) return here;
+      for (const index of sharing.copyHolders(req.tid)) {
+        const there = await this.pool.call(index, req, p.raw);
+        if (there.err !== AdminError.Success) sharing.copyDiverged(index, req.tid, there.err);
+      }
+      return here;
+    } finally {
+      release();
+    }
+  }
+
+  /** Here first (which refuses while any session, a guest's too, is logged in), then the copies. */
+  private async deleteShared(req: AdminRequest, p: ParsedPayload): Promise<DispatchResult> {
+    const sharing = this.sharing!;
+    const holders = sharing.copyHolders(req.tid);
+    const here = await this.local(req, p);
+    if (here.err !== AdminError.Success) return here;
+    sharing.unshare(req.tid);
+    for (const index of holders) await this.pool.call(index, { ...req, force: 1 }, p.raw);
+    return here;
+  }
+
+  /** Stat rows from here, with each guest session's rows from its guest (they count its commands). */
+  private async gatherStats(req: AdminRequest, p: ParsedPayload): Promise<DispatchResult> {
+    const here = await this.local(req, p);
+    if (here.err !== AdminError.Success || !here.text?.startsWith(STAT_HEADER)) return here;
+    const sharing = this.sharing!;
+    const rows = here.text
+      .slice(STAT_HEADER.length)
+      .split('\n')
+      .filter(
+        (line) =>
+          line !== '' && sharing.guestOfSession(BigInt(line.trim().split(/\s+/)[2] ?? '0')) === undefined,
+      );
+    for (const index of sharing.copyHolders(req.tid)) {
+      const there = await this.pool.call(index, req, p.raw);
+      if (there.err === AdminError.Success && there.text?.startsWith(STAT_HEADER))
+        rows.push(
+          ...there.text
+            .slice(STAT_HEADER.length)
+            .split('\n')
+            .filter((line) => line !== ''),
+        );
+    }
+    const lun = (line: string): bigint => BigInt(line.trim().split(/\s+/)[1] ?? '0');
+    rows.sort((a, b) => (lun(a) < lun(b) ? -1 : lun(a) > lun(b) ? 1 : 0));
+    return ok(STAT_HEADER + rows.map((line) => line + '\n').join(''));
+  }
+
+  /** The text from here followed by the guests' (their sessions). */
+  private async gatherText(req: AdminRequest, p: ParsedPayload): Promise<DispatchResult> {
+    const here = await this.local(req, p);
+    if (here.err !== AdminError.Success) return here;
+    let text = here.text ?? '';
+    for (const index of this.sharing!.copyHolders(req.tid)) {
+      const there = await this.pool.call(index, req, p.raw);
+      if (there.err === AdminError.Success) text += there.text ?? '';
+    }
+    return ok(text);
   }
 
   /** The request for each target in tid order, asked of its owner, texts joined. */
@@ -211,7 +314,8 @@ class Router {
     for (const t of this.ctx.system.targetsInOrder()) {
       const index = this.pool.ownerOf(t.tid);
       if (index !== undefined && !this.pool.isAlive(index)) continue;
-      const r = await this.toOwner({ ...req, tid: t.tid }, p);
+      const one = { ...req, tid: t.tid };
+      const r = this.sharing?.isShared(t.tid) ? await this.route(one, p) : await this.toOwner(one, p);
       if (r.err === AdminError.Success) out += textOf(r.text ?? '');
     }
     return ok(out);
@@ -228,6 +332,7 @@ class Router {
   /** `target show`: each target's block from its owner, in tid order. */
   private async showAllTargets(req: AdminRequest, p: ParsedPayload): Promise<DispatchResult> {
     const blocks: Array<[number, string]> = [];
+    const workers = this.pool.live();
     const answers = [await this.local(req, p), ...(await this.pool.broadcast(req, p.raw))];
     answers.forEach((r, i) => {
       if (r.err !== AdminError.Success || !r.text) return;
@@ -235,7 +340,10 @@ class Router {
         const tid = /^Target (\d+): /.exec(block);
         // Here, the targets this process serves, and those of dead workers (as LU-less copies:
         // they exist until deleted); the others come from their workers.
-        if (tid && (i > 0 || !this.servedByLiveWorker(Number(tid[1])))) blocks.push([Number(tid[1]), block]);
+        // (A worker's copies of targets shared from here are not its own.)
+        const owner = tid ? this.pool.ownerOf(Number(tid[1])) : undefined;
+        const mine = i === 0 ? !this.servedByLiveWorker(Number(tid?.[1])) : owner === workers[i - 1];
+        if (tid && mine) blocks.push([Number(tid[1]), block]);
       }
     });
     blocks.sort((a, b) => a[0] - b[0]);
@@ -248,9 +356,12 @@ class Router {
     if (here.err !== AdminError.Success) return here;
     const merged = JSON.parse(here.text ?? '{}') as ConfigSnapshot;
     const byTid = new Map<number, ConfigSnapshot['targets'][number]>();
-    for (const r of await this.pool.broadcast(req, p.raw)) {
+    const workers = this.pool.live();
+    const answers = await this.pool.broadcast(req, p.raw);
+    for (const [i, r] of answers.entries()) {
       if (r.err !== AdminError.Success) return r;
-      for (const t of (JSON.parse(r.text ?? '{}') as ConfigSnapshot).targets) byTid.set(t.tid, t);
+      for (const t of (JSON.parse(r.text ?? '{}') as ConfigSnapshot).targets)
+        if (this.pool.ownerOf(t.tid) === workers[i]) byTid.set(t.tid, t);
     }
     merged.targets = merged.targets.map((t) => byTid.get(t.tid) ?? t);
     return ok(JSON.stringify(merged) + '\n');

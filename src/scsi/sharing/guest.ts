@@ -4,13 +4,17 @@
  * its LUs opened on the same backing files.
  *
  * - Its sessions' nexuses are announced to the home (`open`, `close`).
- * - Commands run here only under a lease, and only those fast-path.ts lists; the others go to
- *   the home and their result comes back. The local task set still orders this process's
- *   commands (an ORDERED command waits here for this guest's older ones, then at home for
- *   everyone else's).
+ * - A command runs here only if it arrived while its nexus held a lease on the LU, and only if
+ *   fast-path.ts lists it; the others go to the home, which answers with status, sense and
+ *   Data-In. Commands that will go home are announced there as they arrive, before their data
+ *   (SAM-5 8.6): they are older tasks for every command of every process that arrives after.
+ * - The local task set still orders this process's commands (an ORDERED command waits here for
+ *   this guest's older ones, then at home for everyone else's).
  * - A nexus asks for a lease on an LU when a command that could use one comes without it. A
  *   command that must not be overtaken (not SIMPLE) gives up every lease of the guest on its
- *   LU before it goes home, so that nothing younger runs here before it.
+ *   LU before it goes home, so that nothing younger runs here before it. A lease given up or
+ *   revoked is let go once the commands admitted under it have ended, those still waiting
+ *   for their data included.
  * - Task management that reaches beyond the nexus's own commands (CLEAR TASK SET, resets) and
  *   QUERY ASYNCHRONOUS EVENT is carried out at home; ABORT TASK and ABORT TASK SET here, with
  *   the home asked to drop the copies of commands that still wait there.
@@ -18,19 +22,20 @@
 import { Buffer } from 'node:buffer';
 import { performance } from 'node:perf_hooks';
 import { debuglog } from 'node:util';
-import { TaskAttribute, type ScsiCommand, type ScsiStatus } from '../command.js';
+import { Announcement, TaskAttribute, type ScsiCommand, type ScsiStatus } from '../command.js';
 import { completeCommand, executeCommand, finishAborted } from '../execute.js';
 import type { LogicalUnit } from '../lu.js';
+import { lunField } from '../lun-address.js';
 import type { ItNexus, NexusLuInfo } from '../nexus.js';
 import type { ScsiTarget } from '../target.js';
 import { TmfFunction, TmfResult, type TmfAnswer } from '../tmf.js';
 import { leasable, runsUnderLease } from './fast-path.js';
 import type { TargetSharing } from './hooks.js';
-import type { GuestToHome, HomeToGuest, LuSnapshot } from './messages.js';
+import type { CommandHeader, GuestToHome, HomeToGuest, LuSnapshot } from './messages.js';
 
 const debug = debuglog('tgt:sharing');
 
-/** Sends to the home. The message must be copied (serialized) before send returns. */
+/** Sends to the home; it may hold the message (payloads in it are copies). */
 export type HomeChannel = (m: GuestToHome) => void;
 
 /**
@@ -48,12 +53,15 @@ interface Asking {
   delay: number;
 }
 
-interface Forwarded {
+/** A command the home runs for this guest. */
+interface AtHome {
   readonly target: GuestTarget;
   readonly cmd: ScsiCommand;
   readonly nexus: ItNexus;
   readonly lu: LogicalUnit;
-  readonly unregister: () => void;
+  /** Sent with its data (`cmd`), not only announced. */
+  sent: boolean;
+  unregister: () => void;
 }
 
 /** Task management functions the home carries out. */
@@ -67,12 +75,16 @@ const AT_HOME = new Set([
 
 export class SharingGuest {
   private readonly targets = new Map<number, GuestTarget>();
-  /** Commands sent home, by id. */
-  readonly forwarded = new Map<number, Forwarded>();
-  /** The same, by command (to tell them from the ones running here). */
-  readonly forwardedCmds = new Set<ScsiCommand>();
+  /** Commands announced or sent home, by id, and their ids by command. */
+  private readonly atHome = new Map<number, AtHome>();
+  private readonly idOf = new Map<ScsiCommand, number>();
   private readonly tmfs = new Map<number, (a: TmfAnswer) => void>();
   private nextId = 1;
+  /**
+   * Ends the tasks of `nexus`'s session that never reached the core (set by the fabric):
+   * task management at home reaches them first, as it would in one process.
+   */
+  abortFabric: ((nexus: ItNexus, lun: Buffer | null, issuer: ItNexus | null) => void) | null = null;
 
   constructor(private readonly channel: HomeChannel) {}
 
@@ -88,6 +100,11 @@ export class SharingGuest {
     if (!t) return;
     this.targets.delete(tid);
     if (t.target.sharing === t) t.target.sharing = null;
+  }
+
+  /** The targets served as a guest. */
+  tids(): number[] {
+    return [...this.targets.keys()];
   }
 
   isGuestOf(tid: number): boolean {
@@ -112,29 +129,67 @@ export class SharingGuest {
     this.send({ t: 'released', tid: at.tid, nexus: at.nexus, lun: at.lun, seq, revoke, aborted });
   }
 
+  /** Announce a command that will run at home (before its data). */
+  announce(target: GuestTarget, cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit): void {
+    const id = this.track(target, cmd, nexus, lu);
+    this.send({ t: 'announce', id, tid: nexus.target.tid, nexus: nexus.id, header: header(cmd) });
+  }
+
+  /** Send a command home with its data (announced before, or not). */
   forward(target: GuestTarget, cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit): void {
-    const id = this.nextId++;
-    // Task management here (ABORT TASK, ABORT TASK SET, nexus loss) waits for it: the home
-    // ends it at once if it has not started there.
-    const unregister = lu.taskSet.onInterrupt(cmd, () => this.send({ t: 'abort', id }));
-    this.forwarded.set(id, { target, cmd, nexus, lu, unregister });
-    this.forwardedCmds.add(cmd);
+    const known = this.idOf.get(cmd);
+    const id = known ?? this.track(target, cmd, nexus, lu);
+    this.atHome.get(id)!.sent = true;
     this.send({
       t: 'cmd',
       id,
       tid: nexus.target.tid,
       nexus: nexus.id,
-      lun: cmd.lun,
-      cdb: cmd.cdb,
-      tag: cmd.tag,
-      attribute: cmd.attribute,
-      direction: cmd.direction,
-      expectedReadLength: cmd.expectedReadLength,
-      expectedWriteLength: cmd.expectedWriteLength,
-      data: cmd.dataOutLength > 0 ? cmd.gatherDataOut() : null,
+      header: header(cmd),
+      announced: known !== undefined,
+      // A copy: the channel may hold the message, and the fabric reuses its receive buffers.
+      data: cmd.dataOutLength > 0 ? new Uint8Array(cmd.gatherDataOut()) : null,
     });
-    // send() copied the Data-Out: the fabric may reuse its receive buffers.
     cmd.dataOutConsumed = true;
+  }
+
+  private track(target: GuestTarget, cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit): number {
+    const id = this.nextId++;
+    const entry: AtHome = { target, cmd, nexus, lu, sent: false, unregister: () => undefined };
+    this.atHome.set(id, entry);
+    this.idOf.set(cmd, id);
+    return id;
+  }
+
+  /**
+   * Once running here (sent home), task management here (ABORT TASK, ABORT TASK SET, nexus
+   * loss) waits for it: the home ends it at once if it has not started there.
+   */
+  watchAborts(cmd: ScsiCommand, lu: LogicalUnit): void {
+    const id = this.idOf.get(cmd);
+    const entry = id === undefined ? undefined : this.atHome.get(id);
+    if (entry) entry.unregister = lu.taskSet.onInterrupt(cmd, () => this.send({ t: 'abort', id: id! }));
+  }
+
+  /** Whether the home runs `cmd`. */
+  isAtHome(cmd: ScsiCommand): boolean {
+    return this.idOf.has(cmd);
+  }
+
+  /** A command the home was told of ended here without being sent (withdrawn, aborted). */
+  endedHere(cmd: ScsiCommand): void {
+    const id = this.idOf.get(cmd);
+    if (id === undefined) return;
+    const entry = this.atHome.get(id)!;
+    if (entry.sent) return;
+    this.forget(id, entry);
+    this.send({ t: 'withdraw', id });
+  }
+
+  private forget(id: number, entry: AtHome): void {
+    this.atHome.delete(id);
+    this.idOf.delete(entry.cmd);
+    entry.unregister();
   }
 
   tmf(nexus: ItNexus, fn: TmfFunction, lun: Buffer, refTag: number): Promise<TmfAnswer> {
@@ -171,32 +226,30 @@ export class SharingGuest {
    * response: the initiator's timeouts and task management take over, as with a lost command).
    */
   homeGone(): void {
-    for (const [id, f] of this.forwarded) {
-      this.forwarded.delete(id);
-      this.forwardedCmds.delete(f.cmd);
-      f.unregister();
-      f.target.ended(f.cmd, f.lu);
-      finishAborted(f.cmd, f.nexus, f.lu, f.nexus);
+    for (const [id, entry] of this.atHome) {
+      this.forget(id, entry);
+      entry.lu.taskSet.withdraw(entry.cmd);
+      finishAborted(entry.cmd, entry.nexus, entry.lu, entry.nexus);
     }
     for (const resolve of this.tmfs.values()) resolve({ result: TmfResult.Rejected, additionalInfo: 0 });
     this.tmfs.clear();
   }
 
   private done(m: Extract<HomeToGuest, { t: 'done' }>): void {
-    const f = this.forwarded.get(m.id);
-    if (!f) return;
-    this.forwarded.delete(m.id);
-    this.forwardedCmds.delete(f.cmd);
-    f.unregister();
-    f.target.ended(f.cmd, f.lu);
-    const cmd = f.cmd;
+    const entry = this.atHome.get(m.id);
+    if (!entry) return;
+    this.forget(m.id, entry);
+    const cmd = entry.cmd;
+    // Ended at home before its data came (task management there): out of the task set here.
+    if (!entry.sent) entry.lu.taskSet.withdraw(cmd);
+    entry.target.sentEnded(cmd, entry.lu);
     cmd.status = m.status as ScsiStatus;
     cmd.sense = m.sense ? view(m.sense) : null;
     cmd.dataIn = m.data ? view(m.data) : null;
     cmd.dataInLength = m.dataInLength;
     cmd.writeTransferLength = m.writeTransferLength;
     cmd.aborted = m.aborted;
-    completeCommand(cmd, f.nexus, f.lu);
+    completeCommand(cmd, entry.nexus, entry.lu);
   }
 }
 
@@ -206,15 +259,30 @@ class GuestTarget implements TargetSharing {
   private readonly asked = new Map<NexusLuInfo, Asking>();
   /** Commands sent home that younger ones must not overtake, per LU (no lease meanwhile). */
   private readonly barriers = new Map<LogicalUnit, number>();
+  /** Commands admitted under a lease and not ended: they run here whatever became of it. */
+  private readonly leased = new Set<ScsiCommand>();
+  /** Leases let go once the commands admitted under them of that nexus and LU have ended. */
+  private drains: Array<{ nexus: ItNexus; lu: LogicalUnit; done: () => void }> = [];
 
   constructor(
     private readonly guest: SharingGuest,
     readonly target: ScsiTarget,
   ) {}
 
-  start(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit): void {
+  announced(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit): void {
     const info = nexus.luInfo(lu);
-    if (info.lease !== 0 && runsUnderLease(cmd)) {
+    if (info.lease !== 0 && runsUnderLease(cmd)) this.leased.add(cmd);
+    else this.guest.announce(this, cmd, nexus, lu);
+  }
+
+  start(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit): void {
+    if (this.leased.has(cmd)) {
+      executeCommand(cmd, nexus, lu, true);
+      return;
+    }
+    const info = nexus.luInfo(lu);
+    if (cmd.announcement !== Announcement.Accepted && info.lease !== 0 && runsUnderLease(cmd)) {
+      this.leased.add(cmd);
       executeCommand(cmd, nexus, lu, true);
       return;
     }
@@ -225,12 +293,21 @@ class GuestTarget implements TargetSharing {
       this.ask(nexus, lu, info);
     }
     this.guest.forward(this, cmd, nexus, lu);
+    this.guest.watchAborts(cmd, lu);
+  }
+
+  ended(cmd: ScsiCommand): void {
+    if (this.leased.delete(cmd)) {
+      if (this.drains.length > 0) this.checkDrains();
+      return;
+    }
+    this.guest.endedHere(cmd);
   }
 
   /** A command sent home has ended. */
-  ended(cmd: ScsiCommand, lu: LogicalUnit): void {
-    if (cmd.attribute === TaskAttribute.Simple) return;
-    const left = (this.barriers.get(lu) ?? 1) - 1;
+  sentEnded(cmd: ScsiCommand, lu: LogicalUnit): void {
+    if (cmd.attribute === TaskAttribute.Simple || !this.barriers.has(lu)) return;
+    const left = this.barriers.get(lu)! - 1;
     if (left > 0) this.barriers.set(lu, left);
     else this.barriers.delete(lu);
   }
@@ -314,16 +391,15 @@ class GuestTarget implements TargetSharing {
     return true;
   }
 
-  /** Stop running commands on `lu` under this guest's leases, and tell the home once they have finished. */
+  /** Stop admitting commands on `lu` under this guest's leases; tell the home once those admitted have ended. */
   private giveUp(lu: LogicalUnit): void {
     for (const nexus of this.target.nexuses.values()) {
       const info = nexus.peekLuInfo(lu);
       if (!info || info.lease === 0) continue;
       const seq = info.lease;
       info.lease = 0;
-      void this.drained(nexus, lu).then(() =>
-        this.guest.released({ tid: this.target.tid, nexus: nexus.id, lun: Number(lu.lun) }, seq, 0),
-      );
+      const at = { tid: this.target.tid, nexus: nexus.id, lun: Number(lu.lun) };
+      this.drained(nexus, lu, () => this.guest.released(at, seq, 0));
     }
   }
 
@@ -332,27 +408,38 @@ class GuestTarget implements TargetSharing {
     nexus: ItNexus | undefined,
     lu: LogicalUnit | undefined,
   ): void {
-    const reply = (seq: number, aborted: boolean): void => this.guest.released(m, seq, m.id, aborted);
-    const info = nexus && lu ? nexus.peekLuInfo(lu) : undefined;
-    if (!nexus || !lu) return reply(0, false);
+    if (!nexus || !lu) return this.guest.released(m, 0, m.id);
     applySnapshot(lu, m.snapshot);
+    const info = nexus.peekLuInfo(lu);
     const seq = info?.lease ?? 0;
     if (info) info.lease = 0;
     let aborted = false;
     if (m.abort) {
+      // Task management at home: what this nexus holds waiting ends as it would there.
+      const issuer = m.issuer === nexus.id ? nexus : null;
+      this.guest.abortFabric?.(nexus, lunField(Number(lu.lun)), issuer);
       const removed = lu.taskSet.removeWaiting((_c, n) => n === nexus);
-      for (const w of removed) finishAborted(w.cmd, w.nexus, lu, m.issuer === nexus.id ? nexus : null);
+      for (const w of removed) finishAborted(w.cmd, w.nexus, lu, issuer);
       aborted = removed.length > 0;
     }
-    void this.drained(nexus, lu).then(() => reply(seq, aborted));
+    this.drained(nexus, lu, () => this.guest.released(m, seq, m.id, aborted));
   }
 
-  /** Resolves when no command of `nexus` runs on `lu` here (those sent home do not count). */
-  private drained(nexus: ItNexus, lu: LogicalUnit): Promise<void> {
-    const here: ScsiCommand[] = [];
-    for (const cmd of nexus.outstanding.toArray())
-      if (cmd.outLu === lu && lu.taskSet.isRunning(cmd) && !this.guest.forwardedCmds.has(cmd)) here.push(cmd);
-    return lu.taskSet.whenFinished(here);
+  /** Call `done` once no command admitted under a lease of `nexus` on `lu` is left. */
+  private drained(nexus: ItNexus, lu: LogicalUnit, done: () => void): void {
+    if (this.holdsLeased(nexus, lu)) this.drains.push({ nexus, lu, done });
+    else done();
+  }
+
+  private holdsLeased(nexus: ItNexus, lu: LogicalUnit): boolean {
+    for (const cmd of this.leased) if (cmd.outLu === lu && nexus.outstanding.has(cmd)) return true;
+    return false;
+  }
+
+  private checkDrains(): void {
+    const waiting = this.drains;
+    this.drains = [];
+    for (const d of waiting) this.drained(d.nexus, d.lu, d.done);
   }
 }
 
@@ -366,6 +453,18 @@ function applySnapshot(lu: LogicalUnit, s: LuSnapshot): void {
 function copyPage(lu: LogicalUnit, page: number, current: Uint8Array | null): void {
   const here = lu.modePages.get(page, 0);
   if (here && current && current.length === here.current.length) here.current.set(current);
+}
+
+function header(cmd: ScsiCommand): CommandHeader {
+  return {
+    lun: cmd.lun,
+    cdb: cmd.cdb,
+    tag: cmd.tag,
+    attribute: cmd.attribute,
+    direction: cmd.direction,
+    expectedReadLength: cmd.expectedReadLength,
+    expectedWriteLength: cmd.expectedWriteLength,
+  };
 }
 
 function view(a: Uint8Array): Buffer {

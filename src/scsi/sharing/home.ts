@@ -22,11 +22,11 @@ import type { ScsiTarget } from '../target.js';
 import { TmfFunction } from '../tmf.js';
 import { leasable, runsAlongsideLeases } from './fast-path.js';
 import type { TargetSharing } from './hooks.js';
-import type { GuestToHome, HomeToGuest, LuSnapshot } from './messages.js';
+import type { CommandHeader, GuestToHome, HomeToGuest, LuSnapshot } from './messages.js';
 
 const debug = debuglog('tgt:sharing');
 
-/** Sends to one guest. The message must be copied (serialized) before send returns. */
+/** Sends to one guest; it may hold the message (payloads in it are copies). */
 export type GuestChannel = (m: HomeToGuest) => void;
 
 /** What the LU looks like to a command running under a lease. */
@@ -59,6 +59,13 @@ export class SharingHome {
   private readonly forwarded = new Map<number, Map<number, { cmd: ScsiCommand; nexus: ItNexus }>>();
   private nextSeq = 1;
   private nextRevocation = 1;
+  /**
+   * Ends the tasks of `nexus`'s session that never reached the core (set by the fabric), for
+   * task management a guest's session asks for that reaches this process's sessions.
+   */
+  abortFabric: ((nexus: ItNexus, lun: Buffer | null, issuer: ItNexus | null) => void) | null = null;
+  /** A nexus appeared on a shared target: of a session here (guest null), or of a guest's. */
+  onNexusOpened: ((tid: number, guest: number | null) => void) | null = null;
 
   /** A guest process to lease to; `channel` reaches it. */
   addGuest(guest: number, channel: GuestChannel): void {
@@ -104,6 +111,11 @@ export class SharingHome {
 
   isShared(tid: number): boolean {
     return this.shared.has(tid);
+  }
+
+  /** The guest that serves `nexus` of `tid`; undefined: a session of this process. */
+  guestOfNexus(tid: number, nexus: ItNexus): number | undefined {
+    return this.shared.get(tid)?.remote.get(nexus);
   }
 
   /** Sessions of `tid` served by each guest (nexus counts), for placing a new one. */
@@ -165,6 +177,11 @@ export class SharingHome {
       case 'abort':
         this.abort(guest, m.id);
         return;
+      case 'withdraw': {
+        const entry = this.forwarded.get(guest)!.get(m.id);
+        if (entry && entry.nexus.withdraw(entry.cmd)) this.forwarded.get(guest)!.delete(m.id);
+        return;
+      }
       case 'released': {
         const r = m.revoke !== 0 ? this.revocations.get(m.revoke) : undefined;
         if (r) {
@@ -194,7 +211,18 @@ export class SharingHome {
       case 'close':
         if (ours) t!.close(nexus);
         return;
-      case 'cmd':
+      case 'announce':
+        if (ours) this.run(guest, nexus, m.id, m.header, null, false);
+        return;
+      case 'cmd': {
+        if (m.announced) {
+          const announced = this.forwarded.get(guest)!.get(m.id);
+          if (announced) {
+            if (m.data) announced.cmd.addDataOut(view(m.data));
+            announced.nexus.submit(announced.cmd);
+          }
+          return;
+        }
         if (!ours) {
           this.send(guest, {
             t: 'done',
@@ -208,8 +236,9 @@ export class SharingHome {
           });
           return;
         }
-        this.run(guest, nexus, m);
+        this.run(guest, nexus, m.id, m.header, m.data, true);
         return;
+      }
       case 'tmf':
         if (!ours) {
           this.send(guest, { t: 'tmf-done', id: m.id, result: 255, additionalInfo: 0 });
@@ -226,28 +255,39 @@ export class SharingHome {
     }
   }
 
-  /** Run a guest's command on its nexus here. */
-  private run(guest: number, nexus: ItNexus, m: Extract<GuestToHome, { t: 'cmd' }>): void {
+  /**
+   * A guest's command on its nexus here: submitted with its data, or only announced (SAM-5 8.6)
+   * until its `cmd` brings the data.
+   */
+  private run(
+    guest: number,
+    nexus: ItNexus,
+    id: number,
+    h: CommandHeader,
+    data: Uint8Array | null,
+    submit: boolean,
+  ): void {
     const running = this.forwarded.get(guest)!;
     const cmd = new ScsiCommand(
       {
-        cdb: view(m.cdb),
-        lun: view(m.lun),
-        tag: m.tag,
-        attribute: m.attribute as TaskAttribute,
-        direction: m.direction as DataDirection,
-        expectedReadLength: m.expectedReadLength,
-        expectedWriteLength: m.expectedWriteLength,
+        cdb: view(h.cdb),
+        lun: view(h.lun),
+        tag: h.tag,
+        attribute: h.attribute as TaskAttribute,
+        direction: h.direction as DataDirection,
+        expectedReadLength: h.expectedReadLength,
+        expectedWriteLength: h.expectedWriteLength,
       },
       (c) => {
-        running.delete(m.id);
+        running.delete(id);
+        // A copy: the channel may hold the message (Node queues it behind a handle in flight).
         const data =
           c.dataIn && c.dataInLength > 0
-            ? c.dataIn.subarray(0, Math.min(c.dataInLength, c.expectedReadLength))
+            ? new Uint8Array(c.dataIn.subarray(0, Math.min(c.dataInLength, c.expectedReadLength)))
             : null;
         this.send(guest, {
           t: 'done',
-          id: m.id,
+          id,
           status: c.status,
           sense: c.sense,
           data,
@@ -258,9 +298,10 @@ export class SharingHome {
         c.releaseBuffers();
       },
     );
-    if (m.data) cmd.addDataOut(view(m.data));
-    running.set(m.id, { cmd, nexus });
-    nexus.submit(cmd);
+    if (data) cmd.addDataOut(view(data));
+    running.set(id, { cmd, nexus });
+    if (submit) nexus.submit(cmd);
+    else nexus.announce(cmd);
   }
 
   /** The guest's task management ended its copy of a command: end this one if it has not started. */
@@ -283,6 +324,12 @@ export class SharingHome {
       if (m.fn === TmfFunction.QueryAsyncEvent) {
         ({ result, additionalInfo } = nexus.queryAsyncEvent(view(m.lun)));
       } else {
+        const everyLun = m.fn === TmfFunction.TargetWarmReset;
+        if (everyLun || m.fn === TmfFunction.LogicalUnitReset || m.fn === TmfFunction.ClearTaskSet) {
+          const remote = this.shared.get(m.tid)?.remote;
+          for (const other of nexus.target.nexuses.values())
+            if (!remote?.has(other)) this.abortFabric?.(other, everyLun ? null : view(m.lun), nexus);
+        }
         result = await nexus.taskManagement(m.fn as TmfFunction, view(m.lun), m.refTag);
       }
     } catch (e) {
@@ -300,6 +347,8 @@ class HomeTarget implements TargetSharing {
   private readonly leases = new Map<LogicalUnit, Map<ItNexus, Lease>>();
   /** Management changes in progress (no grants meanwhile). */
   blocked = 0;
+  /** Set while a guest's nexus is being created (nexusOpened then knows it is not ours). */
+  private opening = false;
 
   constructor(
     private readonly home: SharingHome,
@@ -308,13 +357,17 @@ class HomeTarget implements TargetSharing {
 
   open(guest: number, id: number, initiatorName: string, initiatorPort: string, info: string): void {
     let nexus: ItNexus;
+    this.opening = true;
     try {
       nexus = this.target.createNexus(id, initiatorName, info, initiatorPort);
     } catch (e) {
       debug('guest %d nexus %d: %s', guest, id, e);
       return;
+    } finally {
+      this.opening = false;
     }
     this.remote.set(nexus, guest);
+    this.home.onNexusOpened?.(this.target.tid, guest);
   }
 
   close(nexus: ItNexus): void {
@@ -338,7 +391,13 @@ class HomeTarget implements TargetSharing {
     void this.revokeAll([lu], false, null).then(() => executeCommand(cmd, nexus, lu));
   }
 
-  nexusOpened(): void {}
+  announced(): void {}
+
+  ended(): void {}
+
+  nexusOpened(): void {
+    if (!this.opening) this.home.onNexusOpened?.(this.target.tid, null);
+  }
 
   nexusClosed(nexus: ItNexus): void {
     this.remote.delete(nexus);

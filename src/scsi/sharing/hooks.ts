@@ -12,6 +12,10 @@ import type { ItNexus } from '../nexus.js';
 import type { TmfAnswer, TmfFunction } from '../tmf.js';
 
 export interface TargetSharing {
+  /** A command entered the LU's task set before its data (nexus.announce). */
+  announced(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit): void;
+  /** A command on `lu` ended: completed, or withdrawn before it started. */
+  ended(cmd: ScsiCommand, lu: LogicalUnit): void;
   /** Run a command the LU's task set has enabled (in place of executeCommand). */
   start(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit): void;
   /** A nexus was created on the target. */

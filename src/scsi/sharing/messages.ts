@@ -17,26 +17,43 @@ export interface LuSnapshot {
   control: Uint8Array | null;
 }
 
+/** A command as the guest's fabric received it, without its data. */
+export interface CommandHeader {
+  lun: Uint8Array;
+  cdb: Uint8Array;
+  tag: number;
+  attribute: number;
+  direction: number;
+  expectedReadLength: number;
+  expectedWriteLength: number;
+}
+
 export type GuestToHome =
   /** A session started on the guest: its I_T nexus. */
   | { t: 'open'; tid: number; nexus: number; initiatorName: string; initiatorPort: string; info: string }
   /** The nexus is gone, and every command it had sent has been answered. */
   | { t: 'close'; tid: number; nexus: number }
-  /** Run this command at home (it may not run under a lease). */
+  /**
+   * A command arrived that will run at home, before its data (SAM-5 8.6: it is an older task
+   * for everything that arrives after it); `cmd` with the same id follows once its data is in,
+   * or `withdraw` if it ends first.
+   */
+  | { t: 'announce'; id: number; tid: number; nexus: number; header: CommandHeader }
+  /**
+   * Run this command at home (it may not run under a lease). `announced`: announced before (if
+   * the home has ended it meanwhile, it is dropped: the guest has the answer already).
+   */
   | {
       t: 'cmd';
       id: number;
       tid: number;
       nexus: number;
-      lun: Uint8Array;
-      cdb: Uint8Array;
-      tag: number;
-      attribute: number;
-      direction: number;
-      expectedReadLength: number;
-      expectedWriteLength: number;
+      header: CommandHeader;
       data: Uint8Array | null;
+      announced: boolean;
     }
+  /** An announced command ended in the guest before its data came (its fabric ended it). */
+  | { t: 'withdraw'; id: number }
   /** Task management asked the guest's copy of command `id` to end: abort it if it still waits. */
   | { t: 'abort'; id: number }
   /** Task management the home carries out for the guest's nexus. */

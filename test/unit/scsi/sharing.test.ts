@@ -252,3 +252,51 @@ test('sharing: a guest that goes away loses its nexuses at home, and nothing wai
   // A command that would revoke the lease runs at once.
   assert.equal((await submit(r.local, [0x16, 0, 0, 0, 0, 0])).status, ScsiStatus.Good);
 });
+
+for (const withLease of [false, true]) {
+  test(`sam5 8.6 an ORDERED READ at home waits for the guest's SIMPLE WRITE still waiting for its data (${withLease ? 'under a lease' : 'sent home'})`, async () => {
+    const r = await rig();
+    if (withLease) await leased(r);
+    const data = Buffer.alloc(512, 0x77);
+    let written = false;
+    const write = makeCommand(cdb10(WRITE10, 20, 1), { writeLength: 512 }, () => (written = true));
+    r.remote.announce(write);
+    await settle();
+    let read: ScsiCommand | null = null;
+    void fire(r.local, cdb10(READ10, 20, 1), { attribute: TaskAttribute.Ordered, readLength: 512 }).then(
+      (c) => (read = c),
+    );
+    await settle();
+    assert.equal(read, null, 'the ORDERED READ waits for the announced WRITE');
+    write.addDataOut(data);
+    r.remote.submit(write);
+    for (let i = 0; i < 50 && read === null; i++) await settle(2);
+    assert.ok(written);
+    assert.deepEqual(dataIn(read!), data, 'the READ saw the WRITE');
+  });
+}
+
+test('sam5 5.6 TAS=1: LOGICAL UNIT RESET at home ends the guest WRITE waiting for its data with TASK ABORTED', async () => {
+  const r = await rig();
+  const control = dataIn(await submit(r.local, [0x1a, 0x08, 0x0a, 0, 255, 0]));
+  const list = Buffer.from(control);
+  list[0] = 0;
+  list[4 + 5] = list[4 + 5]! | 0x40;
+  assert.equal(
+    (await submit(r.local, [0x15, 0x10, 0, 0, list.length, 0], { dataOut: list })).status,
+    ScsiStatus.Good,
+  );
+  await submit(r.remote, TUR); // the MODE PARAMETERS CHANGED unit attention
+  let ended: ScsiCommand | null = null;
+  const write = makeCommand(cdb10(WRITE10, 30, 1), { writeLength: 512 }, (c) => (ended = c));
+  r.remote.announce(write);
+  await settle();
+  assert.equal(
+    await r.local.taskManagement(TmfFunction.LogicalUnitReset, lunField(1), 0),
+    TmfResult.FunctionComplete,
+  );
+  await settle();
+  assert.ok(ended !== null, 'ended before its data came');
+  assert.equal((ended as ScsiCommand).status, ScsiStatus.TaskAborted);
+  assert.equal((ended as ScsiCommand).aborted, false, 'answered, not silent');
+});
