@@ -111,11 +111,19 @@ async function cpuTicks(pid: number): Promise<number> {
 }
 
 /**
- * tgtd --workers (the default with two CPUs or more): the first target stays in tgtd, the next
- * goes to a worker. A decoy first target puts the soak's target in a worker (when there is one),
- * so every login, hostile or not, also crosses the hand-off from tgtd to the worker.
+ * tgtd --workers --spread sessions (the default with two CPUs or more): the soak's target is
+ * served by tgtd and its sessions are spread over tgtd and its worker, so about half of the
+ * logins, hostile or not, cross the hand-off from tgtd to the worker, the honest sessions run
+ * in both processes, and every reset, reservation and kill goes through the leases
+ * (src/scsi/sharing). A decoy target created first stays in tgtd; the soak's goes to the worker
+ * only with --spread targets, which SOAK_SPREAD=targets selects.
  */
+function soakDaemonArgs(): string[] {
+  return process.env.SOAK_SPREAD === 'targets' ? ['--spread', 'targets'] : [];
+}
+
 async function addDecoyTarget(d: TgtDaemon): Promise<void> {
+  if (process.env.SOAK_SPREAD !== 'targets') return;
   await d.addTarget({ tid: 1, name: `${IQN}:soak-decoy`, luns: [{ lun: 1, bstype: 'memory', path: '1M' }] });
 }
 
@@ -456,7 +464,7 @@ describe('soak (a): hostile input on LUN 2 while two honest sessions run a verif
   const caseRuns = new Map<string, number>();
 
   before(async () => {
-    d = await TgtDaemon.start();
+    d = await TgtDaemon.start({ args: soakDaemonArgs() });
     const file = await d.sparseFile('honest.img', 16 * 1024 * 1024);
     await addDecoyTarget(d);
     await d.addTarget({
@@ -1088,7 +1096,7 @@ describe('soak (b): the connection killed in the middle of a verified write load
   let d: TgtDaemon;
 
   before(async () => {
-    d = await TgtDaemon.start();
+    d = await TgtDaemon.start({ args: soakDaemonArgs() });
     const file = await d.sparseFile('kill.img', 16 * 1024 * 1024);
     await addDecoyTarget(d);
     await d.addTarget({ tid: 2, name: TARGET, luns: [{ lun: HONEST_LUN, path: file }] });

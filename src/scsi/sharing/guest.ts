@@ -324,6 +324,7 @@ class GuestTarget implements TargetSharing {
   }
 
   nexusClosed(nexus: ItNexus, drained: Promise<void>): void {
+    for (const info of this.asked.keys()) if (info.nexus === nexus) this.asked.delete(info);
     // After its last command: the home closes its copy of the nexus (reservations released).
     void drained.then(() => this.guest.send({ t: 'close', tid: this.target.tid, nexus: nexus.id }));
   }

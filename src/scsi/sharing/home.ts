@@ -467,6 +467,7 @@ class HomeTarget implements TargetSharing {
     if (revoke === 0 && lease.seq !== seq) return;
     if (revoke !== 0) lease.revokes = lease.revokes.filter((id) => id !== revoke);
     if (revoke === 0 || lease.revokes.length === 0) out!.delete(nexus);
+    if (out!.size === 0) this.leases.delete(lu);
   }
 
   /**
@@ -513,7 +514,10 @@ class HomeTarget implements TargetSharing {
   }
 
   private dropLeases(nexus: ItNexus): void {
-    for (const out of this.leases.values()) out.delete(nexus);
+    for (const [lu, out] of this.leases) {
+      out.delete(nexus);
+      if (out.size === 0) this.leases.delete(lu);
+    }
   }
 }
 
