@@ -270,7 +270,8 @@ function workerPool(
 ): WorkerPool {
   const pool = new WorkerPool(max, spawnWorker);
   driverOptions.tsihRange = mainTsihRange(max);
-  driverOptions.tsihTaken = (tsih) => pool.isLent(tsih);
+  // A guest's session of a shared target keeps its nexus here until it has drained.
+  driverOptions.tsihTaken = (tsih) => pool.isLent(tsih) || (sharing()?.nexusExists(tsih) ?? false);
   driverOptions.serves = (target) => pool.ownerOf(target.tid) === undefined;
   driverOptions.handOff = (targetName, socket, firstPdu, driver) => {
     const target = system.findTargetByName(targetName);

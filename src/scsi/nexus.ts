@@ -151,6 +151,14 @@ export class ItNexus {
     const n = decodeLun(cmd.lun);
     const lu = n >= 0 ? this.target.luByNumber(n) : undefined;
     if (!lu) return;
+    const sharing = this.target.sharing;
+    if (sharing !== null && lu.taskSet.size < lu.taskSet.maxDepth && sharing.route(cmd, this, lu, true)) {
+      // Another process runs it (sharing/guest.ts); it is in the task set here as running.
+      cmd.announcement = Announcement.Accepted;
+      this.track(cmd, lu);
+      countSubmitted(this.luInfo(lu), cmd);
+      return;
+    }
     if (!lu.taskSet.announce(cmd, this)) {
       cmd.announcement = Announcement.Refused;
       return;
@@ -158,7 +166,6 @@ export class ItNexus {
     cmd.announcement = Announcement.Accepted;
     this.track(cmd, lu);
     countSubmitted(this.luInfo(lu), cmd);
-    this.target.sharing?.announced(cmd, this, lu);
   }
 
   /**
@@ -170,7 +177,7 @@ export class ItNexus {
   withdraw(cmd: ScsiCommand): boolean {
     if (cmd.announcement !== Announcement.Accepted) return false;
     const lu = this.outstandingLu(cmd);
-    if (!lu || !lu.taskSet.withdraw(cmd)) return false;
+    if (!lu || !(lu.taskSet.withdraw(cmd) || this.target.sharing?.withdrawn(cmd, lu))) return false;
     this.outstanding.delete(cmd);
     this.target.sharing?.ended(cmd, lu);
     return true;
@@ -205,7 +212,14 @@ export class ItNexus {
       return;
     }
     // SAM-5 8.6: a command refused when it was announced stays refused.
-    if (cmd.announcement === Announcement.Refused || !lu.taskSet.submit(cmd, this, isExclusive(lu, cmd)))
+    if (cmd.announcement === Announcement.Refused) {
+      completeWithStatus(cmd, this, lu, ScsiStatus.TaskSetFull);
+      return;
+    }
+    const sharing = this.target.sharing;
+    if (sharing !== null && lu.taskSet.size < lu.taskSet.maxDepth && sharing.route(cmd, this, lu, false))
+      return;
+    if (!lu.taskSet.submit(cmd, this, isExclusive(lu, cmd)))
       completeWithStatus(cmd, this, lu, ScsiStatus.TaskSetFull);
   }
 
@@ -214,6 +228,7 @@ export class ItNexus {
     const lu = this.outstandingLu(cmd);
     // Completed already (task management ended it while it waited for its data): nothing to do.
     if (!lu) return;
+    if (this.target.sharing?.dataIn(cmd, this, lu)) return;
     if (this.target.state !== 'ready') {
       lu.taskSet.withdraw(cmd);
       completeWithStatus(cmd, this, lu, ScsiStatus.Busy);

@@ -56,6 +56,8 @@ export class TaskSet {
   /** Running ORDERED / HEAD OF QUEUE commands (they block younger SIMPLE ones). */
   private barriers = 0;
   private exclusiveRunning: ScsiCommand | null = null;
+  /** Running commands another process runs (adopt). */
+  private readonly adopted = new Set<ScsiCommand>();
   private readonly waiters = new Map<ScsiCommand, (() => void)[]>();
   /** Running commands that task management may end early (their work goes on without them). */
   private readonly interrupters = new Map<ScsiCommand, () => void>();
@@ -79,6 +81,21 @@ export class TaskSet {
   /** True while `cmd` has been started and has not finished. */
   isRunning(cmd: ScsiCommand): boolean {
     return this.running.has(cmd);
+  }
+
+  /** True while `cmd` is announced, not ready, and nothing older waits before it (see announce). */
+  isFloating(cmd: ScsiCommand): boolean {
+    return this.floating.has(cmd);
+  }
+
+  /**
+   * Count a command another process runs (sharing/guest.ts) as running here, outside the
+   * ordering rules (that process orders it): task management finds it, waits for it and may
+   * interrupt it; `finish` ends it.
+   */
+  adopt(cmd: ScsiCommand): void {
+    this.running.add(cmd);
+    this.adopted.add(cmd);
   }
 
   /** Whether any command running, waiting or announced matches `match`. */
@@ -164,7 +181,8 @@ export class TaskSet {
   finish(cmd: ScsiCommand): void {
     if (!this.running.delete(cmd)) return;
     this.abandoned.delete(cmd);
-    if (cmd.attribute !== TaskAttribute.Simple) this.barriers--;
+    const adopted = this.adopted.size > 0 && this.adopted.delete(cmd);
+    if (!adopted && cmd.attribute !== TaskAttribute.Simple) this.barriers--;
     if (this.exclusiveRunning === cmd) this.exclusiveRunning = null;
     this.drain();
     if (this.waiters.size > 0) {

@@ -244,7 +244,7 @@ class Router {
     try {
       const here = await this.local(req, p);
       if (here.err !== AdminError.Success) return here;
-      for (const index of sharing.copyHolders(req.tid)) {
+      for (const index of sharing.servers(req.tid)) {
         const there = await this.pool.call(index, req, p.raw);
         if (there.err !== AdminError.Success) sharing.copyDiverged(index, req.tid, there.err);
       }
@@ -257,7 +257,7 @@ class Router {
   /** Here first (which refuses while any session, a guest's too, is logged in), then the copies. */
   private async deleteShared(req: AdminRequest, p: ParsedPayload): Promise<DispatchResult> {
     const sharing = this.sharing!;
-    const holders = sharing.copyHolders(req.tid);
+    const holders = sharing.servers(req.tid);
     const here = await this.local(req, p);
     if (here.err !== AdminError.Success) return here;
     sharing.unshare(req.tid);
@@ -277,7 +277,7 @@ class Router {
         (line) =>
           line !== '' && sharing.guestOfSession(BigInt(line.trim().split(/\s+/)[2] ?? '0')) === undefined,
       );
-    for (const index of sharing.copyHolders(req.tid)) {
+    for (const index of sharing.servers(req.tid)) {
       const there = await this.pool.call(index, req, p.raw);
       if (there.err === AdminError.Success && there.text?.startsWith(STAT_HEADER))
         rows.push(
@@ -297,7 +297,7 @@ class Router {
     const here = await this.local(req, p);
     if (here.err !== AdminError.Success) return here;
     let text = here.text ?? '';
-    for (const index of this.sharing!.copyHolders(req.tid)) {
+    for (const index of this.sharing!.servers(req.tid)) {
       const there = await this.pool.call(index, req, p.raw);
       if (there.err === AdminError.Success) text += there.text ?? '';
     }

@@ -29,8 +29,10 @@ const HERE = -1;
 
 export class SessionSharing {
   readonly home = new SharingHome();
-  /** Running workers that hold a copy of each shared target. */
+  /** Running workers that hold a copy of each shared target (new sessions may go there). */
   private readonly copies = new Map<number, Set<number>>();
+  /** Workers whose copy refused a change (copyDiverged): they keep the sessions they have. */
+  private readonly diverged = new Map<number, Set<number>>();
   /** Logins placed and not yet sessions: per target, where and when. */
   private readonly placing = new Map<number, Array<{ where: number; at: number }>>();
 
@@ -54,9 +56,22 @@ export class SessionSharing {
     return this.copies.size > 0;
   }
 
-  /** The running workers holding a copy of `tid`. */
+  /** The running workers holding a copy of `tid` that new sessions may go to. */
   copyHolders(tid: number): number[] {
     return [...(this.copies.get(tid) ?? [])].filter((i) => this.pool.isAlive(i));
+  }
+
+  /** The running workers that may serve sessions of `tid`, diverged copies included (views, resets). */
+  servers(tid: number): number[] {
+    return [...(this.copies.get(tid) ?? []), ...(this.diverged.get(tid) ?? [])].filter((i) =>
+      this.pool.isAlive(i),
+    );
+  }
+
+  /** Whether `tsih` names a nexus of a shared target here (a guest's session may still be draining). */
+  nexusExists(tsih: number): boolean {
+    for (const tid of this.copies.keys()) if (this.system.targets.get(tid)?.nexuses.has(tsih)) return true;
+    return false;
   }
 
   /** Share target `tid` (served here) with every worker; starts the workers not running yet. */
@@ -73,6 +88,7 @@ export class SessionSharing {
   /** Target `tid` is deleted (here and in the copies). */
   unshare(tid: number): void {
     this.copies.delete(tid);
+    this.diverged.delete(tid);
     this.placing.delete(tid);
     this.home.unshare(tid);
   }
@@ -86,7 +102,7 @@ export class SessionSharing {
   /** Worker `index` is gone: its sessions are lost (its nexuses here close). */
   workerGone(index: number): void {
     this.home.removeGuest(index);
-    for (const holders of this.copies.values()) holders.delete(index);
+    for (const holders of [...this.copies.values(), ...this.diverged.values()]) holders.delete(index);
   }
 
   /** The guest serving session `sid` (a nexus id) of a shared target; undefined: none does. */
@@ -104,7 +120,10 @@ export class SessionSharing {
    * one, so no new session goes there (those it serves keep going, on the copy as it is).
    */
   copyDiverged(index: number, tid: number, err: number): void {
-    this.copies.get(tid)?.delete(index);
+    if (!this.copies.get(tid)?.delete(index)) return;
+    let set = this.diverged.get(tid);
+    if (!set) this.diverged.set(tid, (set = new Set()));
+    set.add(index);
     this.report(
       `worker ${index} refused a change to its copy of target ${tid} (error ${err}); new sessions stay here`,
     );
@@ -146,17 +165,19 @@ export class SessionSharing {
   place(target: ScsiTarget, pdu: Buffer, driver: IscsiDriver): number | undefined {
     const login = new LoginRequestView(pdu);
     const holders = this.copyHolders(target.tid);
+    const serving = this.servers(target.tid);
     if (login.tsih !== 0) {
       // A connection joining a session (RFC 7143 6.3.4): where that session is.
       const guest = this.guestOf(target, login.tsih);
-      return guest !== undefined && holders.includes(guest) ? guest : undefined;
+      return guest !== undefined && serving.includes(guest) ? guest : undefined;
     }
     const name = initiatorName(pdu);
     if (name === undefined) return undefined;
     const isid = login.isid.toString('hex');
     if (driver.findSession(name, isid, target)) return undefined;
+    // Reinstatement (RFC 7143 6.3.5) happens where the old session is.
     const guest = this.home.guestOfPort(target.tid, `${name},i,0x${isid}`);
-    if (guest !== undefined) return holders.includes(guest) ? guest : undefined;
+    if (guest !== undefined) return serving.includes(guest) ? guest : undefined;
     return this.leastLoaded(target, holders);
   }
 

@@ -22,7 +22,7 @@
 import { Buffer } from 'node:buffer';
 import { performance } from 'node:perf_hooks';
 import { debuglog } from 'node:util';
-import { Announcement, TaskAttribute, type ScsiCommand, type ScsiStatus } from '../command.js';
+import { TaskAttribute, type ScsiCommand, type ScsiStatus } from '../command.js';
 import { completeCommand, executeCommand, finishAborted } from '../execute.js';
 import type { LogicalUnit } from '../lu.js';
 import { lunField } from '../lun-address.js';
@@ -30,6 +30,7 @@ import type { ItNexus, NexusLuInfo } from '../nexus.js';
 import type { ScsiTarget } from '../target.js';
 import { TmfFunction, TmfResult, type TmfAnswer } from '../tmf.js';
 import { leasable, runsUnderLease } from './fast-path.js';
+import { resolveOpcode, UNSUPPORTED_SERVICE_ACTION } from '../device/types.js';
 import type { TargetSharing } from './hooks.js';
 import type { CommandHeader, GuestToHome, HomeToGuest, LuSnapshot } from './messages.js';
 
@@ -100,6 +101,13 @@ export class SharingGuest {
     if (!t) return;
     this.targets.delete(tid);
     if (t.target.sharing === t) t.target.sharing = null;
+  }
+
+  /** Lease requests remembered, over every target (tests: nothing leaks). */
+  pendingCount(): number {
+    let n = 0;
+    for (const t of this.targets.values()) n += t.askedCount;
+    return n;
   }
 
   /** The targets served as a guest. */
@@ -228,7 +236,6 @@ export class SharingGuest {
   homeGone(): void {
     for (const [id, entry] of this.atHome) {
       this.forget(id, entry);
-      entry.lu.taskSet.withdraw(entry.cmd);
       finishAborted(entry.cmd, entry.nexus, entry.lu, entry.nexus);
     }
     for (const resolve of this.tmfs.values()) resolve({ result: TmfResult.Rejected, additionalInfo: 0 });
@@ -240,8 +247,6 @@ export class SharingGuest {
     if (!entry) return;
     this.forget(m.id, entry);
     const cmd = entry.cmd;
-    // Ended at home before its data came (task management there): out of the task set here.
-    if (!entry.sent) entry.lu.taskSet.withdraw(cmd);
     entry.target.sentEnded(cmd, entry.lu);
     cmd.status = m.status as ScsiStatus;
     cmd.sense = m.sense ? view(m.sense) : null;
@@ -259,8 +264,8 @@ class GuestTarget implements TargetSharing {
   private readonly asked = new Map<NexusLuInfo, Asking>();
   /** Commands sent home that younger ones must not overtake, per LU (no lease meanwhile). */
   private readonly barriers = new Map<LogicalUnit, number>();
-  /** Commands admitted under a lease and not ended: they run here whatever became of it. */
-  private readonly leased = new Set<ScsiCommand>();
+  /** Commands admitted under a lease and not ended, with their nexus: they run here. */
+  private readonly leased = new Map<ScsiCommand, ItNexus>();
   /** Leases let go once the commands admitted under them of that nexus and LU have ended. */
   private drains: Array<{ nexus: ItNexus; lu: LogicalUnit; done: () => void }> = [];
 
@@ -269,31 +274,44 @@ class GuestTarget implements TargetSharing {
     readonly target: ScsiTarget,
   ) {}
 
-  announced(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit): void {
-    const info = nexus.luInfo(lu);
-    if (info.lease !== 0 && runsUnderLease(cmd)) this.leased.add(cmd);
-    else this.guest.announce(this, cmd, nexus, lu);
+  get askedCount(): number {
+    return this.asked.size;
   }
 
-  start(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit): void {
-    if (this.leased.has(cmd)) {
-      executeCommand(cmd, nexus, lu, true);
-      return;
-    }
+  route(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit, announced: boolean): boolean {
     const info = nexus.luInfo(lu);
-    if (cmd.announcement !== Announcement.Accepted && info.lease !== 0 && runsUnderLease(cmd)) {
-      this.leased.add(cmd);
-      executeCommand(cmd, nexus, lu, true);
-      return;
+    if (info.lease !== 0 && runsUnderLease(cmd)) {
+      this.leased.set(cmd, nexus);
+      return false;
     }
-    if (cmd.attribute !== TaskAttribute.Simple) {
+    if (cmd.attribute !== TaskAttribute.Simple || isExclusive(lu, cmd)) {
       this.barriers.set(lu, (this.barriers.get(lu) ?? 0) + 1);
       this.giveUp(lu);
     } else if (info.lease === 0 && runsUnderLease(cmd)) {
       this.ask(nexus, lu, info);
     }
-    this.guest.forward(this, cmd, nexus, lu);
+    lu.taskSet.adopt(cmd);
+    if (announced) this.guest.announce(this, cmd, nexus, lu);
+    else this.guest.forward(this, cmd, nexus, lu);
     this.guest.watchAborts(cmd, lu);
+    return true;
+  }
+
+  dataIn(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit): boolean {
+    if (!this.guest.isAtHome(cmd)) return false;
+    this.guest.forward(this, cmd, nexus, lu);
+    return true;
+  }
+
+  withdrawn(cmd: ScsiCommand, lu: LogicalUnit): boolean {
+    if (!this.guest.isAtHome(cmd)) return false;
+    lu.taskSet.finish(cmd);
+    return true;
+  }
+
+  start(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit): void {
+    // Only commands admitted under a lease go through the task set here (route).
+    executeCommand(cmd, nexus, lu, true);
   }
 
   ended(cmd: ScsiCommand): void {
@@ -306,7 +324,7 @@ class GuestTarget implements TargetSharing {
 
   /** A command sent home has ended. */
   sentEnded(cmd: ScsiCommand, lu: LogicalUnit): void {
-    if (cmd.attribute === TaskAttribute.Simple || !this.barriers.has(lu)) return;
+    if (!this.barriers.has(lu) || (cmd.attribute === TaskAttribute.Simple && !isExclusive(lu, cmd))) return;
     const left = this.barriers.get(lu)! - 1;
     if (left > 0) this.barriers.set(lu, left);
     else this.barriers.delete(lu);
@@ -433,7 +451,7 @@ class GuestTarget implements TargetSharing {
   }
 
   private holdsLeased(nexus: ItNexus, lu: LogicalUnit): boolean {
-    for (const cmd of this.leased) if (cmd.outLu === lu && nexus.outstanding.has(cmd)) return true;
+    for (const [cmd, n] of this.leased) if (n === nexus && cmd.outLu === lu) return true;
     return false;
   }
 
@@ -442,6 +460,12 @@ class GuestTarget implements TargetSharing {
     this.drains = [];
     for (const d of waiting) this.drained(d.nexus, d.lu, d.done);
   }
+}
+
+/** Whether `cmd` runs alone on its LU (COMPARE AND WRITE, ORWRITE, WRITE ATOMIC). */
+function isExclusive(lu: LogicalUnit, cmd: ScsiCommand): boolean {
+  const entry = resolveOpcode(lu.deviceType.ops, cmd.cdb);
+  return entry !== undefined && entry !== UNSUPPORTED_SERVICE_ACTION && entry.exclusive === true;
 }
 
 /** Make the LU here behave as the home's: mode pages (WCE, SWP, D_SENSE, TAS) and `readonly`. */

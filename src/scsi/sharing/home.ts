@@ -36,12 +36,6 @@ export function luSnapshot(lu: LogicalUnit): LuSnapshot {
   return { blocks: lu.blocks, blockSize: lu.blockSize, readonly: lu.readonly, caching, control };
 }
 
-interface Lease {
-  readonly seq: number;
-  /** The revocations waiting for the guest to let go. */
-  revokes: number[];
-}
-
 interface Revocation {
   readonly guest: number;
   readonly target: HomeTarget;
@@ -56,7 +50,10 @@ export class SharingHome {
   /** Revocations sent and not answered, by id. */
   readonly revocations = new Map<number, Revocation>();
   /** Commands guests sent here, by guest, then by the guest's id. */
-  private readonly forwarded = new Map<number, Map<number, { cmd: ScsiCommand; nexus: ItNexus }>>();
+  private readonly forwarded = new Map<
+    number,
+    Map<number, { cmd: ScsiCommand; nexus: ItNexus; submitted: boolean }>
+  >();
   private nextSeq = 1;
   private nextRevocation = 1;
   /**
@@ -86,6 +83,11 @@ export class SharingHome {
       r.resolve(false);
     }
     for (const t of this.shared.values()) t.guestGone(guest);
+  }
+
+  /** Commands of `guest` this process holds (tests: nothing leaks). */
+  forwardedCount(guest: number): number {
+    return this.forwarded.get(guest)?.size ?? 0;
   }
 
   /** Whether `guest` is known and running. */
@@ -178,22 +180,26 @@ export class SharingHome {
         this.abort(guest, m.id);
         return;
       case 'withdraw': {
+        // Announced and never sent: out of the task set (if the core still holds it), forgotten.
         const entry = this.forwarded.get(guest)!.get(m.id);
-        if (entry && entry.nexus.withdraw(entry.cmd)) this.forwarded.get(guest)!.delete(m.id);
+        if (entry && !entry.submitted) {
+          entry.nexus.withdraw(entry.cmd);
+          this.forwarded.get(guest)!.delete(m.id);
+        }
         return;
       }
       case 'released': {
         const r = m.revoke !== 0 ? this.revocations.get(m.revoke) : undefined;
         if (r) {
           this.revocations.delete(m.revoke);
-          r.target.released(r.nexus, r.lu, 0, m.revoke);
+          r.target.released(r.nexus, r.lu, m.seq, true);
           r.resolve(m.aborted);
           return;
         }
         const t = this.shared.get(m.tid);
         const nexus = t?.target.nexuses.get(m.nexus);
         const lu = t?.target.findLu(BigInt(m.lun));
-        if (t && nexus && lu) t.released(nexus, lu, m.seq, 0);
+        if (t && nexus && lu) t.released(nexus, lu, m.seq, false);
         return;
       }
       default:
@@ -215,14 +221,15 @@ export class SharingHome {
         if (ours) this.run(guest, nexus, m.id, m.header, null, false);
         return;
       case 'cmd': {
-        if (m.announced) {
-          const announced = this.forwarded.get(guest)!.get(m.id);
-          if (announced) {
-            if (m.data) announced.cmd.addDataOut(view(m.data));
-            announced.nexus.submit(announced.cmd);
-          }
+        const announced = m.announced ? this.forwarded.get(guest)!.get(m.id) : undefined;
+        if (announced) {
+          announced.submitted = true;
+          if (m.data) announced.cmd.addDataOut(view(m.data));
+          announced.nexus.submit(announced.cmd);
           return;
         }
+        // Announced and ended here since (the guest has its answer), unless its nexus is gone.
+        if (m.announced && ours) return;
         if (!ours) {
           this.send(guest, {
             t: 'done',
@@ -299,7 +306,7 @@ export class SharingHome {
       },
     );
     if (data) cmd.addDataOut(view(data));
-    running.set(id, { cmd, nexus });
+    running.set(id, { cmd, nexus, submitted: submit });
     if (submit) nexus.submit(cmd);
     else nexus.announce(cmd);
   }
@@ -343,8 +350,16 @@ export class SharingHome {
 class HomeTarget implements TargetSharing {
   /** Nexuses of guests' sessions, and which guest serves each. */
   readonly remote = new Map<ItNexus, number>();
-  /** Leases out, per LU. */
-  private readonly leases = new Map<LogicalUnit, Map<ItNexus, Lease>>();
+  /** Leases out (their sequence numbers), per LU and nexus. */
+  private readonly leases = new Map<LogicalUnit, Map<ItNexus, number>>();
+  /** Revocations not answered yet, per LU and nexus (no grant meanwhile). */
+  private readonly unanswered = new Map<LogicalUnit, Map<ItNexus, number>>();
+  /**
+   * LUs whose guests did not answer a revocation within the LU's abandon_timeout (a store call
+   * that does not return): every command here waits until they do, as behind an abandoned
+   * command in one process (task-set.ts), so that none of their writes lands after a newer one.
+   */
+  private readonly stuck = new Map<LogicalUnit, Promise<void>>();
   /** Management changes in progress (no grants meanwhile). */
   blocked = 0;
   /** Set while a guest's nexus is being created (nexusOpened then knows it is not ours). */
@@ -382,6 +397,11 @@ class HomeTarget implements TargetSharing {
   // --- TargetSharing ------------------------------------------------------------------------
 
   start(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit): void {
+    const stuck = this.stuck.get(lu);
+    if (stuck !== undefined) {
+      void stuck.then(() => this.start(cmd, nexus, lu));
+      return;
+    }
     const out = this.leases.get(lu);
     if (out === undefined || out.size === 0 || runsAlongsideLeases(cmd)) {
       executeCommand(cmd, nexus, lu);
@@ -391,7 +411,17 @@ class HomeTarget implements TargetSharing {
     void this.revokeAll([lu], false, null).then(() => executeCommand(cmd, nexus, lu));
   }
 
-  announced(): void {}
+  route(): boolean {
+    return false;
+  }
+
+  dataIn(): boolean {
+    return false;
+  }
+
+  withdrawn(): boolean {
+    return false;
+  }
 
   ended(): void {}
 
@@ -406,7 +436,7 @@ class HomeTarget implements TargetSharing {
 
   unitAttentionAdded(nexus: ItNexus, lu: LogicalUnit): void {
     // Changes that raise unit attentions revoke first; this one came from elsewhere.
-    if (this.leases.get(lu)?.has(nexus)) void this.revoke(nexus, lu, false, null);
+    if (this.leases.get(lu)?.has(nexus)) void this.revokeAll([lu], false, null, [nexus]);
   }
 
   taskManagement(): null {
@@ -418,15 +448,14 @@ class HomeTarget implements TargetSharing {
     fn: TmfFunction,
     issuer: ItNexus,
   ): Promise<Set<ItNexus>> {
-    if (fn === TmfFunction.ItNexusReset) {
-      const aborted = new Set<ItNexus>();
-      if (this.remote.has(issuer))
-        await Promise.all(
-          lus.map((lu) => this.revoke(issuer, lu, true, issuer).then((a) => a && aborted.add(issuer))),
-        );
-      return aborted;
+    // No grant until the function has taken effect (its unit attentions then refuse them).
+    this.blocked++;
+    try {
+      if (fn !== TmfFunction.ItNexusReset) return await this.revokeAll(lus, true, issuer);
+      return this.remote.has(issuer) ? await this.revokeAll(lus, true, issuer, [issuer]) : new Set();
+    } finally {
+      this.blocked--;
     }
-    return this.revokeAll(lus, true, issuer);
   }
 
   // --- leases ---------------------------------------------------------------------------------
@@ -440,12 +469,13 @@ class HomeTarget implements TargetSharing {
     if ((nexus.peekLuInfo(lu)?.unitAttentions.length ?? 0) > 0) return false;
     const control = lu.modePages.get(0x0a, 0)?.current;
     if (control && ((control[3]! >> 1) & 0x03) !== 0) return false; // QERR: see fast-path.ts
-    let out = this.leases.get(lu);
-    if (out?.get(nexus)?.revokes.length) return false;
+    if (this.stuck.has(lu) || (this.unanswered.get(lu)?.get(nexus) ?? 0) > 0) return false;
     if (lu.taskSet.someCommand((c) => !runsAlongsideLeases(c))) return false;
+    let out = this.leases.get(lu);
     if (!out) this.leases.set(lu, (out = new Map()));
-    const seq = out.get(nexus)?.seq ?? this.home.newSeq();
-    out.set(nexus, { seq, revokes: [] });
+    // A fresh number each time: a late release of an older lease must not end this one.
+    const seq = this.home.newSeq();
+    out.set(nexus, seq);
     // The guest's writes do not reach this process's allocation map (GET LBA STATUS).
     lu.store?.writtenElsewhere?.();
     this.home.send(guest, {
@@ -459,47 +489,69 @@ class HomeTarget implements TargetSharing {
     return true;
   }
 
-  /** The guest let go of the lease (`seq`, or whatever it held when answering `revoke`). */
-  released(nexus: ItNexus, lu: LogicalUnit, seq: number, revoke: number): void {
+  /**
+   * The guest holds no lease `seq` of `nexus` on `lu` any more: it gave it up, or answered a
+   * revocation (`answer`) holding `seq` (0: none).
+   */
+  released(nexus: ItNexus, lu: LogicalUnit, seq: number, answer: boolean): void {
+    if (answer) count(this.unanswered, lu, nexus, -1);
     const out = this.leases.get(lu);
-    const lease = out?.get(nexus);
-    if (!lease) return;
-    if (revoke === 0 && lease.seq !== seq) return;
-    if (revoke !== 0) lease.revokes = lease.revokes.filter((id) => id !== revoke);
-    if (revoke === 0 || lease.revokes.length === 0) out!.delete(nexus);
-    if (out!.size === 0) this.leases.delete(lu);
+    if (out?.get(nexus) !== seq) return;
+    out.delete(nexus);
+    if (out.size === 0) this.leases.delete(lu);
   }
 
   /**
    * Revoke the leases on `lus` and wait until their guests have let go. With `abort`, every
-   * guest nexus on them (leased or not) also ends the commands it holds waiting, as `issuer`'s
-   * task management; resolves with the nexuses that had some.
+   * guest nexus on them (leased or not; only `only` if given) also ends the commands it holds
+   * waiting, as `issuer`'s task management; resolves with the nexuses that had some. A guest
+   * that has not answered within the LU's abandon_timeout leaves the LU stuck (see `stuck`).
    */
   async revokeAll(
     lus: readonly LogicalUnit[],
     abort: boolean,
     issuer: ItNexus | null,
+    only?: readonly ItNexus[],
   ): Promise<Set<ItNexus>> {
     const aborted = new Set<ItNexus>();
-    const pending: Promise<unknown>[] = [];
+    const waits: Array<Promise<unknown>> = [];
     for (const lu of lus) {
-      const nexuses = abort ? [...this.remote.keys()] : [...(this.leases.get(lu)?.keys() ?? [])];
-      for (const nexus of nexuses)
-        pending.push(this.revoke(nexus, lu, abort, issuer).then((a) => a && aborted.add(nexus)));
+      const nexuses = only ?? (abort ? [...this.remote.keys()] : [...(this.leases.get(lu)?.keys() ?? [])]);
+      const pending = nexuses.map((nexus) =>
+        this.revoke(nexus, lu, abort, issuer).then((a) => a && aborted.add(nexus)),
+      );
+      if (pending.length > 0) waits.push(this.within(lu, Promise.all(pending)));
     }
-    await Promise.all(pending);
+    await Promise.all(waits);
     return aborted;
+  }
+
+  /** `answered`, or after the LU's abandon_timeout the LU marked stuck until then. */
+  private within(lu: LogicalUnit, answered: Promise<unknown>): Promise<void> {
+    const ms = lu.abandonTimeoutMs;
+    if (ms <= 0) return answered.then(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        debug('target %d LU %s: a guest did not let go within %d ms', this.target.tid, lu.lun, ms);
+        const done = answered.then(() => {
+          if (this.stuck.get(lu) === done) this.stuck.delete(lu);
+        });
+        this.stuck.set(lu, done);
+        resolve();
+      }, ms);
+    });
+    return Promise.race([answered.then(() => clearTimeout(timer)), late]);
   }
 
   /** Revoke one nexus's lease on `lu` (see revokeAll); resolves with whether commands were aborted. */
   private revoke(nexus: ItNexus, lu: LogicalUnit, abort: boolean, issuer: ItNexus | null): Promise<boolean> {
     const guest = this.remote.get(nexus);
     if (guest === undefined || !this.home.hasGuest(guest)) return Promise.resolve(false);
-    const lease = this.leases.get(lu)?.get(nexus);
-    if (!lease && !abort) return Promise.resolve(false);
+    if (!abort && !this.leases.get(lu)?.has(nexus)) return Promise.resolve(false);
+    count(this.unanswered, lu, nexus, +1);
     return new Promise((resolve) => {
       const id = this.home.newRevocation({ guest, target: this, nexus, lu, resolve });
-      lease?.revokes.push(id);
       this.home.send(guest, {
         t: 'revoke',
         id,
@@ -514,11 +566,27 @@ class HomeTarget implements TargetSharing {
   }
 
   private dropLeases(nexus: ItNexus): void {
-    for (const [lu, out] of this.leases) {
-      out.delete(nexus);
-      if (out.size === 0) this.leases.delete(lu);
-    }
+    for (const map of [this.leases, this.unanswered])
+      for (const [lu, out] of map) {
+        out.delete(nexus);
+        if (out.size === 0) map.delete(lu);
+      }
   }
+}
+
+/** Add `delta` to the count of (`lu`, `nexus`), forgetting it at 0. */
+function count(
+  map: Map<LogicalUnit, Map<ItNexus, number>>,
+  lu: LogicalUnit,
+  nexus: ItNexus,
+  delta: number,
+): void {
+  let out = map.get(lu);
+  if (!out) map.set(lu, (out = new Map()));
+  const n = (out.get(nexus) ?? 0) + delta;
+  if (n > 0) out.set(nexus, n);
+  else out.delete(nexus);
+  if (out.size === 0) map.delete(lu);
 }
 
 function view(a: Uint8Array): Buffer {

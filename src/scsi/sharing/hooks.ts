@@ -12,8 +12,16 @@ import type { ItNexus } from '../nexus.js';
 import type { TmfAnswer, TmfFunction } from '../tmf.js';
 
 export interface TargetSharing {
-  /** A command entered the LU's task set before its data (nexus.announce). */
-  announced(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit): void;
+  /**
+   * A command arrived (`announced`: before its data, nexus.announce; else with it, submit):
+   * true when the sharing takes it to run in another process, which the task set here then
+   * only counts as running (TaskSet.adopt); false: it goes through the task set here.
+   */
+  route(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit, announced: boolean): boolean;
+  /** The data of a command taken when announced is in; false: not one of those. */
+  dataIn(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit): boolean;
+  /** The fabric ends a command taken when announced, before its data came; false: not one of those. */
+  withdrawn(cmd: ScsiCommand, lu: LogicalUnit): boolean;
   /** A command on `lu` ended: completed, or withdrawn before it started. */
   ended(cmd: ScsiCommand, lu: LogicalUnit): void;
   /** Run a command the LU's task set has enabled (in place of executeCommand). */

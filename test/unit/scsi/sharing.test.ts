@@ -300,3 +300,144 @@ test('sam5 5.6 TAS=1: LOGICAL UNIT RESET at home ends the guest WRITE waiting fo
   assert.equal((ended as ScsiCommand).status, ScsiStatus.TaskAborted);
   assert.equal((ended as ScsiCommand).aborted, false, 'answered, not silent');
 });
+
+test('sharing: a lease asked for while LOGICAL UNIT RESET revokes is not granted behind its back (unit attention, then RESERVE)', async () => {
+  const r = await rig();
+  await new Promise((res) => setTimeout(res, 5)); // past the ask backoff
+  const read = submit(r.remote, cdb10(READ10, 0, 1)); // asks for a lease on its way home
+  const reset = r.local.taskManagement(TmfFunction.LogicalUnitReset, lunField(1), 0);
+  await read;
+  assert.equal(await reset, TmfResult.FunctionComplete);
+  await settle();
+  assert.equal(senseText(await submit(r.remote, cdb10(READ10, 0, 1))), '6/29/3', 'the reset is reported');
+  await submit(r.local, TUR);
+  assert.equal((await submit(r.local, [0x16, 0, 0, 0, 0, 0])).status, ScsiStatus.Good);
+  const w = await submit(r.remote, cdb10(WRITE10, 0, 1), { dataOut: Buffer.alloc(512, 0xee) });
+  assert.equal(w.status, ScsiStatus.ReservationConflict);
+});
+
+/** Wait until both commands have ended (or give up). */
+async function bothEnd(a: () => ScsiCommand | null, b: () => ScsiCommand | null): Promise<void> {
+  for (let i = 0; i < 100 && (a() === null || b() === null); i++) await settle(5);
+  assert.ok(a() !== null && b() !== null, 'both commands ended');
+}
+
+test('sbc4 5.3 COMPARE AND WRITE from the guest, then a WRITE waiting for its data: both end (no deadlock)', async () => {
+  const r = await rig();
+  await leased(r);
+  const current = dataIn(await submit(r.remote, cdb10(READ10, 40, 1), { readLength: 512 }));
+  let caw: ScsiCommand | null = null;
+  const cawCdb = [0x89, 0, 0, 0, 0, 0, 0, 0, 0, 40, 0, 0, 0, 1, 0, 0];
+  void fire(r.remote, cawCdb, { dataOut: Buffer.concat([current, Buffer.alloc(512, 0x33)]), tag: 1 }).then(
+    (c) => (caw = c),
+  );
+  let write: ScsiCommand | null = null;
+  const w = makeCommand(cdb10(WRITE10, 50, 1), { writeLength: 512, tag: 2 }, (c) => (write = c));
+  r.remote.announce(w);
+  await settle();
+  w.addDataOut(Buffer.alloc(512, 0x44));
+  r.remote.submit(w);
+  await bothEnd(
+    () => caw,
+    () => write,
+  );
+  assert.equal(caw!.status, ScsiStatus.Good);
+  assert.equal(write!.status, ScsiStatus.Good);
+});
+
+test('sam5 8.6 ORDERED from the guest behind a running leased READ, then a WRITE waiting for its data: all end in order', async () => {
+  const r = await rig();
+  await leased(r);
+  r.store.gated = true;
+  const first = fire(r.remote, cdb10(READ10, 0, 1), { tag: 1 });
+  await settle();
+  let ordered: ScsiCommand | null = null;
+  void fire(r.remote, cdb10(READ10, 1, 1), { attribute: TaskAttribute.Ordered, tag: 2 }).then(
+    (c) => (ordered = c),
+  );
+  let write: ScsiCommand | null = null;
+  const w = makeCommand(cdb10(WRITE10, 50, 1), { writeLength: 512, tag: 3 }, (c) => (write = c));
+  r.remote.announce(w);
+  await settle();
+  r.store.log.length = 0;
+  r.store.gated = false;
+  r.store.release();
+  await first;
+  w.addDataOut(Buffer.alloc(512, 0x44));
+  r.remote.submit(w);
+  await bothEnd(
+    () => ordered,
+    () => write,
+  );
+  assert.deepEqual(r.store.log, ['read 512', 'write 25600'], 'the WRITE after the ORDERED READ');
+});
+
+test('sam5 8.6 HEAD OF QUEUE from the guest while an older leased WRITE waits for its data: both end', async () => {
+  const r = await rig();
+  await leased(r);
+  let write: ScsiCommand | null = null;
+  const w = makeCommand(cdb10(WRITE10, 50, 1), { writeLength: 512, tag: 3 }, (c) => (write = c));
+  r.remote.announce(w);
+  let head: ScsiCommand | null = null;
+  void fire(r.remote, cdb10(READ10, 1, 1), { attribute: TaskAttribute.HeadOfQueue, tag: 4 }).then(
+    (c) => (head = c),
+  );
+  await settle();
+  w.addDataOut(Buffer.alloc(512, 0x44));
+  r.remote.submit(w);
+  await bothEnd(
+    () => head,
+    () => write,
+  );
+});
+
+test('sam5 7.7 with abandon_timeout: LOGICAL UNIT RESET at home does not wait for ever for a guest store call that hangs', async () => {
+  const r = await rig();
+  await leased(r);
+  r.homeTarget.findLu(1n)!.abandonTimeoutMs = 50;
+  r.store.gated = true;
+  const stuck = fire(r.remote, cdb10(READ10, 0, 1));
+  await settle();
+  let done = false;
+  void r.local.taskManagement(TmfFunction.LogicalUnitReset, lunField(1), 0).then(() => (done = true));
+  await new Promise((res) => setTimeout(res, 300));
+  assert.ok(done, 'the reset answered after the abandon timeout');
+  // Until the guest lets go, nothing starts at home on the LU (as behind an abandoned command).
+  let after: ScsiCommand | null = null;
+  void fire(r.local, cdb10(READ10, 2, 1)).then((c) => (after = c));
+  await settle();
+  assert.equal(after, null, 'held back while the guest has not let go');
+  r.store.gated = false;
+  r.store.release();
+  await stuck;
+  for (let i = 0; i < 50 && after === null; i++) await settle(2);
+  assert.ok(after !== null, 'runs once the guest let go');
+});
+
+test('sharing: nothing is kept for commands announced and withdrawn, nor for closed nexuses', async () => {
+  const r = await rig();
+  r.homeTarget.state = 'offline'; // the home does not take the announcements
+  for (let i = 0; i < 10; i++) {
+    const w = makeCommand(cdb10(WRITE10, 20, 1), { writeLength: 512, tag: 10 + i });
+    r.remote.announce(w);
+    await settle();
+    assert.ok(r.remote.withdraw(w));
+    await settle();
+  }
+  r.homeTarget.state = 'ready';
+  assert.equal(r.home.forwardedCount(7), 0, 'home forgot the withdrawn commands');
+  assert.equal((await submit(r.local, [0x16, 0, 0, 0, 0, 0])).status, ScsiStatus.Good); // every lease request denied
+  for (let i = 0; i < 20; i++) {
+    const n = r.guestTarget.createNexus(
+      100 + i,
+      `iqn.2026-11.test:x${i}`,
+      'x',
+      `iqn.2026-11.test:x${i},i,0x1`,
+    );
+    await settle(4);
+    await submit(n, cdb10(READ10, 0, 1));
+    await n.close();
+    await settle(4);
+  }
+  assert.ok(r.guest.pendingCount() <= 1, `lease requests kept: ${r.guest.pendingCount()}`);
+});
