@@ -467,12 +467,13 @@ describe('soak (a): hostile input on LUN 2 while two honest sessions run a verif
     d = await TgtDaemon.start({ args: soakDaemonArgs() });
     const file = await d.sparseFile('honest.img', 16 * 1024 * 1024);
     await addDecoyTarget(d);
+    // Both LUNs on files: a RAM disk would keep the target's sessions in tgtd (sharing.ts).
     await d.addTarget({
       tid: 2,
       name: TARGET,
       luns: [
         { lun: HONEST_LUN, path: file },
-        { lun: HOSTILE_LUN, bstype: 'memory', path: '16M' },
+        { lun: HOSTILE_LUN, path: await d.sparseFile('hostile.img', 16 * 1024 * 1024) },
       ],
     });
     for (let i = 0; i < 2; i++) {

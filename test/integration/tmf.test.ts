@@ -114,12 +114,14 @@ describe('task management at every stage of a command', () => {
 
   before(async () => {
     d = await TgtDaemon.start();
+    // Files, not RAM disks: with workers (the default on two CPUs) the two sessions of each case
+    // then run in tgtd and in its worker, so task management also crosses processes.
     await d.addTarget({
       tid: 1,
       name: TARGET,
       luns: [
-        { lun: LUN, bstype: 'memory', path: '64M' },
-        { lun: OTHER_LUN, bstype: 'memory', path: '16M' },
+        { lun: LUN, path: await d.sparseFile('tmf.img', 64 << 20) },
+        { lun: OTHER_LUN, path: await d.sparseFile('tmf-other.img', 16 << 20) },
       ],
     });
   });

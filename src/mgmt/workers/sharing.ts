@@ -9,12 +9,14 @@
  *   management change to a shared target is made here, then on the copies (route.ts).
  * - A new session goes to the process with the fewest sessions of the target, counting logins
  *   on their way; a login of an initiator port (InitiatorName + ISID) that has a session there
- *   goes where that session is, so that reinstatement (RFC 7143 6.3.5) finds it.
+ *   goes where that session is, so that reinstatement (RFC 7143 6.3.5) finds it. A target with
+ *   an LU that cannot be leased (a memory store) keeps its new sessions here.
  */
 import type { Buffer } from 'node:buffer';
 import { LoginRequestView } from '../../iscsi/pdu.js';
 import { findKey, parseText } from '../../iscsi/text.js';
 import type { IscsiDriver } from '../../iscsi/driver.js';
+import { leasable } from '../../scsi/sharing/fast-path.js';
 import { SharingHome } from '../../scsi/sharing/home.js';
 import type { ScsiTarget } from '../../scsi/target.js';
 import type { TargetSystem } from '../../scsi/system.js';
@@ -173,6 +175,9 @@ export class SessionSharing {
     }
     const name = initiatorName(pdu);
     if (name === undefined) return undefined;
+    // A target with an LU no guest can run commands of (a RAM disk is one process's memory):
+    // its new sessions stay here, where they need no hop.
+    if (!target.luns.every((lu) => lu.store === null || leasable(lu))) return undefined;
     const isid = login.isid.toString('hex');
     if (driver.findSession(name, isid, target)) return undefined;
     // Reinstatement (RFC 7143 6.3.5) happens where the old session is.
