@@ -152,7 +152,11 @@ export class ItNexus {
     const lu = n >= 0 ? this.target.luByNumber(n) : undefined;
     if (!lu) return;
     const sharing = this.target.sharing;
-    if (sharing !== null && lu.taskSet.size < lu.taskSet.maxDepth && sharing.route(cmd, this, lu, true)) {
+    if (sharing !== null && lu.taskSet.size >= lu.taskSet.maxDepth) {
+      cmd.announcement = Announcement.Refused;
+      return;
+    }
+    if (sharing !== null && sharing.route(cmd, this, lu, true)) {
       // Another process runs it (sharing/guest.ts); it is in the task set here as running.
       cmd.announcement = Announcement.Accepted;
       this.track(cmd, lu);
@@ -217,8 +221,12 @@ export class ItNexus {
       return;
     }
     const sharing = this.target.sharing;
-    if (sharing !== null && lu.taskSet.size < lu.taskSet.maxDepth && sharing.route(cmd, this, lu, false))
+    // A shared target's set is full when its size says so (the task set would start some anyway).
+    if (sharing !== null && lu.taskSet.size >= lu.taskSet.maxDepth) {
+      completeWithStatus(cmd, this, lu, ScsiStatus.TaskSetFull);
       return;
+    }
+    if (sharing !== null && sharing.route(cmd, this, lu, false)) return;
     if (!lu.taskSet.submit(cmd, this, isExclusive(lu, cmd)))
       completeWithStatus(cmd, this, lu, ScsiStatus.TaskSetFull);
   }

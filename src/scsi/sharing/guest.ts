@@ -29,10 +29,15 @@ import { lunField } from '../lun-address.js';
 import type { ItNexus, NexusLuInfo } from '../nexus.js';
 import type { ScsiTarget } from '../target.js';
 import { TmfFunction, TmfResult, type TmfAnswer } from '../tmf.js';
-import { leasable, runsUnderLease } from './fast-path.js';
-import { resolveOpcode, UNSUPPORTED_SERVICE_ACTION } from '../device/types.js';
+import { isExclusive, leasable, runsUnderLease } from './fast-path.js';
 import type { TargetSharing } from './hooks.js';
-import type { CommandHeader, GuestToHome, HomeToGuest, LuSnapshot } from './messages.js';
+import {
+  NO_LEASE_HERE,
+  type CommandHeader,
+  type GuestToHome,
+  type HomeToGuest,
+  type LuSnapshot,
+} from './messages.js';
 
 const debug = debuglog('tgt:sharing');
 
@@ -184,6 +189,12 @@ export class SharingGuest {
     return this.idOf.has(cmd);
   }
 
+  /** Whether `cmd` is announced at home and its data not sent yet. */
+  announcedOnly(cmd: ScsiCommand): boolean {
+    const id = this.idOf.get(cmd);
+    return id !== undefined && !this.atHome.get(id)!.sent;
+  }
+
   /** A command the home was told of ended here without being sent (withdrawn, aborted). */
   endedHere(cmd: ScsiCommand): void {
     const id = this.idOf.get(cmd);
@@ -198,6 +209,7 @@ export class SharingGuest {
     this.atHome.delete(id);
     this.idOf.delete(entry.cmd);
     entry.unregister();
+    entry.target.homeEnded(entry.cmd, entry.lu);
   }
 
   tmf(nexus: ItNexus, fn: TmfFunction, lun: Buffer, refTag: number): Promise<TmfAnswer> {
@@ -223,7 +235,7 @@ export class SharingGuest {
       default: {
         const t = this.targets.get(m.tid);
         if (t) t.receive(m);
-        else if (m.t === 'revoke') this.released(m, 0, m.id);
+        else if (m.t === 'revoke') this.released(m, NO_LEASE_HERE, m.id);
         else if (m.t === 'grant') this.released(m, m.seq, 0);
       }
     }
@@ -247,13 +259,13 @@ export class SharingGuest {
     if (!entry) return;
     this.forget(m.id, entry);
     const cmd = entry.cmd;
-    entry.target.sentEnded(cmd, entry.lu);
     cmd.status = m.status as ScsiStatus;
     cmd.sense = m.sense ? view(m.sense) : null;
     cmd.dataIn = m.data ? view(m.data) : null;
     cmd.dataInLength = m.dataInLength;
     cmd.writeTransferLength = m.writeTransferLength;
-    cmd.aborted = m.aborted;
+    // Task management here may have given up on it already (abandon_timeout): it stays silent.
+    cmd.aborted ||= m.aborted;
     completeCommand(cmd, entry.nexus, entry.lu);
   }
 }
@@ -268,6 +280,8 @@ class GuestTarget implements TargetSharing {
   private readonly leased = new Map<ScsiCommand, ItNexus>();
   /** Leases let go once the commands admitted under them of that nexus and LU have ended. */
   private drains: Array<{ nexus: ItNexus; lu: LogicalUnit; done: () => void }> = [];
+  /** Nexuses closed here whose leased commands may still run: revocations still reach them. */
+  private readonly closing = new Map<number, ItNexus>();
 
   constructor(
     private readonly guest: SharingGuest,
@@ -304,14 +318,20 @@ class GuestTarget implements TargetSharing {
   }
 
   withdrawn(cmd: ScsiCommand, lu: LogicalUnit): boolean {
-    if (!this.guest.isAtHome(cmd)) return false;
+    // Once its data went home it runs there: as a running command here, it is not withdrawn.
+    if (!this.guest.announcedOnly(cmd)) return false;
     lu.taskSet.finish(cmd);
     return true;
   }
 
   start(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit): void {
-    // Only commands admitted under a lease go through the task set here (route).
-    executeCommand(cmd, nexus, lu, true);
+    // Only commands admitted under a lease go through the task set here (route); anything else
+    // the home runs, with the checks this copy cannot make.
+    if (this.leased.has(cmd)) executeCommand(cmd, nexus, lu, true);
+    else {
+      this.guest.forward(this, cmd, nexus, lu);
+      this.guest.watchAborts(cmd, lu);
+    }
   }
 
   ended(cmd: ScsiCommand): void {
@@ -322,8 +342,8 @@ class GuestTarget implements TargetSharing {
     this.guest.endedHere(cmd);
   }
 
-  /** A command sent home has ended. */
-  sentEnded(cmd: ScsiCommand, lu: LogicalUnit): void {
+  /** A command the home was told of has ended (answered, withdrawn, or the home is gone). */
+  homeEnded(cmd: ScsiCommand, lu: LogicalUnit): void {
     if (!this.barriers.has(lu) || (cmd.attribute === TaskAttribute.Simple && !isExclusive(lu, cmd))) return;
     const left = this.barriers.get(lu)! - 1;
     if (left > 0) this.barriers.set(lu, left);
@@ -343,8 +363,17 @@ class GuestTarget implements TargetSharing {
 
   nexusClosed(nexus: ItNexus, drained: Promise<void>): void {
     for (const info of this.asked.keys()) if (info.nexus === nexus) this.asked.delete(info);
-    // After its last command: the home closes its copy of the nexus (reservations released).
-    void drained.then(() => this.guest.send({ t: 'close', tid: this.target.tid, nexus: nexus.id }));
+    this.closing.set(nexus.id, nexus);
+    // After its last command, leased ones included even past an abandon_timeout (they could
+    // still write): the home closes its copy of the nexus (reservations released).
+    void drained
+      .then(() =>
+        Promise.all(this.target.luns.map((lu) => new Promise<void>((ok) => this.drained(nexus, lu, ok)))),
+      )
+      .then(() => {
+        this.closing.delete(nexus.id);
+        this.guest.send({ t: 'close', tid: this.target.tid, nexus: nexus.id });
+      });
   }
 
   unitAttentionAdded(nexus: ItNexus, lu: LogicalUnit): void {
@@ -361,13 +390,13 @@ class GuestTarget implements TargetSharing {
   }
 
   receive(m: HomeToGuest): void {
-    const nexus = 'nexus' in m ? this.target.nexuses.get(m.nexus) : undefined;
+    const nexus = 'nexus' in m ? (this.target.nexuses.get(m.nexus) ?? this.closing.get(m.nexus)) : undefined;
     const lu = 'lun' in m ? this.target.findLu(BigInt(m.lun)) : undefined;
     switch (m.t) {
       case 'grant': {
         const info = nexus && lu ? nexus.luInfo(lu) : undefined;
         if (info) this.asked.delete(info);
-        if (!info || !lu || !this.accept(lu, m.snapshot)) {
+        if (!info || !lu || nexus!.closed || !this.accept(lu, m.snapshot)) {
           if (info) this.denied(info);
           this.guest.released(m, m.seq, 0);
           return;
@@ -427,7 +456,8 @@ class GuestTarget implements TargetSharing {
     nexus: ItNexus | undefined,
     lu: LogicalUnit | undefined,
   ): void {
-    if (!nexus || !lu) return this.guest.released(m, 0, m.id);
+    // No such nexus or LU here (any more): nothing of it runs here under any lease.
+    if (!nexus || !lu) return this.guest.released(m, NO_LEASE_HERE, m.id);
     applySnapshot(lu, m.snapshot);
     const info = nexus.peekLuInfo(lu);
     const seq = info?.lease ?? 0;
@@ -460,12 +490,6 @@ class GuestTarget implements TargetSharing {
     this.drains = [];
     for (const d of waiting) this.drained(d.nexus, d.lu, d.done);
   }
-}
-
-/** Whether `cmd` runs alone on its LU (COMPARE AND WRITE, ORWRITE, WRITE ATOMIC). */
-function isExclusive(lu: LogicalUnit, cmd: ScsiCommand): boolean {
-  const entry = resolveOpcode(lu.deviceType.ops, cmd.cdb);
-  return entry !== undefined && entry !== UNSUPPORTED_SERVICE_ACTION && entry.exclusive === true;
 }
 
 /** Make the LU here behave as the home's: mode pages (WCE, SWP, D_SENSE, TAS) and `readonly`. */

@@ -14,15 +14,21 @@
  */
 import { Buffer } from 'node:buffer';
 import { debuglog } from 'node:util';
-import { ScsiCommand, ScsiStatus, type DataDirection, type TaskAttribute } from '../command.js';
+import { ScsiCommand, ScsiStatus, TaskAttribute, type DataDirection } from '../command.js';
 import { executeCommand, finishAborted } from '../execute.js';
 import type { LogicalUnit } from '../lu.js';
 import type { ItNexus } from '../nexus.js';
 import type { ScsiTarget } from '../target.js';
 import { TmfFunction } from '../tmf.js';
-import { leasable, runsAlongsideLeases } from './fast-path.js';
+import { isExclusive, leasable, runsAlongsideLeases } from './fast-path.js';
 import type { TargetSharing } from './hooks.js';
-import type { CommandHeader, GuestToHome, HomeToGuest, LuSnapshot } from './messages.js';
+import {
+  NO_LEASE_HERE,
+  type CommandHeader,
+  type GuestToHome,
+  type HomeToGuest,
+  type LuSnapshot,
+} from './messages.js';
 
 const debug = debuglog('tgt:sharing');
 
@@ -399,7 +405,7 @@ class HomeTarget implements TargetSharing {
   start(cmd: ScsiCommand, nexus: ItNexus, lu: LogicalUnit): void {
     const stuck = this.stuck.get(lu);
     if (stuck !== undefined) {
-      void stuck.then(() => this.start(cmd, nexus, lu));
+      this.hold(cmd, nexus, lu, stuck, () => this.start(cmd, nexus, lu));
       return;
     }
     const out = this.leases.get(lu);
@@ -408,10 +414,39 @@ class HomeTarget implements TargetSharing {
       return;
     }
     // It must see every guest command before it finished, and none after it started.
-    void this.revokeAll([lu], false, null).then(() => executeCommand(cmd, nexus, lu));
+    this.hold(cmd, nexus, lu, this.revokeAll([lu], false, null), () => executeCommand(cmd, nexus, lu));
   }
 
-  route(): boolean {
+  /**
+   * Run `then` for a started command once `until` settles; task management meanwhile (ABORT
+   * TASK, resets, nexus loss) ends it at once, as aborted, and it never runs.
+   */
+  private hold(
+    cmd: ScsiCommand,
+    nexus: ItNexus,
+    lu: LogicalUnit,
+    until: Promise<unknown>,
+    then: () => void,
+  ): void {
+    let ended = false;
+    const unregister = lu.taskSet.onInterrupt(cmd, () => {
+      if (ended) return;
+      ended = true;
+      finishAborted(cmd, nexus, lu, nexus);
+    });
+    void until.then(() => {
+      unregister();
+      if (ended) return;
+      ended = true;
+      then();
+    });
+  }
+
+  route(cmd: ScsiCommand, _nexus: ItNexus, lu: LogicalUnit): boolean {
+    // SAM-5 8.6: what arrives after an ORDERED, HEAD OF QUEUE or exclusive command waits for
+    // it, in the guests too: their leases go now, not when it starts (it may wait a while).
+    if (this.leases.get(lu)?.size && (cmd.attribute !== TaskAttribute.Simple || isExclusive(lu, cmd)))
+      void this.revokeAll([lu], false, null);
     return false;
   }
 
@@ -496,7 +531,7 @@ class HomeTarget implements TargetSharing {
   released(nexus: ItNexus, lu: LogicalUnit, seq: number, answer: boolean): void {
     if (answer) count(this.unanswered, lu, nexus, -1);
     const out = this.leases.get(lu);
-    if (out?.get(nexus) !== seq) return;
+    if (!out?.has(nexus) || (seq !== NO_LEASE_HERE && out.get(nexus) !== seq)) return;
     out.delete(nexus);
     if (out.size === 0) this.leases.delete(lu);
   }
@@ -534,7 +569,8 @@ class HomeTarget implements TargetSharing {
     const late = new Promise<void>((resolve) => {
       timer = setTimeout(() => {
         debug('target %d LU %s: a guest did not let go within %d ms', this.target.tid, lu.lun, ms);
-        const done = answered.then(() => {
+        // Held until this and any earlier late answers are in.
+        const done = Promise.all([this.stuck.get(lu), answered]).then(() => {
           if (this.stuck.get(lu) === done) this.stuck.delete(lu);
         });
         this.stuck.set(lu, done);

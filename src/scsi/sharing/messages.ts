@@ -5,6 +5,9 @@
  * LUs by number.
  */
 
+/** The `seq` of a guest's answer to a revocation for a nexus or LU it does not have: no lease at all. */
+export const NO_LEASE_HERE = -1;
+
 /** What a guest needs to run commands under a lease as the home would. */
 export interface LuSnapshot {
   /** Capacity in logical blocks and the block size the home sees. */

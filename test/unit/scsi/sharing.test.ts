@@ -316,6 +316,16 @@ test('sharing: a lease asked for while LOGICAL UNIT RESET revokes is not granted
   assert.equal(w.status, ScsiStatus.ReservationConflict);
 });
 
+/** A leased guest READ held in the store, the LU's abandon_timeout at home 50 ms; resolves with its promise. */
+async function guestReadInStore(r: Awaited<ReturnType<typeof rig>>): Promise<{ read: Promise<ScsiCommand> }> {
+  await leased(r);
+  r.homeTarget.findLu(1n)!.abandonTimeoutMs = 50;
+  r.store.gated = true;
+  const read = fire(r.remote, cdb10(READ10, 0, 1));
+  await settle();
+  return { read }; // not the promise itself: an async function would wait for it
+}
+
 /** Wait until both commands have ended (or give up). */
 async function bothEnd(a: () => ScsiCommand | null, b: () => ScsiCommand | null): Promise<void> {
   for (let i = 0; i < 100 && (a() === null || b() === null); i++) await settle(5);
@@ -393,11 +403,7 @@ test('sam5 8.6 HEAD OF QUEUE from the guest while an older leased WRITE waits fo
 
 test('sam5 7.7 with abandon_timeout: LOGICAL UNIT RESET at home does not wait for ever for a guest store call that hangs', async () => {
   const r = await rig();
-  await leased(r);
-  r.homeTarget.findLu(1n)!.abandonTimeoutMs = 50;
-  r.store.gated = true;
-  const stuck = fire(r.remote, cdb10(READ10, 0, 1));
-  await settle();
+  const { read: stuck } = await guestReadInStore(r);
   let done = false;
   void r.local.taskManagement(TmfFunction.LogicalUnitReset, lunField(1), 0).then(() => (done = true));
   await new Promise((res) => setTimeout(res, 300));
@@ -440,4 +446,147 @@ test('sharing: nothing is kept for commands announced and withdrawn, nor for clo
     await settle(4);
   }
   assert.ok(r.guest.pendingCount() <= 1, `lease requests kept: ${r.guest.pendingCount()}`);
+});
+
+test('sam5 6.3.4 a guest nexus that is closing lets go of its lease only once its leased WRITE has left the store', async () => {
+  const r = await rig();
+  await leased(r);
+  r.store.gated = true;
+  r.store.log.length = 0;
+  void fire(r.remote, cdb10(WRITE10, 60, 1), { dataOut: Buffer.alloc(512, 0x11) });
+  await settle();
+  assert.equal(r.store.held, 1, 'the guest WRITE is in the store');
+  void r.remote.close(); // connection lost: the nexus waits for its WRITE
+  await settle();
+  void fire(r.local, cdb10(WRITE10, 60, 1), {
+    dataOut: Buffer.alloc(512, 0x22),
+    attribute: TaskAttribute.Ordered,
+  });
+  await settle();
+  const held = r.store.held;
+  r.store.gated = false;
+  r.store.release();
+  await settle();
+  assert.equal(
+    held,
+    1,
+    `the ORDERED WRITE at home must wait for the older guest WRITE (store log ${JSON.stringify(r.store.log)})`,
+  );
+});
+
+test('sharing: an ORDERED command announced by the guest and withdrawn leaves no barrier behind (leases again)', async () => {
+  const r = await rig();
+  const w = makeCommand(cdb10(WRITE10, 20, 1), {
+    writeLength: 512,
+    tag: 5,
+    attribute: TaskAttribute.Ordered,
+  });
+  r.remote.announce(w);
+  await settle();
+  assert.ok(r.remote.withdraw(w));
+  await settle();
+  await new Promise((res) => setTimeout(res, 5));
+  await leased(r);
+});
+
+test('sam5 7.2 ABORT TASK at the guest that gave up on a command running at home (abandon_timeout): its late answer stays silent', async () => {
+  const r = await rig();
+  r.guestTarget.findLu(1n)!.abandonTimeoutMs = 50;
+  r.store.gated = true;
+  let ended: ScsiCommand | null = null;
+  void fire(r.remote, cdb10(READ10, 0, 1), { tag: 9, readLength: 512 }).then((c) => (ended = c));
+  await settle();
+  assert.equal(r.store.held, 1, 'running at home');
+  assert.equal(
+    await r.remote.taskManagement(TmfFunction.AbortTask, lunField(1), 9),
+    TmfResult.FunctionComplete,
+  );
+  r.store.gated = false;
+  r.store.release();
+  for (let i = 0; i < 50 && ended === null; i++) await settle(2);
+  assert.ok(ended !== null);
+  assert.equal(
+    (ended as ScsiCommand).aborted,
+    true,
+    'abandoned: no response after ABORT TASK said FUNCTION COMPLETE',
+  );
+});
+
+test('sam5 8.6 a full guest task set answers TASK SET FULL, never runs a command without a lease', async () => {
+  const r = await rig();
+  assert.equal((await submit(r.local, [0x16, 0, 0, 0, 0, 0])).status, ScsiStatus.Good); // RESERVE by the home nexus
+  const lu = r.guestTarget.findLu(1n)!;
+  const pending: ScsiCommand[] = [];
+  for (let i = 0; lu.taskSet.size < lu.taskSet.maxDepth; i++) {
+    const c = makeCommand(cdb10(WRITE10, 100, 1), { writeLength: 512, tag: 1000 + i });
+    r.remote.announce(c);
+    pending.push(c);
+  }
+  await settle();
+  const w = await submit(r.remote, cdb10(WRITE10, 7, 1), { dataOut: Buffer.alloc(512, 0x99), tag: 7 });
+  assert.equal(w.status, ScsiStatus.TaskSetFull, `status ${w.status}`);
+});
+
+test('sam5 8.6 a guest SIMPLE WRITE arriving after an ORDERED WRITE waiting at home runs after it', async () => {
+  const r = await rig();
+  await leased(r);
+  r.store.gated = true;
+  r.store.log.length = 0;
+  const older = fire(r.local, cdb10(READ10, 0, 1), { tag: 1 }); // running at home, holds the ORDERED back
+  await settle();
+  const ordered = fire(r.local, cdb10(WRITE10, 70, 1), {
+    dataOut: Buffer.alloc(512, 0x0d),
+    attribute: TaskAttribute.Ordered,
+    tag: 2,
+  });
+  await settle();
+  const younger = fire(r.remote, cdb10(WRITE10, 70, 1), { dataOut: Buffer.alloc(512, 0x5e), tag: 3 });
+  await settle();
+  const log = [...r.store.log];
+  r.store.gated = false;
+  r.store.release();
+  await Promise.all([older, ordered, younger]);
+  assert.deepEqual(log, ['read 0'], 'the younger SIMPLE WRITE must wait for the ORDERED one');
+});
+
+test('sharing: a guest command whose data went home cannot be withdrawn; it completes once', async () => {
+  const r = await rig();
+  r.store.gated = true;
+  let calls = 0;
+  const w = makeCommand(cdb10(WRITE10, 20, 1), { writeLength: 512, tag: 5 }, () => calls++);
+  r.remote.announce(w);
+  w.addDataOut(Buffer.alloc(512, 1));
+  r.remote.submit(w);
+  await settle();
+  assert.equal(r.store.held, 1, 'running at home');
+  const withdrew = r.remote.withdraw(w);
+  r.store.gated = false;
+  r.store.release();
+  await settle();
+  assert.deepEqual(
+    { withdrew, calls },
+    { withdrew: false, calls: 1 },
+    'as in one process: a running command is not withdrawn',
+  );
+});
+
+test('sam5 7.2 a home command held behind a stuck LU and aborted never writes', async () => {
+  const r = await rig();
+  const { read: stuck } = await guestReadInStore(r);
+  await submit(r.local, TUR, { attribute: TaskAttribute.Ordered }); // revokes; the guest does not answer: stuck
+  r.store.log.length = 0;
+  void fire(r.local, cdb10(WRITE10, 80, 1), { dataOut: Buffer.alloc(512, 0xab), tag: 44 });
+  await settle();
+  assert.equal(
+    await r.local.taskManagement(TmfFunction.AbortTask, lunField(1), 44),
+    TmfResult.FunctionComplete,
+  );
+  r.store.gated = false;
+  r.store.release();
+  await stuck;
+  await settle(40);
+  assert.ok(
+    !r.store.log.includes('write 40960'),
+    `the aborted WRITE ran after ABORT TASK: ${JSON.stringify(r.store.log)}`,
+  );
 });
