@@ -153,6 +153,35 @@ describe('tgtd --spread sessions', () => {
       await d.adm('--lld', 'iscsi', '--op', 'delete', '--mode', 'logicalunit', '--tid', '1', '--lun', '2');
     }));
 
+  test('an LU deleted while the worker session writes to it, then added again on another file: both sessions use the new one', () =>
+    withPair('lu-race', async (a, b) => {
+      const worker = childrenOf(d.proc.pid!)[0]!;
+      const guest = holders(d, b, [worker]).length === 1 ? b : a;
+      const local = guest === b ? a : b;
+      await d.addLu(1, { lun: 3, path: await d.sparseFile('race-1.img', 4 << 20) });
+      await clearUnitAttention(guest, 3);
+      let writing = true;
+      // Several writes in flight at a time: some are on their way to or from tgtd at the delete.
+      const writes = Promise.all(
+        Array.from({ length: 8 }, async (_, k) => {
+          for (let i = k; writing; i += 8)
+            await guest.write10(3, i % 64, pattern(BLOCK, i), BLOCK).catch(() => undefined);
+        }),
+      );
+      await new Promise((r) => setTimeout(r, 200));
+      await d.adm('--lld', 'iscsi', '--op', 'delete', '--mode', 'logicalunit', '--tid', '1', '--lun', '3');
+      writing = false;
+      await writes;
+      await d.addLu(1, { lun: 3, path: await d.sparseFile('race-2.img', 4 << 20) });
+      const data = pattern(BLOCK, 77);
+      await clearUnitAttention(local, 3);
+      assert.equal((await local.write10(3, 5, data, BLOCK)).status, GOOD);
+      await clearUnitAttention(guest, 3);
+      for (let i = 0; i < 3; i++) assert.deepEqual((await guest.read10(3, 5, 1, BLOCK)).data, data);
+      assert.doesNotMatch(d.output, /refused a change/, 'the worker took every change');
+      await d.adm('--lld', 'iscsi', '--op', 'delete', '--mode', 'logicalunit', '--tid', '1', '--lun', '3');
+    }));
+
   test('tgtadm ends a session served by the worker (conn delete)', () =>
     withPair('delete', async (a, b) => {
       const show = await d.adm('--lld', 'iscsi', '--op', 'show', '--mode', 'conn', '--tid', '1');

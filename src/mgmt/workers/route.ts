@@ -27,6 +27,9 @@ export type Dispatcher = (req: AdminRequest, payload: ParsedPayload) => Promise<
 
 const ok = (text: string): DispatchResult => ({ err: AdminError.Success, text });
 
+/** How long a copy's "LU still active" is retried (its sessions' answers from here in flight). */
+const COPY_RETRY_MS = 2000;
+
 /**
  * The control socket's dispatcher when targets live in `pool`'s workers. `onConfigChange` (tgtd
  * --state, and capturing the workers' targets) runs after each successful change has been made
@@ -245,12 +248,26 @@ class Router {
       const here = await this.local(req, p);
       if (here.err !== AdminError.Success) return here;
       for (const index of sharing.servers(req.tid)) {
-        const there = await this.pool.call(index, req, p.raw);
+        const there = await this.onCopy(index, req, p);
         if (there.err !== AdminError.Success) sharing.copyDiverged(index, req.tid, there.err);
       }
       return here;
     } finally {
       release();
+    }
+  }
+
+  /**
+   * A change made here, made on worker `index`'s copy. The copy counts the commands it sent
+   * here as its own until their answers arrive, so an LU delete done here may find it still
+   * "active" for a moment: retried for up to COPY_RETRY_MS.
+   */
+  private async onCopy(index: number, req: AdminRequest, p: ParsedPayload): Promise<DispatchResult> {
+    const until = Date.now() + COPY_RETRY_MS;
+    for (;;) {
+      const there = await this.pool.call(index, req, p.raw);
+      if (there.err !== AdminError.LunActive || Date.now() >= until) return there;
+      await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
 

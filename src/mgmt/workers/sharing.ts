@@ -21,6 +21,7 @@ import { SharingHome } from '../../scsi/sharing/home.js';
 import type { ScsiTarget } from '../../scsi/target.js';
 import type { TargetSystem } from '../../scsi/system.js';
 import { captureState, partialState } from '../state.js';
+import { defaultRequest, MgmtMode, MgmtOp } from '../wire.js';
 import type { WorkerPool } from './pool.js';
 
 /** How long a login counts as a session of the process it was placed on before it shows up. */
@@ -119,9 +120,12 @@ export class SessionSharing {
 
   /**
    * A management change made here failed on worker `index`'s copy of `tid`: it no longer is
-   * one, so no new session goes there (those it serves keep going, on the copy as it is).
+   * one, so no new session goes there, and those it serves keep going with every command run
+   * here (no lease on a copy that may not match).
    */
   copyDiverged(index: number, tid: number, err: number): void {
+    // Its sessions run nothing under a lease any more: tgtd runs every command of theirs.
+    this.home.distrust(tid, index);
     if (!this.copies.get(tid)?.delete(index)) return;
     let set = this.diverged.get(tid);
     if (!set) this.diverged.set(tid, (set = new Set()));
@@ -149,6 +153,8 @@ export class SessionSharing {
   private async copy(index: number, tid: number): Promise<void> {
     const saved = captureState(this.system).targets.find((t) => t.tid === tid);
     if (!saved) return;
+    // A copy an earlier delete did not reach (timed out) would make the restore fail.
+    await this.pool.call(index, { ...defaultRequest(MgmtMode.Target, MgmtOp.Delete), tid, force: 1 }, '');
     try {
       await this.pool.restore(index, partialState({ targets: [saved] }));
     } catch (e) {

@@ -143,6 +143,18 @@ export class SharingHome {
   }
 
   /**
+   * Guest `guest`'s copy of `tid` may not match this target any more (it refused a change):
+   * its leases are revoked and it gets no more; its sessions' commands all run here.
+   */
+  distrust(tid: number, guest: number): void {
+    const t = this.shared.get(tid);
+    if (!t) return;
+    t.distrusted.add(guest);
+    const theirs = [...t.remote].filter(([, g]) => g === guest).map(([nexus]) => nexus);
+    if (theirs.length > 0) void t.revokeAll(t.target.luns, false, null, theirs);
+  }
+
+  /**
    * Management is about to change `tid` (its LUs, parameters, state): revoke its leases and
    * grant none until the returned function is called.
    */
@@ -368,6 +380,8 @@ class HomeTarget implements TargetSharing {
   private readonly stuck = new Map<LogicalUnit, Promise<void>>();
   /** Management changes in progress (no grants meanwhile). */
   blocked = 0;
+  /** Guests whose copy of the target may not match (SharingHome.distrust): no leases. */
+  readonly distrusted = new Set<number>();
   /** Set while a guest's nexus is being created (nexusOpened then knows it is not ours). */
   private opening = false;
 
@@ -497,6 +511,7 @@ class HomeTarget implements TargetSharing {
 
   /** Grant `nexus` (of `guest`) a lease on `lu` if nothing stands in the way; false otherwise. */
   grant(guest: number, nexus: ItNexus, lu: LogicalUnit): boolean {
+    if (this.distrusted.has(guest)) return false;
     if (this.blocked > 0 || nexus.closed || this.target.state !== 'ready' || !leasable(lu) || !lu.online)
       return false;
     if (lu.reservation !== null || lu.pr.reservationType !== null) return false;

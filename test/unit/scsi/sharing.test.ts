@@ -590,3 +590,16 @@ test('sam5 7.2 a home command held behind a stuck LU and aborted never writes', 
     `the aborted WRITE ran after ABORT TASK: ${JSON.stringify(r.store.log)}`,
   );
 });
+
+test('sharing: a guest whose copy no longer matches (distrusted) loses its leases and runs every command at home', async () => {
+  const r = await rig();
+  await leased(r);
+  r.home.distrust(1, 7);
+  await settle();
+  for (let i = 0; i < 3; i++) {
+    const before = r.cmds();
+    assert.equal((await submit(r.remote, cdb10(READ10, 0, 1))).status, ScsiStatus.Good);
+    await new Promise((res) => setTimeout(res, 5)); // past any ask backoff
+    assert.equal(r.cmds(), before + 1, 'the READ went home');
+  }
+});
