@@ -8,6 +8,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Session } from '../../src/initiator/index.js';
 import { TgtDaemon, run, TGTD_BIN } from '../helpers/daemon.js';
 import { childrenOf, holders } from '../helpers/proc.js';
@@ -239,6 +242,49 @@ describe('tgtd --spread sessions', () => {
       await closeSession(b);
     }
   });
+});
+
+test('tgtd --state with a shared target: restored at start, shared again, its data intact', async () => {
+  const stateDir = await mkdtemp(join(tmpdir(), 'tgt-ts-sharing-state-'));
+  const statePath = join(stateDir, 'state.json');
+  const args = ['--workers', '1', '--state', statePath];
+  const d = await TgtDaemon.start({ args });
+  let again: TgtDaemon | null = null;
+  try {
+    const file = await d.sparseFile('state.img', 8 << 20);
+    await d.addTarget({ tid: 1, name: TARGET, luns: [{ lun: LUN, path: file }] });
+    const data = pattern(8 * BLOCK, 5);
+    const first = await loginReady(d, TARGET, LUN, { initiatorName: `${IQN}:state-a` });
+    const second = await loginReady(d, TARGET, LUN, { initiatorName: `${IQN}:state-b` });
+    const inWorker = holders(d, second, childrenOf(d.proc.pid!)).length === 1 ? second : first;
+    assert.equal(
+      (await inWorker.write10(LUN, 16, data, BLOCK)).status,
+      GOOD,
+      'written by the worker session',
+    );
+    await closeSession(first);
+    await closeSession(second);
+    assert.equal(await d.stop(), 0);
+    again = await TgtDaemon.start({ args });
+    const a = await loginReady(again, TARGET, LUN, { initiatorName: `${IQN}:state-c` });
+    const b = await loginReady(again, TARGET, LUN, { initiatorName: `${IQN}:state-d` });
+    const workers = childrenOf(again.proc.pid!);
+    assert.equal(workers.length, 1, 'the worker started for the restored shared target');
+    assert.equal(
+      holders(again, a, workers).length + holders(again, b, workers).length,
+      1,
+      'one session in it',
+    );
+    for (const s of [a, b]) assert.deepEqual((await s.read10(LUN, 16, 8, BLOCK)).data, data);
+    await closeSession(a);
+    await closeSession(b);
+  } finally {
+    await d.stop().catch(() => undefined);
+    await again?.stop();
+    await d.cleanup();
+    await again?.cleanup();
+    await rm(stateDir, { recursive: true, force: true });
+  }
 });
 
 test('tgtd --spread targets keeps every session of a target in tgtd', async () => {
