@@ -83,11 +83,6 @@ export class TaskSet {
     return this.running.has(cmd);
   }
 
-  /** True while `cmd` is announced, not ready, and nothing older waits before it (see announce). */
-  isFloating(cmd: ScsiCommand): boolean {
-    return this.floating.has(cmd);
-  }
-
   /**
    * Count a command another process runs (sharing/guest.ts) as running here, outside the
    * ordering rules (that process orders it): task management finds it, waits for it and may
