@@ -441,8 +441,11 @@ function countSubmitted(info: NexusLuInfo, cmd: ScsiCommand): void {
   }
 }
 
-/** Whether the command runs alone on its LU (COMPARE AND WRITE, `exclusive` in the opcode table). */
-function isExclusive(lu: LogicalUnit, cmd: ScsiCommand): boolean {
+/**
+ * Whether the command runs alone on its LU (COMPARE AND WRITE, ORWRITE, WRITE ATOMIC:
+ * `exclusive` in the opcode table); a barrier for shared targets too (sharing/).
+ */
+export function isExclusive(lu: LogicalUnit, cmd: ScsiCommand): boolean {
   const entry = resolveOpcode(lu.deviceType.ops, cmd.cdb);
   return entry !== undefined && entry !== UNSUPPORTED_SERVICE_ACTION && entry.exclusive === true;
 }

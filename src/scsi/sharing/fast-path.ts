@@ -16,7 +16,6 @@
 import { TaskAttribute, type ScsiCommand } from '../command.js';
 import { Op } from '../cdb.js';
 import type { LogicalUnit } from '../lu.js';
-import { resolveOpcode, UNSUPPORTED_SERVICE_ACTION } from '../device/types.js';
 
 const LEASED = new Uint8Array(256);
 for (const op of [
@@ -71,10 +70,4 @@ const SHAREABLE_STORES = new Set(['rdwr', 'null']);
 /** Whether guests may be leased `lu`: a disk on a file or device (not on a process's memory). */
 export function leasable(lu: LogicalUnit): boolean {
   return lu.deviceType.name === 'disk' && SHAREABLE_STORES.has(lu.backing.storeType) && lu.store !== null;
-}
-
-/** Whether `cmd` runs alone on its LU (COMPARE AND WRITE, ORWRITE, WRITE ATOMIC): a barrier here. */
-export function isExclusive(lu: LogicalUnit, cmd: ScsiCommand): boolean {
-  const entry = resolveOpcode(lu.deviceType.ops, cmd.cdb);
-  return entry !== undefined && entry !== UNSUPPORTED_SERVICE_ACTION && entry.exclusive === true;
 }

@@ -26,12 +26,13 @@ import { TaskAttribute, type ScsiCommand, type ScsiStatus } from '../command.js'
 import { completeCommand, executeCommand, finishAborted } from '../execute.js';
 import type { LogicalUnit } from '../lu.js';
 import { lunField } from '../lun-address.js';
-import type { ItNexus, NexusLuInfo } from '../nexus.js';
+import { isExclusive, type ItNexus, type NexusLuInfo } from '../nexus.js';
 import type { ScsiTarget } from '../target.js';
 import { TmfFunction, TmfResult, type TmfAnswer } from '../tmf.js';
-import { isExclusive, leasable, runsUnderLease } from './fast-path.js';
+import { leasable, runsUnderLease } from './fast-path.js';
 import type { TargetSharing } from './hooks.js';
 import {
+  bufferOf,
   NO_LEASE_HERE,
   type CommandHeader,
   type GuestToHome,
@@ -260,8 +261,8 @@ export class SharingGuest {
     this.forget(m.id, entry);
     const cmd = entry.cmd;
     cmd.status = m.status as ScsiStatus;
-    cmd.sense = m.sense ? view(m.sense) : null;
-    cmd.dataIn = m.data ? view(m.data) : null;
+    cmd.sense = m.sense ? bufferOf(m.sense) : null;
+    cmd.dataIn = m.data ? bufferOf(m.data) : null;
     cmd.dataInLength = m.dataInLength;
     cmd.writeTransferLength = m.writeTransferLength;
     // Task management here may have given up on it already (abandon_timeout): it stays silent.
@@ -514,8 +515,4 @@ function header(cmd: ScsiCommand): CommandHeader {
     expectedReadLength: cmd.expectedReadLength,
     expectedWriteLength: cmd.expectedWriteLength,
   };
-}
-
-function view(a: Uint8Array): Buffer {
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 }

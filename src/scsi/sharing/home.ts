@@ -17,12 +17,13 @@ import { debuglog } from 'node:util';
 import { ScsiCommand, ScsiStatus, TaskAttribute, type DataDirection } from '../command.js';
 import { executeCommand, finishAborted } from '../execute.js';
 import type { LogicalUnit } from '../lu.js';
-import type { ItNexus } from '../nexus.js';
+import { isExclusive, type ItNexus } from '../nexus.js';
 import type { ScsiTarget } from '../target.js';
 import { TmfFunction } from '../tmf.js';
-import { isExclusive, leasable, runsAlongsideLeases } from './fast-path.js';
+import { leasable, runsAlongsideLeases } from './fast-path.js';
 import type { TargetSharing } from './hooks.js';
 import {
+  bufferOf,
   NO_LEASE_HERE,
   type CommandHeader,
   type GuestToHome,
@@ -242,7 +243,7 @@ export class SharingHome {
         const announced = m.announced ? this.forwarded.get(guest)!.get(m.id) : undefined;
         if (announced) {
           announced.submitted = true;
-          if (m.data) announced.cmd.addDataOut(view(m.data));
+          if (m.data) announced.cmd.addDataOut(bufferOf(m.data));
           announced.nexus.submit(announced.cmd);
           return;
         }
@@ -295,8 +296,8 @@ export class SharingHome {
     const running = this.forwarded.get(guest)!;
     const cmd = new ScsiCommand(
       {
-        cdb: view(h.cdb),
-        lun: view(h.lun),
+        cdb: bufferOf(h.cdb),
+        lun: bufferOf(h.lun),
         tag: h.tag,
         attribute: h.attribute as TaskAttribute,
         direction: h.direction as DataDirection,
@@ -323,7 +324,7 @@ export class SharingHome {
         c.releaseBuffers();
       },
     );
-    if (data) cmd.addDataOut(view(data));
+    if (data) cmd.addDataOut(bufferOf(data));
     running.set(id, { cmd, nexus, submitted: submit });
     if (submit) nexus.submit(cmd);
     else nexus.announce(cmd);
@@ -347,15 +348,15 @@ export class SharingHome {
     let additionalInfo = 0;
     try {
       if (m.fn === TmfFunction.QueryAsyncEvent) {
-        ({ result, additionalInfo } = nexus.queryAsyncEvent(view(m.lun)));
+        ({ result, additionalInfo } = nexus.queryAsyncEvent(bufferOf(m.lun)));
       } else {
         const everyLun = m.fn === TmfFunction.TargetWarmReset;
         if (everyLun || m.fn === TmfFunction.LogicalUnitReset || m.fn === TmfFunction.ClearTaskSet) {
           const remote = this.shared.get(m.tid)?.remote;
           for (const other of nexus.target.nexuses.values())
-            if (!remote?.has(other)) this.abortFabric?.(other, everyLun ? null : view(m.lun), nexus);
+            if (!remote?.has(other)) this.abortFabric?.(other, everyLun ? null : bufferOf(m.lun), nexus);
         }
-        result = await nexus.taskManagement(m.fn as TmfFunction, view(m.lun), m.refTag);
+        result = await nexus.taskManagement(m.fn as TmfFunction, bufferOf(m.lun), m.refTag);
       }
     } catch (e) {
       debug('task management for guest %d failed: %s', guest, e);
@@ -638,8 +639,4 @@ function count(
   if (n > 0) out.set(nexus, n);
   else out.delete(nexus);
   if (out.size === 0) map.delete(lu);
-}
-
-function view(a: Uint8Array): Buffer {
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 }

@@ -5,6 +5,13 @@
  * LUs by number.
  */
 
+import { Buffer } from 'node:buffer';
+
+/** A Buffer over received bytes (no copy): messages carry Uint8Arrays, the core takes Buffers. */
+export function bufferOf(a: Uint8Array): Buffer {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}
+
 /** The `seq` of a guest's answer to a revocation for a nexus or LU it does not have: no lease at all. */
 export const NO_LEASE_HERE = -1;
 
